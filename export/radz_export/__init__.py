@@ -1,0 +1,1 @@
+"""radz_export: PyTorch -> ONNX bundles (see the export issue). Nothing here yet."""

@@ -1,0 +1,3 @@
+"""The `radz` command (placeholder; replaced below)."""
+def main(argv=None) -> int:
+    return 0
