@@ -79,8 +79,9 @@ def _window(x: np.ndarray, center: float, width: float, function: str) -> np.nda
         y = (x - (center - 0.5)) / (width - 1.0) + 0.5
     elif function == "LINEAR_EXACT":
         y = (x - center) / width + 0.5
-    else:  # SIGMOID
-        return 1.0 / (1.0 + np.exp(-4.0 * (x - center) / width))
+    else:  # SIGMOID; exp overflowing to inf is the right limit (intensity 0)
+        with np.errstate(over="ignore"):
+            return 1.0 / (1.0 + np.exp(-4.0 * (x - center) / width))
     return np.clip(y, 0.0, 1.0)
 
 
