@@ -1,3 +1,67 @@
-"""The `radz` command (placeholder; replaced below)."""
-def main(argv=None) -> int:
-    return 0
+"""The `radz` command. Subcommands load their modules lazily, so `radz --help` is instant and
+the torch-free runtime never pulls in training code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _synth(argv: list[str]) -> int:
+    try:
+        from radz_train.data.synth_cli import main as synth_main
+    except ImportError as error:
+        print(f"radz synth: the phantom generator is not available ({error})", file=sys.stderr)
+        return 2
+    return synth_main(argv)
+
+
+def _demo(argv: list[str]) -> int:
+    from .demo import main as demo_main
+
+    return demo_main(argv)
+
+
+def _preprocess(argv: list[str]) -> int:
+    from .preprocess_cli import main as preprocess_main
+
+    return preprocess_main(argv)
+
+
+COMMANDS = {
+    "demo": (_demo, "make a phantom DICOM study set and preprocess it with the C++ core (images/s)"),
+    "synth": (_synth, "generate phantom radiographs with reports and labels (PNG/NPY/DICOM + CSV)"),
+    "preprocess": (_preprocess, "DICOM/PNG/JPEG files -> one model-ready .npy tensor, errors recorded"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="radz",
+        description="radz_engine: zero-shot radiograph recognition. `radz COMMAND --help` for details.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0
+    if argv[0] == "--version":
+        from . import __version__
+
+        print(f"radz-engine {__version__}")
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        parser.error(f"unknown command {command!r} (choose from {', '.join(COMMANDS)})")
+    try:
+        return int(COMMANDS[command][0](rest) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

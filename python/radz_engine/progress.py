@@ -1,0 +1,18 @@
+"""Progress bars: tqdm when stderr is a terminal, silent otherwise (logs stay clean)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+def progress(items: Iterable[T], *, total: int | None = None, desc: str = "", unit: str = "img") -> Iterator[T]:
+    """Wrap an iterable in a tqdm bar (images/s shown) if stderr is interactive."""
+    if not sys.stderr.isatty():
+        yield from items
+        return
+    from tqdm import tqdm
+
+    yield from tqdm(items, total=total, desc=desc, unit=unit, smoothing=0.1)

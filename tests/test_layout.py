@@ -1,0 +1,75 @@
+"""Architecture rules that are easy to break by accident (DESIGN.md section 3)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BLOCK_HEAVY = textwrap.dedent(
+    """
+    import importlib.abc, sys
+
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in {"torch", "transformers", "peft", "onnx", "tensorrt"}:
+                raise ImportError(f"blocked in this test: {name}")
+            return None
+
+    sys.meta_path.insert(0, Block())
+    """
+)
+
+
+def run_blocked(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-W", "error", "-c", BLOCK_HEAVY + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_core_sources_never_include_python():
+    offenders = []
+    for folder in ("cpp/include", "cpp/src"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.suffix in {".h", ".hpp", ".cpp", ".cc"}:
+                text = path.read_text()
+                if re.search(r"#\s*include\s*[<\"](pybind11/|Python\.h)", text):
+                    offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == [], f"the C++ core must not include pybind11 or Python.h: {offenders}"
+    assert list((ROOT / "cpp/src").glob("*.cpp")), "no core sources found"
+
+
+def test_runtime_imports_without_torch_or_transformers():
+    result = run_blocked(
+        """
+        import radz_engine, radz_engine.preprocessing, radz_engine.cli
+        import numpy as np
+        out = radz_engine.preprocess(np.arange(12, dtype=np.uint16).reshape(3, 4), None, 8)
+        assert out.shape == (3, 8, 8)
+        assert "torch" not in sys.modules and "transformers" not in sys.modules
+        print("ok")
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("module", ["radz_engine.dicom", "radz_engine.images", "radz_train", "radz_train.data.phantom"])
+def test_light_modules_import_without_torch(module):
+    result = run_blocked(f"import {module}; assert 'torch' not in sys.modules; print('ok')")
+    assert result.returncode == 0, result.stderr
+
+
+def test_radz_command_is_installed():
+    result = subprocess.run([sys.executable, "-m", "radz_engine.cli", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "synth" in result.stdout and "demo" in result.stdout
