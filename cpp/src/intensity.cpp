@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 
@@ -122,6 +123,46 @@ double IntensityMapper::intensity(double stored) const {
     y = (high_ > low_) ? std::clamp((m - low_) / (high_ - low_), 0.0, 1.0) : 0.0;
   }
   return spec_.invert ? 1.0 - y : y;
+}
+
+// Hot loops: cloned for AVX2 where the CPU has it (chosen at load time), portable otherwise.
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define RADZ_HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define RADZ_HOT
+#endif
+
+namespace {
+
+RADZ_HOT void accumulate_u8(const unsigned char* row, int64_t n, const float* table, double weight, double* acc) {
+  for (int64_t x = 0; x < n; ++x) acc[x] += weight * static_cast<double>(table[row[x]]);
+}
+
+RADZ_HOT void accumulate_u16(const uint16_t* row, int64_t n, const float* table, double weight, double* acc) {
+  for (int64_t x = 0; x < n; ++x) acc[x] += weight * static_cast<double>(table[row[x]]);
+}
+
+}  // namespace
+
+void IntensityMapper::accumulate_row(int64_t y, double weight, double* acc) const {
+  const unsigned char* row = image_.row(y);
+  const int64_t n = image_.width;
+  switch (image_.type) {
+    case PixelType::kUint8:
+      accumulate_u8(row, n, table_.data(), weight, acc);
+      break;
+    case PixelType::kUint16:
+    case PixelType::kInt16:
+      if (reinterpret_cast<uintptr_t>(row) % alignof(uint16_t) == 0) {
+        accumulate_u16(reinterpret_cast<const uint16_t*>(row), n, table_.data(), weight, acc);
+      } else {
+        for (int64_t x = 0; x < n; ++x) acc[x] += weight * static_cast<double>(table_[load<uint16_t>(row, x)]);
+      }
+      break;
+    case PixelType::kFloat32:
+      for (int64_t x = 0; x < n; ++x) acc[x] += weight * intensity(load<float>(row, x));
+      break;
+  }
 }
 
 void IntensityMapper::map_row(int64_t y, float* out) const {

@@ -106,6 +106,7 @@ void preprocess_validated(const ImageView& image, const PixelSpec& spec, const O
     for (int64_t at = 0; at < output.height * output.width; ++at) writer.write(at, output.pad_value);
   }
   RowCache cache(mapper, image.width);
+  const bool shrinking_rows = place.height < image.height;
   std::vector<double> column_sums(static_cast<size_t>(image.width));
   for (int64_t r = 0; r < place.height; ++r) {
     // Vertical pass first: each source row is read once per output row it feeds (<= 2 when
@@ -115,8 +116,13 @@ void preprocess_validated(const ImageView& image, const PixelSpec& spec, const O
     for (int32_t k = 0; k < rows.count[r]; ++k) {
       const double weight = row_weights[k];
       if (weight == 0.0) continue;
-      const float* values = cache.get(rows.first[r] + k);
-      for (int64_t x = 0; x < image.width; ++x) column_sums[x] += weight * static_cast<double>(values[x]);
+      const int64_t y = rows.first[r] + k;
+      if (shrinking_rows) {
+        mapper.accumulate_row(y, weight, column_sums.data());  // each row feeds <= 2 outputs
+      } else {
+        const float* values = cache.get(y);  // growing: neighbouring outputs share rows
+        for (int64_t x = 0; x < image.width; ++x) column_sums[x] += weight * static_cast<double>(values[x]);
+      }
     }
     const int64_t out_row = (place.top + r) * output.width + place.left;
     for (int64_t c = 0; c < place.width; ++c) {

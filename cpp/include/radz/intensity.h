@@ -21,6 +21,9 @@ class IntensityMapper {
   /// Writes the intensities of row y (image.width values) to out.
   void map_row(int64_t y, float* out) const;
 
+  /// acc[x] += weight * intensity of row y, pixel x (fused map + accumulate for resampling).
+  void accumulate_row(int64_t y, double weight, double* acc) const;
+
   /// Intensity of one stored value after bits-stored handling (exposed for tests).
   double intensity(double stored) const;
 
