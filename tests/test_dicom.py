@@ -474,6 +474,16 @@ def test_no_patient_identifiers_in_metadata_or_errors():
     assert "Doe" not in str(info.value) and "SECRET" not in str(info.value)
 
 
+def test_library_messages_about_patient_tags_are_withheld(monkeypatch):
+    def leaky(*args, **kwargs):
+        raise ValueError(f"With tag (0010,0010) got exception: bad value {PATIENT_NAME!r}")
+
+    monkeypatch.setattr("radz_engine.dicom.pixel_array", leaky)
+    with pytest.raises(DicomInputError, match="cannot decode .*details withheld") as info:
+        read_dicom(make_dataset(ramp()))
+    assert "Doe" not in str(info.value)
+
+
 def test_missing_pixel_data():
     ds = make_dataset(ramp())
     del ds.PixelData

@@ -23,6 +23,7 @@ import io
 import itertools
 import logging
 import math
+import multiprocessing
 import os
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -106,6 +107,7 @@ def read_dicom(
         # pydicom reports some damage (e.g. truncated encapsulated data) only as warnings, and
         # warns about harmless vendor quirks; capture them so that neither depends on the
         # caller's warning filters. Our own warnings are issued after this block.
+        # (catch_warnings is process-wide: concurrent threads' warnings may land here too.)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             ds = _open(source, name)
@@ -116,9 +118,9 @@ def read_dicom(
     except MemoryError:
         raise
     except Exception as exc:  # anything pydicom / numpy / a plugin throws on a bad file
-        raise DicomInputError(name, f"cannot read ({type(exc).__name__}: {_short(exc)})") from exc
+        raise DicomInputError(name, f"cannot read ({_describe(exc)})") from exc
     for item in caught:
-        log.debug("%s: pydicom: %s", name, _short(item.message))
+        log.debug("%s: pydicom: %s", name, _scrub(_short(item.message)))
     for note in notes:
         warnings.warn(f"{name}: {note}", RadzInputWarning, stacklevel=2)
     return image
@@ -137,7 +139,7 @@ def dicom_spec(ds: Dataset) -> PixelSpec:
     except DicomInputError:
         raise
     except Exception as exc:
-        raise DicomInputError(name, f"cannot read pixel tags ({type(exc).__name__}: {_short(exc)})") from exc
+        raise DicomInputError(name, f"cannot read pixel tags ({_describe(exc)})") from exc
     for note in notes:
         warnings.warn(f"{name}: {note}", RadzInputWarning, stacklevel=2)
     return spec
@@ -155,15 +157,16 @@ def read_dicom_many(
 
     Args:
         workers: 0 reads in this process; > 0 uses a ProcessPoolExecutor with that many
-            workers (decoding JPEG 2000 is CPU-bound and holds the GIL in parts). Warnings
-            raised in workers are re-issued here, in input order.
+            workers (decoding JPEG 2000 is CPU-bound and holds the GIL in parts). Workers are
+            spawned, not forked: forking a process that runs C++ thread pools can deadlock.
+            Warnings raised in workers are re-issued here, in input order.
     """
     options = {"frame": frame, "max_pixels": max_pixels, "max_side": max_side}
     sources = list(sources)
     if workers <= 0:
         return [_read_or_error(s, options, capture=False)[0] for s in sources]
     out = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         for result, messages in pool.map(_read_or_error, sources, itertools.repeat(options),
                                          itertools.repeat(True)):
             for message in messages:
@@ -245,9 +248,9 @@ def _decode(ds: Dataset, name: str, frame: str, max_pixels: int, max_side: int, 
     except ValueError as exc:
         if "less than expected" in str(exc):
             raise DicomInputError(name, "truncated pixel data (fewer bytes than Rows x Columns x frames need)") from exc
-        raise DicomInputError(name, f"cannot decode {tsuid.name} pixel data ({_short(exc)})") from exc
+        raise DicomInputError(name, f"cannot decode {tsuid.name} pixel data ({_scrub(_short(exc))})") from exc
     except Exception as exc:
-        raise DicomInputError(name, f"cannot decode {tsuid.name} pixel data ({type(exc).__name__}: {_short(exc)})") from exc
+        raise DicomInputError(name, f"cannot decode {tsuid.name} pixel data ({_describe(exc)})") from exc
 
     photometric = _photometric(ds)
     colour_bits = None
@@ -392,11 +395,9 @@ def _spec_from_tags(
 
 def _colour_spec(ds: Dataset, bits: Optional[int] = None) -> PixelSpec:
     """Full range of the stored bits onto [0, 1]; for 8 bits this equals `spec_for_8bit()`."""
-    if bits:
-        pass
-    elif _photometric(ds) == "PALETTE COLOR":
+    if not bits and _photometric(ds) == "PALETTE COLOR":
         bits = 8 if (_lut_bits_of_palette(ds) or 8) <= 8 else 16  # apply_color_lut's output
-    else:
+    elif not bits:
         bits = _int_tag(ds, "BitsStored") or 8
     top = float(2**bits - 1)
     return PixelSpec(window_center=top / 2.0, window_width=top, voi_function="LINEAR_EXACT")
@@ -551,6 +552,17 @@ def _plain(value):
     if isinstance(value, float):
         return float(value)
     return str(value)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {_scrub(_short(exc))}"
+
+
+def _scrub(text: str) -> str:
+    """Withhold a library message that may quote a patient-module value (group 0010)."""
+    if "(0010," in text or "Patient" in text:
+        return "details withheld: the message concerns a patient attribute"
+    return text
 
 
 def _short(message, limit: int = 300) -> str:
