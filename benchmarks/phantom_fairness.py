@@ -164,7 +164,7 @@ def run_cnn(xtr, ytr, tests: dict, epochs: int, threads: int, seed: int) -> tupl
             loss.backward()
             opt.step()
             sched.step()
-            tot += float(loss) * len(idx)
+            tot += loss.item() * len(idx)
         print(f"  epoch {ep + 1}/{epochs} loss {tot / len(xt):.4f} ({time.perf_counter() - t0:.0f}s)", flush=True)
     train_s = time.perf_counter() - t0
     model.eval()

@@ -446,7 +446,7 @@ def _sample_anatomy(cseed: int) -> _Anatomy:
         W=r.uniform(0.70, 0.80), H=r.uniform(0.84, 0.92), cyc=r.uniform(0.0, 0.08),
         apex=r.uniform(-0.80, -0.70), yd_r=yd_r, yd_l=yd_r + r.uniform(0.0, 0.08),
         hd_r=r.uniform(0.13, 0.21), hd_l=r.uniform(0.13, 0.21),
-        ctr=r.uniform(0.38, 0.49), heart_top=r.uniform(-0.14, -0.02),
+        ctr=r.uniform(0.38, 0.49), heart_top=r.uniform(-0.24, -0.12),
         heart_round=r.uniform(0.85, 1.1),
         med_r=r.uniform(0.08, 0.11), med_l=r.uniform(0.07, 0.10), shift=r.uniform(-0.02, 0.02),
         body_extra=r.uniform(0.06, 0.22), soft=r.uniform(0.55, 0.68),
@@ -572,9 +572,9 @@ def _sides(lat: str | None) -> list[str]:
 def _render(a: _Anatomy, findings: Sequence[Finding], cseed: int, style: SiteStyle,
             size: int, site_key: str) -> tuple[np.ndarray, dict]:
     acq_rng = _rng(cseed, "acquisition", site_key)
-    scale = style.fov_scale * acq_rng.uniform(0.93, 1.07) * (0.96 + 0.3 * (0.14 - a.body_extra))
+    scale = 1.04 * style.fov_scale * acq_rng.uniform(0.93, 1.07) * (0.96 + 0.3 * (0.14 - a.body_extra))
     rot = math.radians(acq_rng.uniform(-style.rotation_deg, style.rotation_deg))
-    tx, ty = acq_rng.uniform(-0.04, 0.04), acq_rng.uniform(-0.02, 0.08)
+    tx, ty = acq_rng.uniform(-0.04, 0.04), acq_rng.uniform(-0.08, 0.01)
     cv = _Canvas(size, scale, rot, tx, ty, a)
     u, v, xl, R, eps = cv.u, cv.v, cv.xl, cv.right, cv.eps
     by_name = {f.name: f for f in findings}
@@ -655,20 +655,21 @@ def _render(a: _Anatomy, findings: Sequence[Finding], cseed: int, style: SiteSty
         elif f.name == "consolidation":
             for side in _sides(f.laterality):
                 cu, cvv = _pick_point(a, frng, side, f.location, 0.05)
-                rx = (0.10, 0.16, 0.24)[sev] * frng.uniform(0.9, 1.1)
+                rx = (0.13, 0.19, 0.27)[sev] * frng.uniform(0.9, 1.1)
                 ry = rx * frng.uniform(0.7, 1.0)
                 rs, cs = cv.window(cu, cvv, rx * 1.6)
                 uu, vv = u[rs, cs], v[rs, cs]
                 nz = _smooth_noise(frng, size, 12)[rs, cs]
-                blob = 1.0 - ((uu - cu) / rx) ** 2 - ((vv - cvv) / ry) ** 2 + 0.45 * nz
-                blob = np.clip(blob / 0.35, 0.0, 1.0) * lung[rs, cs]
+                fine = _smooth_noise(frng, size, 40)[rs, cs]
+                blob = 1.0 - ((uu - cu) / rx) ** 2 - ((vv - cvv) / ry) ** 2 + 0.6 * nz - 0.05
+                blob = np.clip(blob / 0.5, 0.0, 1.0) * np.clip(0.75 + 0.25 * fine, 0.0, 1.0) * lung[rs, cs]
                 # air bronchograms: dark branching tubes radiating from the hilum
                 hx = _side_u(a, side, 0.16)
                 th = np.arctan2(vv + 0.1, np.abs(uu - hx) + 1e-3)
                 prof = _angle_profile(frng, 14, (3.0, 6.0))
                 br = prof[((th + math.pi) * (1024 / (2 * math.pi))).astype(np.int32) % 1024] ** 3
-                core = np.clip((blob - 0.6) / 0.3, 0.0, 1.0)
-                sub = air[rs, cs] * (1.0 - 0.85 * blob) + 0.45 * a.lung_air * br * core
+                core = np.clip((blob - 0.45) / 0.3, 0.0, 1.0)
+                sub = air[rs, cs] * (1.0 - 0.85 * blob) + 0.7 * a.lung_air * br * core
                 air[rs, cs] = sub
                 visible[rs, cs] = visible[rs, cs] * (1.0 - blob)
         elif f.name in ("nodule", "mass"):
@@ -712,7 +713,7 @@ def _render(a: _Anatomy, findings: Sequence[Finding], cseed: int, style: SiteSty
                     air = air * (1.0 - 0.85 * plate)
                 if sev == 2:  # lower-lobe collapse: triangular "sail" opacity at the medial base
                     top = yd_s - 0.42
-                    tri = _ramp((v - top) * 0.35 - (xl - (a.med_r if side == "right" else a.med_l)) * 0.3, 0.01)
+                    tri = _ramp((v - top) * 0.2 - (xl - (a.med_r if side == "right" else a.med_l)) * 0.3, 0.01)
                     tri = tri * sm * lung * _ramp(v - top, 0.03)
                     air = air * (1.0 - 0.75 * tri)
                     visible = visible * (1.0 - 0.8 * tri)
@@ -749,8 +750,8 @@ def _render(a: _Anatomy, findings: Sequence[Finding], cseed: int, style: SiteSty
             extra[rs, cs] += 0.06 * ring * lung[rs, cs] - 0.04 * inside * lung[rs, cs]
 
     # heart overlies the lungs (silhouette): little air behind it
-    lung_air_map = air * lung * (1.0 - 0.85 * heart)
-    D = D - lung_air_map + 0.05 * heart + extra
+    lung_air_map = air * lung * (1.0 - 0.9 * heart)
+    D = D - lung_air_map + extra
 
     # --- vascular markings radiating from the hila ------------------------------------------
     vr = _rng(cseed, "vessels")
@@ -788,8 +789,8 @@ def _render(a: _Anatomy, findings: Sequence[Finding], cseed: int, style: SiteSty
         trachea = np.maximum(trachea, _ramp(0.022 - perp, eps) * _ramp(along, eps) * _ramp(0.2 - along, 0.02))
     D -= 0.11 * trachea
     spine = _ramp(0.07 - np.abs(u - a.shift * 0.3), eps) * _ramp(v + 1.1, 0.05)
-    vert = 0.75 + 0.25 * np.abs(np.sin((v + 0.02) * (math.pi / 0.085)))  # disc spaces
-    D += 0.10 * spine * vert
+    vert = 0.45 + 0.55 * np.abs(np.sin((v + 0.02) * (math.pi / 0.085)))  # disc spaces
+    D += 0.06 * spine * vert
 
     # --- ribs (posterior arcs and fainter anterior ribs) ---------------------------------
     dx = np.maximum(xl - 0.05, 0.0)
@@ -812,7 +813,7 @@ def _render(a: _Anatomy, findings: Sequence[Finding], cseed: int, style: SiteSty
     # --- clavicles and humeral heads ------------------------------------------------------
     s_cl = np.clip((xl - 0.06) / 0.58, 0.0, 1.0)
     cl_v = a.apex + 0.1 - 0.16 * s_cl + 0.035 * np.sin(2 * math.pi * s_cl)
-    cl_half = 0.026 + 0.012 * (1 - s_cl)
+    cl_half = 0.032 + 0.014 * (1 - s_cl)
     clav = np.clip(1.0 - ((v - cl_v) / cl_half) ** 2, 0.0, 1.0) * _ramp(xl - 0.05, 0.01) * _ramp(0.64 - xl, 0.02)
     D += 0.14 * np.sqrt(clav)
     hum = 1.0 - ((xl - (a.W + a.body_extra + 0.12)) / 0.13) ** 2 - ((v - (a.apex + 0.02)) / 0.13) ** 2

@@ -169,7 +169,7 @@ def _positive(f: Finding, rng: np.random.Generator) -> tuple[str, str]:
             return s, "moderate pulmonary edema"
         s = _pick(rng, [
             "Severe alveolar pulmonary edema in a perihilar bat-wing distribution.",
-            "Extensive bilateral perihilar airspace opacities, consistent with severe pulmonary edema.",
+            "Confluent bilateral perihilar opacities in a bat-wing pattern, consistent with severe pulmonary edema.",
         ])
         return s, "severe pulmonary edema"
     if f.name == "emphysema":

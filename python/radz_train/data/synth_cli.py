@@ -1,0 +1,156 @@
+"""`radz synth`: write a folder of phantom radiographs with reports and labels.
+
+    radz synth --out DIR --n N [--seed S] [--sites site_a,site_b,site_c] [--size 256]
+               [--format png|npy|dicom] [--dicom-size 1024] [--workers K]
+    python -m radz_train.data.synth_cli ...   (same options)
+
+Writes DIR/images/<index>.<ext> and DIR/labels.csv with columns
+    path, report, site, <one 0/1 column per finding>, no_finding, findings_json, index, seed
+where `path` is relative to DIR and `findings_json` holds severity / laterality / location /
+size of each finding. PNG is 8-bit grayscale, npy is float32 in [0, 1], dicom is a CR or DX
+file (the site decides) rendered at --dicom-size. Case i is acquired at sites[i % len(sites)].
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from typing import Sequence
+
+from .phantom import FINDINGS, SITES, generate_case
+
+__all__ = ["main", "build_parser", "CSV_COLUMNS"]
+
+CSV_COLUMNS = ["path", "report", "site", *FINDINGS, "no_finding", "findings_json", "index", "seed"]
+_EXT = {"png": "png", "npy": "npy", "dicom": "dcm"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="radz synth", description="Generate phantom chest radiographs with reports and labels.")
+    p.add_argument("--out", required=True, help="output directory (created)")
+    p.add_argument("--n", type=int, required=True, help="number of images")
+    p.add_argument("--seed", type=int, default=0, help="series seed (default 0)")
+    p.add_argument("--start", type=int, default=0, help="first case index (default 0)")
+    p.add_argument("--sites", default="site_a", help=f"comma-separated sites from {','.join(SITES)}")
+    p.add_argument("--size", type=int, default=256, help="image side for png/npy (default 256)")
+    p.add_argument("--format", choices=tuple(_EXT), default="png")
+    p.add_argument("--dicom-size", type=int, default=1024, help="image side for dicom (default 1024)")
+    p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def _check(args: argparse.Namespace) -> list[str]:
+    if args.n < 1:
+        raise ValueError(f"--n must be >= 1, got {args.n}")
+    if args.seed < 0 or args.start < 0:
+        raise ValueError(f"--seed and --start must be >= 0, got {args.seed}, {args.start}")
+    if args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    for name in ("size", "dicom_size"):
+        v = getattr(args, name)
+        if not 32 <= v <= 4096:
+            raise ValueError(f"--{name.replace('_', '-')} must be in 32..4096, got {v}")
+    sites = [s.strip() for s in args.sites.split(",") if s.strip()]
+    bad = [s for s in sites if s not in SITES]
+    if not sites or bad:
+        raise ValueError(f"--sites must name sites from {tuple(SITES)}, got {args.sites!r}")
+    return sites
+
+
+def _write_one(job: tuple) -> dict:
+    """Generate and write one case; returns its CSV row. Runs in worker processes."""
+    index, seed, site, size, fmt, out_dir = job
+    case = generate_case(index, seed=seed, site=site, size=size)
+    rel = os.path.join("images", f"{index:07d}.{_EXT[fmt]}")
+    path = os.path.join(out_dir, rel)
+    if fmt == "png":
+        import numpy as np
+        from PIL import Image
+
+        Image.fromarray(np.rint(case.image * 255).astype(np.uint8), mode="L").save(path)
+    elif fmt == "npy":
+        import numpy as np
+
+        np.save(path, case.image)
+    else:
+        from .dicom_out import write_case
+
+        write_case(case, path)
+    row = {"path": rel, "report": case.report, "site": case.site, **case.labels,
+           "findings_json": json.dumps([f.to_dict() for f in case.findings]),
+           "index": index, "seed": seed}
+    return row
+
+
+def _progress(total: int, enabled: bool):
+    """tqdm bar if installed, else a plain counter on stderr."""
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+
+        return tqdm(total=total, unit="img", desc="synth")
+    except ImportError:
+        class _Plain:
+            def __init__(self) -> None:
+                self.n = 0
+
+            def update(self, k: int) -> None:
+                self.n += k
+                if self.n == total or self.n % max(1, total // 20) == 0:
+                    print(f"synth {self.n}/{total}", file=sys.stderr, flush=True)
+
+            def close(self) -> None:
+                pass
+
+        return _Plain()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `radz synth`; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    try:
+        sites = _check(args)
+    except ValueError as e:
+        parser.error(str(e))
+    size = args.dicom_size if args.format == "dicom" else args.size
+    os.makedirs(os.path.join(args.out, "images"), exist_ok=True)
+    jobs = [(i, args.seed, sites[i % len(sites)], size, args.format, args.out)
+            for i in range(args.start, args.start + args.n)]
+    bar = _progress(len(jobs), not args.no_progress)
+    rows = []
+    t0 = time.perf_counter()
+    if args.workers > 1:
+        import multiprocessing as mp
+
+        # spawn: safe with threads in the parent; each worker only needs numpy (+ pydicom/Pillow)
+        with mp.get_context("spawn").Pool(args.workers) as pool:
+            for row in pool.imap(_write_one, jobs, chunksize=max(1, min(32, len(jobs) // (4 * args.workers)))):
+                rows.append(row)
+                if bar:
+                    bar.update(1)
+    else:
+        for job in jobs:
+            rows.append(_write_one(job))
+            if bar:
+                bar.update(1)
+    if bar:
+        bar.close()
+    dt = time.perf_counter() - t0
+    with open(os.path.join(args.out, "labels.csv"), "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    print(f"wrote {len(rows)} images ({args.format}, {size}x{size}) and labels.csv to {args.out} "
+          f"in {dt:.1f}s: {len(rows) / max(dt, 1e-9):.1f} images/s with {args.workers} worker(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
