@@ -1,0 +1,84 @@
+"""Training configuration: a JSON file plus KEY=VALUE overrides on the command line."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from radz_train.model.config import apply_override
+
+DEFAULT_CLASSES = ("cardiomegaly", "pleural_effusion", "pneumothorax", "consolidation", "nodule", "mass",
+                   "atelectasis", "edema", "emphysema", "no_finding")
+
+
+@dataclass
+class TrainConfig:
+    train_csv: str
+    out_dir: str
+    model: str = "tiny"
+    model_overrides: dict = field(default_factory=dict)
+    checkpoint: Optional[str] = None            # llava-hf folder
+    vision_checkpoint: Optional[str] = None     # CLIP / SigLIP folder
+    language_checkpoint: Optional[str] = None   # causal LM folder
+    classes: list = field(default_factory=lambda: list(DEFAULT_CLASSES))  # DKAM anchor classes
+    knowledge: Optional[str] = None             # knowledge JSON; default: the shipped one
+    limit: Optional[int] = None                 # use only the first N rows of train_csv
+    epochs: float = 1.0
+    max_steps: Optional[int] = None             # overrides epochs when set
+    batch_size: int = 64
+    grad_accum: int = 1
+    learning_rates: dict = field(default_factory=lambda: {"vision": 2e-5, "projector": 2e-6, "decoder": 2e-5, "tokens": 2e-5})
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.03
+    max_grad_norm: float = 1.0
+    lam: float = 0.5                            # L_total = lam * L_CA + (1 - lam) * L_CG
+    crossed: bool = True
+    dkam_mode: str = "multi_positive"
+    same_report_positives: bool = True          # identical reports are not negatives
+    precision: str = "fp32"                     # fp32 | bf16 | fp16 (the latter two on GPU)
+    gradient_checkpointing: bool = False
+    seed: int = 0
+    device: str = "auto"
+    threads: Optional[int] = None
+    log_every: int = 10
+    save_every: Optional[int] = None            # steps; a final checkpoint is always written
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"precision: must be fp32, bf16 or fp16, got {self.precision!r}")
+        if self.batch_size < 2:
+            raise ValueError("batch_size: contrastive training needs >= 2")
+        if self.grad_accum < 1 or self.batch_size % self.grad_accum:
+            raise ValueError(f"grad_accum: must divide batch_size ({self.batch_size}), got {self.grad_accum}")
+        if not 0.0 <= self.lam <= 1.0:
+            raise ValueError(f"lam: must be in [0, 1], got {self.lam}")
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: list[tuple[str, object]] = ()) -> "TrainConfig":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"training config {path}: not found") from None
+        except json.JSONDecodeError as error:
+            raise ValueError(f"training config {path}: not valid JSON ({error})") from None
+        for key, value in overrides:
+            if key.split(".")[0] not in cls.__dataclass_fields__:
+                raise ValueError(f"override {key!r}: unknown setting (see radz_train/training/config.py)")
+            if "." in key:
+                apply_override(data, key, value)
+            else:
+                data[key] = value
+        base = path.parent
+        for key in ("train_csv", "out_dir"):  # relative paths are relative to the config file
+            if key in data and not Path(data[key]).is_absolute():
+                data[key] = str((base / data[key]).resolve())
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"training config {path}: unknown keys {sorted(unknown)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
