@@ -16,6 +16,19 @@ def _synth(argv: list[str]) -> int:
     return synth_main(argv)
 
 
+def _train_command(name: str):
+    def run(argv: list[str]) -> int:
+        try:
+            import torch  # noqa: F401
+            from radz_train import cli
+        except ImportError as error:
+            print(f"radz {name}: needs the training extra ({error}); pip install 'radz-engine[train]'", file=sys.stderr)
+            return 2
+        return getattr(cli, f"{name}_main")(argv)
+
+    return run
+
+
 def _demo(argv: list[str]) -> int:
     from .demo import main as demo_main
 
@@ -31,6 +44,8 @@ def _preprocess(argv: list[str]) -> int:
 COMMANDS = {
     "demo": (_demo, "make a phantom DICOM study set and preprocess it with the C++ core (images/s)"),
     "synth": (_synth, "generate phantom radiographs with reports and labels (PNG/NPY/DICOM + CSV)"),
+    "train": (_train_command("train"), "train a LLaVA-RadZ model (DFAT + DKAM); `radz train dkam-generate` for knowledge"),
+    "eval": (_train_command("eval"), "zero-shot evaluation of a checkpoint: per-class AUC/F1/ACC, ROC PNGs, JSON"),
     "preprocess": (_preprocess, "DICOM/PNG/JPEG files -> one model-ready .npy tensor, errors recorded"),
 }
 

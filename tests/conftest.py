@@ -1,0 +1,31 @@
+"""Shared fixtures: small phantom sets written once per session."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def write_phantom_csv(folder: Path, n: int, seed: int, site: str = "site_a", size: int = 96) -> Path:
+    """n phantom radiographs as .npy intensities + labels.csv (the `radz synth` columns)."""
+    from radz_train.data.phantom import generate_cases
+
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for case in generate_cases(n, seed=seed, sites=(site,), size=size):
+        path = f"images/{case.index:05d}.npy"
+        np.save(folder / path, case.image.astype(np.float32))
+        rows.append({"path": path, "report": case.report, "site": case.site, **case.labels})
+    with (folder / "labels.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder / "labels.csv"
+
+
+@pytest.fixture(scope="session")
+def phantom_csv_64(tmp_path_factory) -> Path:
+    return write_phantom_csv(tmp_path_factory.mktemp("phantoms64"), 64, seed=11)
