@@ -71,7 +71,6 @@ _HAS_SEVERITY = {"cardiomegaly", "pleural_effusion", "pneumothorax", "consolidat
 _HAS_SIDE = {"pleural_effusion", "pneumothorax", "consolidation", "nodule", "mass",
              "atelectasis", "edema", "emphysema"}
 _HAS_ZONE = {"consolidation", "nodule", "mass"}
-_HAS_SIZE = {"nodule", "mass"}
 
 _MM_PER_UNIT = 190.0  # patient units -> millimetres (thorax inner width ~1.55 units ~ 300 mm)
 
