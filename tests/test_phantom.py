@@ -269,3 +269,23 @@ def test_generation_speed_256():
     rate = n / (time.perf_counter() - t)
     # the target is >= 50 images/s on an idle core; leave room for a shared CI machine
     assert rate > 15, f"{rate:.1f} images/s"
+
+
+def test_withheld_finding_name_never_appears_but_its_signs_do():
+    from radz_train.data.labeler import label_report
+    from radz_train.data.phantom import generate_case, sample_findings
+
+    shown = 0
+    for index in range(400):
+        if not any(f.name == "emphysema" for f in sample_findings(index, seed=9)):
+            continue
+        case = generate_case(index, seed=9, size=32, withhold=("emphysema",))
+        assert "emphysema" not in case.report.lower()
+        assert "hyperinflat" in case.report.lower() or "hyperexpanded" in case.report.lower()
+        assert case.labels["emphysema"] == 1  # ground truth keeps the finding
+        # the labeler still reads the signs (hyperinflation) as emphysema, like a real labeler
+        assert label_report(case.report)["emphysema"] == 1
+        shown += 1
+    assert shown >= 5
+    with pytest.raises(ValueError, match="withhold"):
+        generate_case(0, seed=9, size=32, withhold=("nodule",))

@@ -17,8 +17,11 @@ from radz_train.training.data import load_image_report_set  # noqa: E402
 from radz_train.training.trainer import Trainer  # noqa: E402
 from radz_train.zero_shot import evaluate  # noqa: E402
 
-SMALL = {"vision.image_size": 64, "vision.num_hidden_layers": 2, "decoder.num_hidden_layers": 2,
-         "max_text_length": 96, "tokenizer.vocab_size": 600}
+# A shrunken tiny preset: the tests check the machinery, not accuracy.
+SMALL = {"vision.image_size": 32, "vision.patch_size": 8, "vision.num_hidden_layers": 1, "vision.hidden_size": 64,
+         "vision.num_attention_heads": 2, "vision.intermediate_size": 128, "decoder.num_hidden_layers": 2,
+         "decoder.hidden_size": 64, "decoder.num_attention_heads": 2, "decoder.num_key_value_heads": 2,
+         "decoder.intermediate_size": 128, "max_text_length": 64, "tokenizer.vocab_size": 500}
 
 
 def config(csv_path: Path, out: Path, **kw) -> TrainConfig:

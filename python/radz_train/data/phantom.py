@@ -886,7 +886,7 @@ def _acquire(D: np.ndarray, cv: _Canvas, style: SiteStyle, cseed: int, site_key:
 
 
 def generate_case(index: int, *, seed: int = 0, site: str = "site_a", size: int = 256,
-                  findings: Sequence[Finding] | None = None) -> PhantomCase:
+                  findings: Sequence[Finding] | None = None, withhold: Sequence[str] = ()) -> PhantomCase:
     """Generate case `index` of the phantom series `seed` as acquired at `site`.
 
     Args:
@@ -896,6 +896,7 @@ def generate_case(index: int, *, seed: int = 0, site: str = "site_a", size: int 
         size: image side in pixels (32..4096).
         findings: override the sampled findings (e.g. to render the same patient without
             one finding); None draws them with `sample_findings`.
+        withhold: finding names the report must not name (described by their signs only).
 
     Returns:
         PhantomCase with image, labels and report.
@@ -917,14 +918,14 @@ def generate_case(index: int, *, seed: int = 0, site: str = "site_a", size: int 
     image, acq = _render(anat, found, cseed, SITES[site], size, site)
     from .reports import write_report  # local import: reports imports this module
 
-    report = write_report(found, seed=cseed)
+    report = write_report(found, seed=cseed, withhold=withhold)
     return PhantomCase(index=index, seed=seed, site=site, findings=found,
                        labels=labels_from_findings(found), report=report, image=image,
                        acquisition=acq)
 
 
 def generate_cases(n: int, *, seed: int = 0, sites: Sequence[str] = ("site_a",),
-                   size: int = 256, start: int = 0) -> Iterator[PhantomCase]:
+                   size: int = 256, start: int = 0, withhold: Sequence[str] = ()) -> Iterator[PhantomCase]:
     """Yield cases start .. start+n-1; case i is acquired at sites[i % len(sites)]."""
     n = _check_int("n", n)
     start = _check_int("start", start)
@@ -934,7 +935,7 @@ def generate_cases(n: int, *, seed: int = 0, sites: Sequence[str] = ("site_a",),
         if s not in SITES:
             raise ValueError(f"sites must contain only {tuple(SITES)}, got {s!r}")
     for i in range(start, start + n):
-        yield generate_case(i, seed=seed, site=sites[i % len(sites)], size=size)
+        yield generate_case(i, seed=seed, site=sites[i % len(sites)], size=size, withhold=withhold)
 
 
 def to_stored(image: np.ndarray, bits: int = 12,

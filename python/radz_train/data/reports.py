@@ -212,8 +212,31 @@ _OPENERS = ("", "", "Frontal view of the chest. ", "PA view of the chest. ", "Si
 _LUNG_FINDINGS = {"consolidation", "nodule", "mass", "atelectasis", "edema", "emphysema"}
 
 
-def write_report(findings: Sequence[Finding], *, seed: int = 0) -> str:
+# Sign-only wording for findings whose name is withheld (the unseen-class experiment: the
+# name never appears in training reports, only what it looks like).
+_SIGNS_ONLY = {
+    "emphysema": {
+        "mild": ("Mild hyperinflation with flattening of the hemidiaphragms.", "The lungs are mildly hyperexpanded."),
+        "moderate": ("Hyperexpanded lungs with flattened hemidiaphragms and attenuated peripheral vessels.",
+                     "Moderate hyperinflation with a few apical bullae."),
+        "severe": ("Marked hyperinflation, flat hemidiaphragms and multiple bullae.",
+                   "Marked hyperinflation and bullous change."),
+    },
+}
+
+
+def _signs_only(f: Finding, rng: np.random.Generator) -> tuple[str, str]:
+    sev = f.severity or "mild"
+    sentence = _pick(rng, _SIGNS_ONLY[f.name][sev])
+    word = {"mild": "mild", "moderate": "moderate", "severe": "marked"}[sev]
+    return sentence, f"{word} hyperinflation"
+
+
+def write_report(findings: Sequence[Finding], *, seed: int = 0, withhold: Sequence[str] = ()) -> str:
     """Report text for `findings` (empty = normal study); deterministic given `seed`.
+
+    `withhold`: finding names that must never appear in the text; such findings are described
+    by their visual signs only (supported: the keys of _SIGNS_ONLY).
 
     Format::
 
@@ -224,10 +247,13 @@ def write_report(findings: Sequence[Finding], *, seed: int = 0) -> str:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(seed) >> 32, 0xEE]))
+    unsupported = sorted(set(withhold) - set(_SIGNS_ONLY))
+    if unsupported:
+        raise ValueError(f"withhold: no sign-only wording for {unsupported} (supported: {sorted(_SIGNS_ONLY)})")
     names = {f.name for f in findings}
     positives, summary = [], []
     for f in findings:
-        s, imp = _positive(f, rng)
+        s, imp = _signs_only(f, rng) if f.name in withhold else _positive(f, rng)
         positives.append(s)
         summary.append(imp)
     order = rng.permutation(len(positives))

@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dicom-size", type=int, default=1024, help="image side for dicom (default 1024)")
     p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--withhold", default="", help="comma-separated findings whose name the reports never use "
+                   "(described by their signs only; the unseen-class experiment)")
     return p
 
 
@@ -64,8 +66,8 @@ def _check(args: argparse.Namespace) -> list[str]:
 
 def _write_one(job: tuple) -> dict:
     """Generate and write one case; returns its CSV row. Runs in worker processes."""
-    index, seed, site, size, fmt, out_dir = job
-    case = generate_case(index, seed=seed, site=site, size=size)
+    index, seed, site, size, fmt, out_dir, withhold = job
+    case = generate_case(index, seed=seed, site=site, size=size, withhold=withhold)
     rel = os.path.join("images", f"{index:07d}.{_EXT[fmt]}")
     path = os.path.join(out_dir, rel)
     if fmt == "png":
@@ -120,8 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:
         parser.error(str(e))
     size = args.dicom_size if args.format == "dicom" else args.size
+    withhold = tuple(w.strip() for w in args.withhold.split(",") if w.strip())
+    bad = [w for w in withhold if w not in FINDINGS]
+    if bad:
+        parser.error(f"--withhold must name findings from {FINDINGS}, got {bad}")
     os.makedirs(os.path.join(args.out, "images"), exist_ok=True)
-    jobs = [(i, args.seed, sites[i % len(sites)], size, args.format, args.out)
+    jobs = [(i, args.seed, sites[i % len(sites)], size, args.format, args.out, withhold)
             for i in range(args.start, args.start + args.n)]
     bar = _progress(len(jobs), not args.no_progress)
     rows = []

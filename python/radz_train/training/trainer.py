@@ -100,7 +100,8 @@ class Trainer:
                 from .data import read_rows
 
                 corpus = [r["report"] for r in read_rows(config.train_csv)[: config.limit]]
-                corpus += list(self.knowledge.values())
+                # descriptions of the training classes only: an unseen class stays unseen
+                corpus += [self.knowledge[c] for c in self.classes if c in self.knowledge]
             self.model = create_model(model_config, corpus=corpus, checkpoint=config.checkpoint,
                                       vision_checkpoint=config.vision_checkpoint,
                                       language_checkpoint=config.language_checkpoint, seed=config.seed)
