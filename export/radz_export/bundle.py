@@ -1,0 +1,251 @@
+"""write_bundle: a trained RadzModel (or a checkpoint folder) -> a runtime bundle folder.
+
+The layout is documented in radz_engine/bundle.py (the reader). Order of work:
+export both encoders (+ fp16 image encoder) -> graph parity (raises on failure) -> tokenizer,
+class embeddings, classes.json -> manifest with SHA-256 of every file -> runtime parity (the
+torch-free text path, zero-shot AUC) -> manifest rewritten with the parity table.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from . import onnx_export, parity
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+FILES = {"image_encoder": "image_encoder.onnx", "text_encoder": "text_encoder.onnx", "tokenizer": "tokenizer.json",
+         "anchors": "anchors.npy", "prompts": "prompts.npy", "classes": "classes.json"}
+FP16_FILE = "image_encoder_fp16.onnx"
+
+
+@dataclass
+class ExportReport:
+    """What write_bundle produced: the folder, its manifest and every parity row it checked."""
+
+    path: Path
+    manifest: dict
+    rows: list = field(default_factory=list)
+
+
+def _tool_versions() -> dict[str, str]:
+    import importlib.metadata as metadata
+
+    versions = {"python": platform.python_version()}
+    for dist in ("torch", "transformers", "peft", "tokenizers", "onnx", "onnxruntime", "onnxscript",
+                 "onnxconverter-common", "radz-engine"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    import radz_engine
+
+    versions["radz_engine"] = radz_engine.__version__
+    return versions
+
+
+def _load(checkpoint_dir_or_model):
+    """(model, source description, train config or {})."""
+    if isinstance(checkpoint_dir_or_model, (str, Path)):
+        from radz_train.training.checkpoint import load_model
+
+        path = Path(checkpoint_dir_or_model)
+        model = load_model(path, device="cpu")
+        train = json.loads((path / "train_config.json").read_text())
+        return model, str(path), train
+    return checkpoint_dir_or_model, "in-memory RadzModel", {}
+
+
+def _prepare_out_dir(out: Path) -> None:
+    """Refuse to mix a bundle into an unrelated folder; replace an older bundle cleanly."""
+    if out.exists() and any(out.iterdir()):
+        manifest = out / MANIFEST
+        if not manifest.exists():
+            raise FileExistsError(f"--out {out}: folder is not empty and holds no bundle; choose an empty or new folder")
+        old = json.loads(manifest.read_text())
+        for name in list(old.get("sha256", {})) + [MANIFEST]:
+            target = out / name
+            if target.is_file() and target.resolve().parent == out.resolve():
+                target.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _save_tokenizer(tokenizer, path: Path) -> None:
+    backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
+    if backend is None:
+        raise ValueError(f"tokenizer {type(tokenizer).__name__}: not a fast (tokenizers-backed) tokenizer; "
+                         "the runtime needs tokenizer.json")
+    backend.save(str(path))
+
+
+def _text_spec(model) -> dict:
+    tok = model.tokenizer
+    prompts = model.config.prompts
+    return {
+        "bos_id": tok.bos_token_id,
+        "pad_id": tok.pad_token_id,
+        "question": prompts.text_question,
+        "question_ids": list(model.question_ids),
+        "modality_tokens": tok.convert_ids_to_tokens(model.text_token_ids.tolist()),
+        "modality_token_ids": model.text_token_ids.tolist(),
+        "max_length": int(model.config.max_text_length),
+        "lowercase": True,
+        "add_special_tokens": False,
+        "padding_side": "right",
+        "templates": {"class": prompts.class_template, "positive": prompts.positive_template,
+                      "negative": prompts.negative_template},
+        "layout": "[bos] lower(text)[:max_length - len(bos) - len(question_ids) - len(modality)] question_ids modality pad...",
+    }
+
+
+def _classes_doc(model, classes: Sequence[str], knowledge: dict[str, str], background: bool) -> dict:
+    from radz_train.dkam import canonical_name, display_name
+    from radz_train.zero_shot import BACKGROUND
+
+    prompts = model.config.prompts
+    rows = []
+    for name in classes:
+        shown = display_name(name)
+        rows.append({"name": name, "display_name": shown, "prompt": prompts.class_template.format(shown),
+                     "positive_prompt": prompts.positive_template.format(shown),
+                     "negative_prompt": prompts.negative_template.format(shown),
+                     "knowledge": knowledge.get(canonical_name(name)), "threshold": None})
+    doc = {"classes": rows, "background": None,
+           "thresholds": "null until calibrated (radz_train.evaluation.calibration)"}
+    if background:
+        doc["background"] = {"name": BACKGROUND, "knowledge": knowledge[BACKGROUND]}
+    return doc
+
+
+def write_bundle(checkpoint_dir_or_model, out_dir, *, classes: Sequence[str] | None = None,
+                 knowledge: dict[str, str] | str | Path | None = None, scoring_mode: str = "anchor",
+                 fp16: bool = True, parity_checks: bool = True, auc_phantoms: int = 64,
+                 exporter: str = "dynamo", external_data: bool | None = None,
+                 external_data_threshold: int = onnx_export.EXTERNAL_DATA_THRESHOLD,
+                 command: str | None = None, threads: int = 1) -> ExportReport:
+    """Export a model to a bundle folder; returns an ExportReport (manifest + parity rows).
+
+    Args:
+        checkpoint_dir_or_model: a `radz train` checkpoint folder, or a RadzModel. A model object
+            is moved to CPU fp32 and its LoRA adapters are merged into it in place.
+        out_dir: an empty/new folder, or an older bundle (replaced).
+        classes: class names (default: the phantom findings).
+        knowledge: {class: description}, a knowledge JSON path, or None (the checkpoint's training
+            knowledge file, else the shipped one).
+        scoring_mode: "anchor", "softmax" or "posneg" (the runtime's default).
+        fp16: also write image_encoder_fp16.onnx (fp16 weights, float32 io).
+        parity_checks: run the parity checks (raise ExportParityError on failure).
+        auc_phantoms: phantoms for the zero-shot AUC parity check (0 skips it).
+        exporter: "dynamo" (default) or "torchscript".
+        external_data: force (True) / forbid (False) ONNX external data; None decides by size.
+        command: the command line to record (the CLI passes its argv).
+    """
+    from radz_train.dkam import load_knowledge
+    from radz_train.data.phantom import FINDINGS
+    from radz_train.zero_shot import BACKGROUND, MODES, class_embeddings
+
+    if scoring_mode not in MODES:
+        raise ValueError(f"scoring_mode: must be one of {MODES}, got {scoring_mode!r}")
+    model, source, train = _load(checkpoint_dir_or_model)
+    model.to("cpu").float().eval()
+    classes = list(classes) if classes is not None else list(FINDINGS)
+    if not classes:
+        raise ValueError("classes: need at least one class")
+    if not isinstance(knowledge, dict):
+        knowledge = load_knowledge(knowledge or train.get("knowledge"))
+    out = Path(out_dir)
+    _prepare_out_dir(out)
+
+    kwargs = {"exporter": exporter, "external_data": external_data, "external_data_threshold": external_data_threshold}
+    image = onnx_export.export_image_encoder(model, out / FILES["image_encoder"], **kwargs)
+    text = onnx_export.export_text_encoder(model, out / FILES["text_encoder"], **kwargs)
+    exported = {"image_encoder": image, "text_encoder": text}
+    files = dict(FILES)
+    if fp16:
+        exported["image_encoder_fp16"] = onnx_export.convert_fp16(image.path, out / FP16_FILE, external_data=external_data)
+        files["image_encoder_fp16"] = FP16_FILE
+    rows = []
+    if parity_checks:
+        rows = parity.check_exported(model, image.path, text.path, out / FP16_FILE if fp16 else None, threads=threads)
+
+    _save_tokenizer(model.tokenizer, out / FILES["tokenizer"])
+    embeddings = class_embeddings(model, classes, knowledge)
+    background = embeddings["anchor"].shape[0] == len(classes) + 1
+    np.save(out / FILES["anchors"], embeddings["anchor"].astype(np.float32))
+    prompts = np.stack([embeddings["softmax"], embeddings["posneg"][0], embeddings["posneg"][1]]).astype(np.float32)
+    np.save(out / FILES["prompts"], prompts)
+    (out / FILES["classes"]).write_text(json.dumps(_classes_doc(model, classes, knowledge, background), indent=2))
+
+    config = model.config
+    size = config.image_size
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "model": {"name": config.name, "source": source, "lora_merged": config.train_decoder == "lora",
+                  "config": config.to_dict()},
+        "files": files,
+        "input": {"size": [size, size], "channels": 3, "layout": "NCHW", "dtype": "float32",
+                  "mean": list(config.input["mean"]), "std": list(config.input["std"]), "aspect": "letterbox",
+                  "pad_value": 0.0},
+        "embedding_dim": int(config.decoder["hidden_size"]),
+        "pooling": {"feature_layer": config.feature_layer,
+                    "hidden_states_index": onnx_export.resolved_feature_layer(config),
+                    "global": "mean of modality-token states" if config.n_image_tokens else "last real token",
+                    "n_image_tokens": config.n_image_tokens, "n_text_tokens": config.n_text_tokens, "normalize": "l2"},
+        "tau": float(config.tau),
+        "scoring_mode": scoring_mode,
+        "classes": classes,
+        "anchors": {"file": FILES["anchors"], "rows": classes + ([BACKGROUND] if background else []),
+                    "background_row": len(classes) if background else None},
+        "prompts": {"file": FILES["prompts"], "blocks": ["softmax", "posneg_positive", "posneg_negative"],
+                    "shape": list(prompts.shape)},
+        "text": _text_spec(model),
+        "onnx": {role: {"inputs": e.inputs, "outputs": e.outputs, "external_data": e.external_files,
+                        "exporter": e.exporter, "opset": e.opset} for role, e in exported.items()},
+        "export": onnx_export.export_summary(model),
+        "versions": _tool_versions(),
+        "command": command or f"radz_export.write_bundle({source!r}, {str(out)!r}, classes={classes!r}, "
+                              f"scoring_mode={scoring_mode!r}, fp16={fp16})",
+        "parity": {"graph": parity.rows_to_json(rows)},
+    }
+    _write_manifest(out, manifest)
+    if parity_checks:
+        # The torch-free path the runtime uses to add classes: tokenizer.json + text_encoder.onnx.
+        probe = [row["prompt"] for row in _classes_doc(model, classes, knowledge, background)["classes"]]
+        probe += [knowledge[name] for name in list(knowledge)[:4]]
+        text_rows = parity.check_runtime_text(model, out, probe, threads=threads)
+        parity.require(text_rows)
+        rows += text_rows
+        manifest["parity"]["graph"] = parity.rows_to_json(rows)
+        if auc_phantoms:
+            manifest["parity"]["zero_shot_auc"] = parity.auc_parity(model, out, n=auc_phantoms, threads=threads)
+        _write_manifest(out, manifest)
+    return ExportReport(out, manifest, rows)
+
+
+def _write_manifest(out: Path, manifest: dict) -> None:
+    from radz_engine.bundle import sha256_file
+
+    names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != MANIFEST)
+    manifest["sha256"] = {name: sha256_file(out / name) for name in names}
+    tmp = out / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, default=float))
+    tmp.replace(out / MANIFEST)
+
+
+def command_line(argv: Sequence[str] | None = None) -> str:
+    """The exact command to record: `radz export ...` as typed."""
+    import shlex
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    return "radz export " + " ".join(shlex.quote(a) for a in args)
+
+
+__all__ = ["write_bundle", "ExportReport", "FILES", "FORMAT_VERSION", "command_line"]

@@ -1,0 +1,231 @@
+"""Reading and validating a model bundle (DESIGN.md section 3: the export -> runtime contract).
+
+A bundle is a folder written by `radz export`:
+
+    manifest.json        format_version, model config, input spec, pooling, tau, scoring mode,
+                         classes, text template, ONNX io spec, SHA-256 of every other file
+    image_encoder.onnx   pixel_values [B, 3, S, S] float32 -> image_embedding [B, D]
+    text_encoder.onnx    input_ids, attention_mask [B, L] int64 -> text_embedding [B, D]
+    tokenizer.json       the fast tokenizer, modality tokens included
+    anchors.npy          [C (+1), D] float32 DKAM anchors; a last "no_finding" background row when
+                         manifest["anchors"]["background_row"] is not null
+    prompts.npy          [3, C, D] float32: softmax prompts, posneg positive, posneg negative
+    classes.json         names, display names, prompts, knowledge descriptions, thresholds
+    (*.onnx.data)        ONNX external data for large models, hashed like the rest
+
+Everything is checked when the bundle is loaded, so a bad bundle fails at start-up with a
+`BundleError` that names the file, never at the first request. Torch-free: numpy + onnxruntime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["FORMAT_VERSION", "Bundle", "BundleError", "load_bundle", "sha256_file"]
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+# Roles every bundle has; the manifest maps each to a file name.
+REQUIRED_ROLES = ("image_encoder", "text_encoder", "tokenizer", "anchors", "prompts", "classes")
+ONNX_ROLES = ("image_encoder", "text_encoder", "image_encoder_fp16")
+PROMPT_BLOCKS = ("softmax", "posneg_positive", "posneg_negative")
+
+
+class BundleError(ValueError):
+    """A bundle could not be used. str() is "<bundle>/<file>: <reason>".
+
+    Attributes:
+        file: the file at fault, relative to the bundle folder (e.g. "text_encoder.onnx").
+        reason: what is wrong with it.
+    """
+
+    def __init__(self, bundle: str | Path, file: str, reason: str) -> None:
+        super().__init__(f"bundle {bundle}: {file}: {reason}")
+        self.bundle = str(bundle)
+        self.file = str(file)
+        self.reason = str(reason)
+
+    def __reduce__(self):
+        return (type(self), (self.bundle, self.file, self.reason))
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks (bundles may hold multi-GB external data)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class Bundle:
+    """A validated bundle. Arrays are loaded; ONNX files are only named (backends open them)."""
+
+    path: Path
+    manifest: dict
+    classes: list[dict]
+    background: dict | None
+    anchors: np.ndarray
+    prompts: np.ndarray
+
+    @property
+    def class_names(self) -> list[str]:
+        return [c["name"] for c in self.classes]
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.manifest["embedding_dim"])
+
+    @property
+    def tau(self) -> float:
+        return float(self.manifest["tau"])
+
+    @property
+    def scoring_mode(self) -> str:
+        return str(self.manifest["scoring_mode"])
+
+    @property
+    def input_spec(self) -> dict:
+        """size [H, W], channels, layout, dtype, mean, std, aspect, pad_value."""
+        return dict(self.manifest["input"])
+
+    def file(self, role: str) -> Path:
+        """Absolute path of a role's file ("image_encoder", "tokenizer", ...)."""
+        files = self.manifest["files"]
+        if role not in files:
+            raise KeyError(f"bundle {self.path}: no file for {role!r} (have {sorted(files)})")
+        return self.path / files[role]
+
+    def onnx_io(self, role: str) -> dict:
+        """{"inputs": [{name, dtype, shape}], "outputs": [...]} of one ONNX model."""
+        return self.manifest["onnx"][role]
+
+    def embeddings(self) -> dict[str, np.ndarray]:
+        """Per scoring mode, as radz_train.zero_shot.class_embeddings lays them out:
+        softmax [C, D], posneg [2, C, D], anchor [C (+1 background), D]."""
+        return {"softmax": self.prompts[0], "posneg": self.prompts[1:3], "anchor": self.anchors}
+
+
+def _fail(bundle: Path, file: str, reason: str) -> BundleError:
+    return BundleError(bundle, file, reason)
+
+
+def _read_manifest(path: Path) -> dict:
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise _fail(path, MANIFEST, "missing (not a bundle folder? make one with `radz export`)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise _fail(path, MANIFEST, f"not valid JSON ({error})") from None
+    if not isinstance(manifest, dict):
+        raise _fail(path, MANIFEST, "must be a JSON object")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise _fail(path, MANIFEST, f"format_version {version!r} is not supported (this runtime reads {FORMAT_VERSION}); "
+                                    "re-export the bundle with a matching radz version")
+    for key in ("files", "sha256", "onnx", "embedding_dim", "tau", "scoring_mode", "input", "text", "anchors"):
+        if key not in manifest:
+            raise _fail(path, MANIFEST, f"missing key {key!r}")
+    missing_roles = [r for r in REQUIRED_ROLES if r not in manifest["files"]]
+    if missing_roles:
+        raise _fail(path, MANIFEST, f"'files' has no entry for {missing_roles}")
+    return manifest
+
+
+def _check_files(path: Path, manifest: dict, verify_hashes: bool) -> None:
+    hashes = manifest["sha256"]
+    unhashed = [name for name in manifest["files"].values() if name not in hashes]
+    if unhashed:
+        raise _fail(path, MANIFEST, f"no SHA-256 recorded for {unhashed}")
+    for name, expected in hashes.items():
+        file = path / name
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise _fail(path, MANIFEST, f"file name {name!r} points outside the bundle")
+        if not file.is_file():
+            raise _fail(path, name, "missing (listed in manifest.json)")
+        if verify_hashes:
+            actual = sha256_file(file)
+            if actual != expected:
+                raise _fail(path, name, f"SHA-256 mismatch: manifest says {expected[:16]}..., file has {actual[:16]}... "
+                                        "(modified or truncated after export)")
+
+
+def _check_onnx_io(path: Path, manifest: dict) -> None:
+    """Open each ONNX model with ONNX Runtime (CPU, no graph optimisation: only the io is read)
+    and compare its input/output names with the manifest, in order."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    for role, spec in manifest["onnx"].items():
+        name = manifest["files"].get(role)
+        if name is None:
+            raise _fail(path, MANIFEST, f"onnx spec for {role!r} but no file for it in 'files'")
+        try:
+            session = ort.InferenceSession(str(path / name), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise _fail(path, name, f"ONNX Runtime cannot load it ({str(error).splitlines()[0][:300]})") from None
+        for kind, actual in (("inputs", session.get_inputs()), ("outputs", session.get_outputs())):
+            want = [io["name"] for io in spec[kind]]
+            have = [io.name for io in actual]
+            if want != have:
+                raise _fail(path, name, f"ONNX {kind} {have} do not match the manifest's {want}")
+        del session
+
+
+def _load_array(path: Path, manifest: dict, role: str) -> np.ndarray:
+    name = manifest["files"][role]
+    try:
+        array = np.load(path / name, allow_pickle=False)
+    except (ValueError, OSError) as error:
+        raise _fail(path, name, f"not a readable .npy array ({error})") from None
+    if array.dtype != np.float32:
+        raise _fail(path, name, f"dtype {array.dtype}, expected float32")
+    return array
+
+
+def load_bundle(path: str | Path, *, verify_hashes: bool = True, check_onnx: bool = True) -> Bundle:
+    """Load and validate a bundle folder.
+
+    Checks, in order: manifest present, valid JSON and of this format_version; every file it lists
+    present with the recorded SHA-256 (`verify_hashes`); each ONNX model's input/output names as
+    the manifest says (`check_onnx`: opens a CPU ONNX Runtime session per model); anchors,
+    prompts and classes consistent with each other and with the embedding size.
+
+    Raises:
+        BundleError: naming the file at fault and the reason.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise BundleError(path, ".", "not a folder")
+    manifest = _read_manifest(path)
+    _check_files(path, manifest, verify_hashes)
+    if check_onnx:
+        _check_onnx_io(path, manifest)
+    classes_name = manifest["files"]["classes"]
+    try:
+        classes_doc = json.loads((path / classes_name).read_text())
+        classes = list(classes_doc["classes"])
+        background = classes_doc.get("background")
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
+        raise _fail(path, classes_name, f"not a valid classes file ({error!r})") from None
+    anchors = _load_array(path, manifest, "anchors")
+    prompts = _load_array(path, manifest, "prompts")
+    dim = int(manifest["embedding_dim"])
+    n_classes = len(classes)
+    expected_anchor_rows = n_classes + (1 if manifest["anchors"].get("background_row") is not None else 0)
+    if anchors.shape != (expected_anchor_rows, dim):
+        raise _fail(path, manifest["files"]["anchors"],
+                    f"shape {anchors.shape}, expected ({expected_anchor_rows}, {dim}) for {n_classes} classes")
+    if prompts.shape != (len(PROMPT_BLOCKS), n_classes, dim):
+        raise _fail(path, manifest["files"]["prompts"], f"shape {prompts.shape}, expected ({len(PROMPT_BLOCKS)}, {n_classes}, {dim})")
+    return Bundle(path, manifest, classes, background, anchors, prompts)
