@@ -29,3 +29,21 @@ def write_phantom_csv(folder: Path, n: int, seed: int, site: str = "site_a", siz
 @pytest.fixture(scope="session")
 def phantom_csv_64(tmp_path_factory) -> Path:
     return write_phantom_csv(tmp_path_factory.mktemp("phantoms64"), 64, seed=11)
+
+
+@pytest.fixture(scope="session")
+def tiny_export_model():
+    """A tiny RadzModel (random weights) shared by the export and bundle tests."""
+    from export_fixtures import tiny_model
+
+    return tiny_model()
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_export_model, tmp_path_factory):
+    """(bundle folder, ExportReport) written once: fp16 variant and a small AUC parity check."""
+    from radz_export.bundle import write_bundle
+
+    out = tmp_path_factory.mktemp("bundle") / "tiny"
+    report = write_bundle(tiny_export_model, out, fp16=True, auc_phantoms=24)
+    return out, report

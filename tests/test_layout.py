@@ -63,7 +63,8 @@ def test_runtime_imports_without_torch_or_transformers():
     assert result.stdout.strip() == "ok"
 
 
-@pytest.mark.parametrize("module", ["radz_engine.dicom", "radz_engine.images", "radz_train", "radz_train.data.phantom"])
+@pytest.mark.parametrize("module", ["radz_engine.dicom", "radz_engine.images", "radz_engine.bundle", "radz_engine.text_encoder",
+                                    "radz_train", "radz_train.data.phantom"])
 def test_light_modules_import_without_torch(module):
     result = run_blocked(f"import {module}; assert 'torch' not in sys.modules; print('ok')")
     assert result.returncode == 0, result.stderr

@@ -127,7 +127,7 @@ def _classes_doc(model, classes: Sequence[str], knowledge: dict[str, str], backg
 
 def write_bundle(checkpoint_dir_or_model, out_dir, *, classes: Sequence[str] | None = None,
                  knowledge: dict[str, str] | str | Path | None = None, scoring_mode: str = "anchor",
-                 fp16: bool = True, parity_checks: bool = True, auc_phantoms: int = 64,
+                 fp16: bool = False, parity_checks: bool = True, auc_phantoms: int = 64,
                  exporter: str = "dynamo", external_data: bool | None = None,
                  external_data_threshold: int = onnx_export.EXTERNAL_DATA_THRESHOLD,
                  command: str | None = None, threads: int = 1) -> ExportReport:

@@ -115,6 +115,10 @@ def _export(module: nn.Module, args: tuple, path: Path, input_names, output_name
             shapes = tuple({axis: dims[name] for axis, name in dynamic[i].items()} for i in input_names)
             program = torch.onnx.export(module, args, input_names=list(input_names), output_names=list(output_names),
                                         dynamic_shapes=shapes, opset_version=opset, dynamo=True, verbose=False)
+            # Per-node provenance (stack traces with this machine's paths, FX names) is dropped:
+            # it is a quarter of a small graph and makes the bytes depend on where it was built.
+            for node in program.model.graph.all_nodes():
+                node.metadata_props.clear()
             program.save(str(path), external_data=external)
         else:
             axes = dict(dynamic)
