@@ -157,3 +157,21 @@ def test_tensorrt_helpers_without_tensorrt():
     except ImportError:
         with pytest.raises(trt_build.TensorRTUnavailable, match="TensorRT is not installed: pip install tensorrt"):
             trt_build.build_engine("missing.onnx", engine_cache_dir="/tmp/c", gpu="x")
+
+
+def test_auc_parity_passes_and_catches_wrong_anchors(tiny_export_model, tiny_bundle, tmp_path):
+    import shutil
+
+    from radz_engine.bundle import sha256_file
+
+    out, _ = tiny_bundle
+    report = parity.auc_parity(tiny_export_model, out, n=16, seed=3, modes=("anchor", "posneg"))
+    assert report["n"] == 16 and all(m["max_class_diff"] <= 0.002 for m in report["modes"].values())
+    folder = shutil.copytree(out, tmp_path / "swapped")
+    anchors = np.load(folder / "anchors.npy")
+    np.save(folder / "anchors.npy", np.ascontiguousarray(anchors[::-1]))  # classes get each other's anchors
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["sha256"]["anchors.npy"] = sha256_file(folder / "anchors.npy")
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ExportParityError, match=r"anchor: macro AUC torch .* vs bundle .* largest per-class difference"):
+        parity.auc_parity(tiny_export_model, folder, n=16, seed=3, modes=("anchor",))
