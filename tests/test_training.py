@@ -86,3 +86,25 @@ def test_radz_train_and_eval_commands(phantom_csv_64, tmp_path):
     assert main(["eval", "--checkpoint", str(tmp_path / "run" / "final"), "--csv", str(phantom_csv_64),
                  "--out", str(tmp_path / "eval"), "--modes", "softmax", "--limit", "24"]) == 0
     assert main(["train", str(tmp_path / "train.json"), "nonsense=1"]) == 2
+
+
+@pytest.mark.slow
+def test_ddp_under_torchrun_on_cpu(phantom_csv_64, tmp_path):
+    """Two gloo processes: features are gathered across ranks and one checkpoint is written."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = config(phantom_csv_64, tmp_path / "ddp", max_steps=3, batch_size=16, threads=1).to_dict()
+    (tmp_path / "ddp.json").write_text(json.dumps(cfg))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(port), "-m", "radz_engine.cli", "train", str(tmp_path / "ddp.json"), "--no-progress"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "ddp" / "checkpoint-3" / "model.safetensors").exists()
+    steps = [json.loads(line)["step"] for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]  # only rank 0 logs
+    load_model(tmp_path / "ddp" / "final")

@@ -29,6 +29,16 @@ def _train_command(name: str):
     return run
 
 
+def _export(argv: list[str]) -> int:
+    try:
+        import torch  # noqa: F401
+        from radz_export.cli import main as export_main
+    except ImportError as error:
+        print(f"radz export: needs the export extra ({error}); pip install 'radz-engine[export]'", file=sys.stderr)
+        return 2
+    return export_main(argv)
+
+
 def _demo(argv: list[str]) -> int:
     from .demo import main as demo_main
 
@@ -46,6 +56,7 @@ COMMANDS = {
     "synth": (_synth, "generate phantom radiographs with reports and labels (PNG/NPY/DICOM + CSV)"),
     "train": (_train_command("train"), "train a LLaVA-RadZ model (DFAT + DKAM); `radz train dkam-generate` for knowledge"),
     "eval": (_train_command("eval"), "zero-shot evaluation of a checkpoint: per-class AUC/F1/ACC, ROC PNGs, JSON"),
+    "export": (_export, "export a checkpoint to an ONNX bundle (parity-checked); --tensorrt for an engine"),
     "preprocess": (_preprocess, "DICOM/PNG/JPEG files -> one model-ready .npy tensor, errors recorded"),
 }
 

@@ -130,7 +130,9 @@ class Trainer:
         self.ddp_model = self.model
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.ddp_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            # Layers after feature_layer (and the final norm) get no gradient: tell DDP.
+            self.ddp_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids,
+                                                                      find_unused_parameters=True)
 
     # -- one step -------------------------------------------------------------------------------
     def batch_indices(self, step: int) -> np.ndarray:
