@@ -1,0 +1,55 @@
+"""The shipped default model: the `tiny` preset trained on phantoms by the project's own
+commands (recorded in its manifest under "provenance"), and the check that it still reaches
+its recorded AUC on freshly generated phantoms (torch-free: phantoms, C++ preprocessing,
+ONNX Runtime, numpy scoring)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_BUNDLE = Path(__file__).with_name("assets") / "default"
+
+
+def default_bundle_path() -> Path:
+    if not (DEFAULT_BUNDLE / "manifest.json").exists():
+        raise FileNotFoundError(f"the default bundle is missing from {DEFAULT_BUNDLE} (a broken install?)")
+    return DEFAULT_BUNDLE
+
+
+def phantom_auc(bundle_path: str | Path, n: int, seed: int, site: str, modes=("anchor", "softmax", "posneg")) -> dict:
+    """Macro and per-class AUC of a bundle on n fresh phantoms (seed, site) at the bundle's input."""
+    import onnxruntime as ort
+
+    from radz_train.data.phantom import generate_cases
+    from radz_train.evaluation.metrics import binary_auc
+
+    from .bundle import load_bundle
+    from .preprocess_reference import CLIP_MEAN
+    from .preprocessing import preprocess_batch
+    from .scoring import class_scores
+
+    bundle = load_bundle(bundle_path)
+    spec = bundle.input_spec
+    size = int(spec["size"][0])
+    cases = list(generate_cases(n, seed=seed, sites=(site,), size=256))
+    from .pixel_spec import PixelSpec
+
+    identity = PixelSpec(window_center=0.5, window_width=1.0, voi_function="LINEAR_EXACT")
+    pixels = preprocess_batch([c.image.astype(np.float32) for c in cases], identity, size,
+                              mean=spec.get("mean", CLIP_MEAN), std=spec["std"], aspect=spec.get("aspect", "letterbox"))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(bundle.file("image_encoder")), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    feats = np.concatenate([session.run(None, {name: pixels[i : i + 32]})[0] for i in range(0, n, 32)])
+    classes = bundle.class_names
+    labels = np.array([[c.labels[k] for k in classes] for c in cases], dtype=np.float64)
+    out = {}
+    for mode in modes:
+        scores = class_scores(feats, bundle.embeddings(), mode, bundle.tau)
+        per_class = {k: binary_auc(labels[:, j], scores[:, j]) for j, k in enumerate(classes)}
+        defined = [v for v in per_class.values() if v == v]
+        out[mode] = {"macro_auc": float(np.mean(defined)), "per_class": per_class}
+    return out
