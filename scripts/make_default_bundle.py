@@ -38,7 +38,8 @@ def main() -> None:
 
     check = phantom_auc(DEFAULT, CHECK["n"], CHECK["seed"], CHECK["site"])
     log = (args.work / "log.txt").read_text().splitlines()
-    commands = [line[2:] for line in log if line.startswith("$ ") and (" synth " in line and "/train " in line
+    as_typed = lambda line: line[2:].replace(f"{sys.executable} -m radz_engine.cli", "radz")  # noqa: E731
+    commands = [as_typed(line) for line in log if line.startswith("$ ") and (" synth " in line and "/train " in line
                                                                         or " train " in line and "main.json" in line)]
     manifest_path = DEFAULT / "manifest.json"
     manifest = json.loads(manifest_path.read_text())

@@ -1,0 +1,47 @@
+"""The shipped default model still reaches its recorded AUC on freshly generated phantoms,
+through the torch-free path (C++ preprocessing, ONNX Runtime, numpy scoring)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from radz_engine.default_bundle import default_bundle_path, phantom_auc  # noqa: E402
+
+
+def test_default_bundle_is_complete_and_small():
+    from radz_engine.bundle import load_bundle
+
+    path = default_bundle_path()
+    bundle = load_bundle(path)
+    assert sum(p.stat().st_size for p in path.iterdir()) <= 20 * 2**20
+    provenance = bundle.manifest["provenance"]
+    assert any("radz train" in c for c in provenance["commands"])
+    assert any("radz export" in c for c in provenance["commands"])
+    assert bundle.manifest["model"]["name"] == "tiny"
+
+
+def test_default_bundle_reaches_its_recorded_auc():
+    manifest = json.loads((default_bundle_path() / "manifest.json").read_text())
+    check = manifest["provenance"]["check"]
+    measured = phantom_auc(default_bundle_path(), check["n"], check["seed"], check["site"])
+    for mode, recorded in check["macro_auc"].items():
+        assert measured[mode]["macro_auc"] == pytest.approx(recorded, abs=0.005), mode
+
+
+def test_runtime_scoring_equals_training_scoring():
+    pytest.importorskip("torch")
+    from radz_engine.scoring import class_scores
+    from radz_train.zero_shot import score
+
+    rng = np.random.default_rng(3)
+    unit = lambda a: a / np.linalg.norm(a, axis=-1, keepdims=True)  # noqa: E731
+    g = unit(rng.standard_normal((6, 16)))
+    emb = {"softmax": unit(rng.standard_normal((4, 16))), "posneg": unit(rng.standard_normal((2, 4, 16))),
+           "anchor": unit(rng.standard_normal((5, 16)))}
+    for mode in ("softmax", "posneg", "anchor"):
+        np.testing.assert_allclose(class_scores(g, emb, mode, 0.05), score(g, emb, mode, 0.05), rtol=1e-12)
