@@ -1,0 +1,112 @@
+"""PyTorch backend: the reference path, and a GPU path without ONNX (bf16, torch.compile /
+CUDA graphs). Only when torch is installed; imports torch and radz_train lazily, inside load().
+
+The runtime never needs it: the bundle's ONNX graph cannot be run by torch, so this backend
+loads the model itself, from a `radz train` checkpoint folder (via radz_train) or a RadzModel
+object given explicitly, and checks that it matches the bundle (input size, embedding size).
+
+VALIDATED: CPU float32 (tests compare it with the ONNX Runtime backend).
+NOT VALIDATED ON HARDWARE: CUDA, bf16 autocast, torch.compile(mode="reduce-overhead") (which
+captures CUDA graphs per batch size).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .base import Backend, BackendUnavailable, check_batch, parse_device
+
+__all__ = ["TorchBackend"]
+
+log = logging.getLogger(__name__)
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+class TorchBackend(Backend):
+    """A RadzModel's image path in PyTorch.
+
+    Args:
+        checkpoint: a `radz train` checkpoint folder, or a RadzModel (radz_train) object.
+        dtype: "float32", or "bfloat16" / "float16" autocast (GPU).
+        compile: torch.compile the image encoder; on CUDA with cuda_graphs=True the
+            "reduce-overhead" mode (CUDA graphs), else the default mode.
+        cuda_graphs: see compile.
+        threads: torch.set_num_threads on CPU (process-wide in torch).
+    """
+
+    name = "torch"
+
+    def __init__(self, checkpoint, *, dtype: str = "float32", compile: bool = False, cuda_graphs: bool = False,
+                 threads: int | None = None) -> None:
+        if checkpoint is None:
+            raise ValueError("checkpoint: the torch backend needs a `radz train` checkpoint folder or a RadzModel "
+                             "(the bundle's ONNX graph is not runnable by torch)")
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype: must be one of {DTYPES}, got {dtype!r}")
+        self.checkpoint = checkpoint
+        self.dtype = dtype
+        self.compile = bool(compile)
+        self.cuda_graphs = bool(cuda_graphs)
+        self.threads = threads
+        self.model = None
+        self._lock = threading.Lock()  # compiled / graphed modules are not re-entrant
+
+    def load(self, bundle, device: str = "cpu") -> "TorchBackend":
+        try:
+            import torch
+        except ImportError as error:
+            raise BackendUnavailable("the torch backend needs PyTorch: pip install 'radz-engine[train]'") from error
+        kind, device_id = parse_device(device)
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise BackendUnavailable("device='cuda' but torch.cuda.is_available() is False")
+        if kind == "cpu" and self.threads:
+            torch.set_num_threads(int(self.threads))
+        model = self.checkpoint
+        if isinstance(model, (str, Path)):
+            from radz_train.training.checkpoint import load_model
+
+            model = load_model(Path(model), device="cpu")
+        self.device = "cpu" if kind == "cpu" else f"cuda:{device_id}"
+        model = model.to(self.device).float().eval()
+        size = int(model.config.image_size)
+        dim = int(model.config.decoder["hidden_size"])
+        spec = bundle.input_spec
+        if [size, size] != [int(s) for s in spec["size"]] or dim != bundle.embedding_dim:
+            raise ValueError(f"checkpoint: model input {size} / embedding {dim} do not match bundle {bundle.path} "
+                             f"(input {spec['size']}, embedding {bundle.embedding_dim})")
+        self.input_shape = (int(spec["channels"]), size, size)
+        self.model = model
+        self._encode = model.encode_image
+        if self.compile:
+            mode = "reduce-overhead" if (self.cuda_graphs and kind == "cuda") else None
+            self._encode = torch.compile(model.encode_image, mode=mode)
+        self.name = "torch" + ("" if self.dtype == "float32" else f"-{self.dtype}") + ("-compiled" if self.compile else "")
+        log.info("radz_engine backend: %s on %s", self.name, self.device)
+        return self
+
+    def run(self, pixel_values: np.ndarray) -> np.ndarray:
+        import torch
+
+        if self.model is None:
+            raise RuntimeError("TorchBackend.run: call load(bundle, device) first")
+        x = torch.from_numpy(check_batch(pixel_values, self.input_shape)).to(self.device)
+        device_type = "cuda" if self.device.startswith("cuda") else "cpu"
+        with self._lock, torch.inference_mode():
+            if self.dtype == "float32":
+                out = self._encode(x).global_
+            else:
+                with torch.autocast(device_type, dtype=getattr(torch, self.dtype)):
+                    out = self._encode(x).global_
+            # autocast outputs are re-normalised in float32 (the model normalises in float32 already)
+            return torch.nn.functional.normalize(out.float(), dim=-1).cpu().numpy()
+
+    def describe(self) -> dict:
+        return {"name": self.name, "device": self.device, "dtype": self.dtype, "compile": self.compile,
+                "cuda_graphs": self.cuda_graphs}
+
+    def close(self) -> None:
+        self.model = None

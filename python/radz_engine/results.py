@@ -1,0 +1,79 @@
+"""`Result`: what the engine returns for one image (classify, submit, screen)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+__all__ = ["Result", "TIMING_KEYS"]
+
+TIMING_KEYS = ("decode", "preprocess", "queue", "model", "score")
+
+
+@dataclass
+class Result:
+    """One image's outcome.
+
+    Attributes:
+        source: a file name, "<array>", "<Dataset>" or "<array 3>" (position in a classify call).
+        scores: {class name: probability in [0, 1]} in the bundle's class order (empty on error).
+        positives: class names whose score reaches the class threshold.
+        embedding: [D] float32 L2-normalised image embedding (None on error).
+        timings: milliseconds per stage: decode, preprocess, queue, model, score. "model" and
+            "score" are for the whole batch the image ran in; "queue" is submit() -> batch start.
+        error: None, or why this image has no scores ("<source>: <reason>").
+        metadata: DICOM tags (SOPInstanceUID, StudyInstanceUID, ... never patient data) or the
+            image file's format / size.
+    """
+
+    source: str
+    scores: dict = field(default_factory=dict)
+    positives: list = field(default_factory=list)
+    embedding: Optional[np.ndarray] = None
+    timings: dict = field(default_factory=dict)
+    error: Optional[str] = None
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        """The k highest (class, score) pairs."""
+        return sorted(self.scores.items(), key=lambda kv: -kv[1])[:k]
+
+    def to_row(self, classes, *, embedding: bool = False) -> dict:
+        """Flat dict for CSV / parquet: source, ok, error, positives ("a;b"), score_<class>,
+        <stage>_ms, sop_instance_uid, study_instance_uid (+ embedding as a list if asked)."""
+        row = {"source": self.source, "ok": self.ok, "error": self.error or "",
+               "positives": ";".join(self.positives)}
+        for name in classes:
+            value = self.scores.get(name)
+            row[f"score_{name}"] = None if value is None else round(float(value), 6)
+        for key in TIMING_KEYS:
+            value = self.timings.get(key)
+            row[f"{key}_ms"] = None if value is None else round(float(value), 3)
+        row["sop_instance_uid"] = self.metadata.get("SOPInstanceUID") or ""
+        row["study_instance_uid"] = self.metadata.get("StudyInstanceUID") or ""
+        if embedding:
+            row["embedding"] = None if self.embedding is None else [float(v) for v in self.embedding]
+        return row
+
+    def to_json(self, *, embedding: bool = False) -> dict:
+        """JSON-ready dict (JSONL output): everything, the embedding only if asked."""
+        out = {"source": self.source, "ok": self.ok, "error": self.error,
+               "scores": {k: float(v) for k, v in self.scores.items()}, "positives": list(self.positives),
+               "timings": {k: float(v) for k, v in self.timings.items() if not math.isnan(float(v))},
+               "metadata": {k: v for k, v in self.metadata.items() if v is not None}}
+        if embedding:
+            out["embedding"] = None if self.embedding is None else [float(v) for v in self.embedding]
+        return out
+
+    def __repr__(self) -> str:
+        if self.error:
+            return f"Result(source={self.source!r}, error={self.error!r})"
+        top = ", ".join(f"{k}={v:.3f}" for k, v in self.top(3))
+        return f"Result(source={self.source!r}, positives={self.positives}, top=[{top}])"
