@@ -351,14 +351,14 @@ class Engine:
             self._resolve(pending, None, error)
 
     # -- screen ----------------------------------------------------------------------------------
-    def screen(self, paths, progress: bool = True, workers: int | None = None, skip=()):
+    def screen(self, paths, progress: bool = True, workers: int | None = None, skip=(), batch_size: int | None = None):
         """Stream Results over files, folders (recursive) and CSV lists (a `path` column):
         decoding and preprocessing in a process pool, the model here in batches. Per-file errors
         are Results with `error` set. `skip`: sources to leave out (resuming)."""
         from .screen import screen_paths
 
         self._check_open()
-        return screen_paths(self, paths, progress=progress, workers=workers, skip=skip)
+        return screen_paths(self, paths, progress=progress, workers=workers, skip=skip, batch_size=batch_size)
 
     def run_preprocessed(self, x: np.ndarray, decoded: list[Decoded], timings: list[dict]) -> list[Result]:
         """Backend + scoring for an already preprocessed batch (used by screen)."""
