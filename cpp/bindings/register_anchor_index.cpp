@@ -180,6 +180,6 @@ void register_anchor_index(py::module_& m) {
            })
       .def("__repr__", [](const radz::AnchorIndex& self) {
         return "AnchorIndex(dim=" + std::to_string(self.dim()) + ", mode='" + radz::to_string(self.mode()) +
-               "', tau=" + std::to_string(self.tau()) + ", classes=" + std::to_string(self.size()) + ")";
+               "', tau=" + std::string(py::repr(py::float_(self.tau()))) + ", classes=" + std::to_string(self.size()) + ")";
       });
 }
