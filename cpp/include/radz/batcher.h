@@ -83,11 +83,13 @@ struct Batch {
 /// expired or cancelled, so: submitted == completed + failed + expired + cancelled
 /// + queued_stat + queued_routine + in_flight_requests.
 struct BatcherMetrics {
-  /// Requests waiting, per priority.
+  /// Stat requests waiting for a runner.
   size_t queued_stat = 0;
+  /// Routine requests waiting for a runner.
   size_t queued_routine = 0;
-  /// Batches handed to runners and not yet completed or failed, and the requests in them.
+  /// Batches handed to runners and not yet completed or failed.
   size_t in_flight_batches = 0;
+  /// Requests in those batches.
   size_t in_flight_requests = 0;
   /// Requests accepted by submit() (a Ticket was returned).
   uint64_t submitted = 0;
@@ -105,9 +107,11 @@ struct BatcherMetrics {
   uint64_t batches = 0;
   /// batch_size_histogram[k] = number of batches of k requests, k = 0..max_batch_size.
   std::vector<uint64_t> batch_size_histogram;
-  /// Submit -> complete latency of recently completed requests (the last 4096).
+  /// Median submit -> complete latency of recently completed requests (the last 4096).
   std::chrono::microseconds latency_p50{0};
+  /// 90th percentile of the same window.
   std::chrono::microseconds latency_p90{0};
+  /// 99th percentile of the same window.
   std::chrono::microseconds latency_p99{0};
   /// Number of samples behind the percentiles.
   size_t latency_samples = 0;
@@ -123,7 +127,9 @@ class BatcherCore;
 /// Thread-safe: every member may be called from any thread concurrently.
 class DynamicBatcher {
  public:
+  /// The clock deadlines are measured on.
   using Clock = std::chrono::steady_clock;
+  /// The agreed name for the metrics snapshot type.
   using Metrics = BatcherMetrics;
 
   /// Throws std::invalid_argument naming the bad option.
