@@ -51,7 +51,7 @@ def test_scores_equal_class_scores(mode: str, background: bool) -> None:
     emb = random_embeddings(rng, 7, background)
     names = [f"class{i}" for i in range(7)]
     index = build(emb, names, mode, background)
-    for n in (1, 5, 40):  # 40: FAISS's BLAS path (it switches at 20 queries)
+    for n in (1, 5, 40):
         x = unit(rng.standard_normal((n, D)))
         out = index.score(x)
         want = class_scores(x, emb, mode, TAU)

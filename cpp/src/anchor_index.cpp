@@ -1,6 +1,7 @@
 #include "radz/anchor_index.h"
 
 #include <faiss/IndexFlat.h>
+#include <faiss/utils/distances.h>
 
 #include <algorithm>
 #include <cmath>
@@ -224,20 +225,17 @@ Scores AnchorIndex::score(const float* x, size_t n) const {
   out.positive.assign(n * num_classes, 0);
   if (n == 0 || num_classes == 0) return out;
 
-  // Every inner product: a k-nearest search with k = all rows returns them all, sorted;
-  // scatter them back to row order.
+  // Every inner product, by FAISS's SIMD kernel over the index's rows. Not index.search():
+  // that parallelises each call with OpenMP and heap-sorts all rows, which for a few dozen
+  // rows costs more than the dot products, oversubscribes the cores when several runner
+  // threads score at once, and hides its synchronisation from ThreadSanitizer.
   const size_t rows = static_cast<size_t>(snap->index.ntotal);
-  std::vector<float> distances(n * rows);
-  std::vector<faiss::Index::idx_t> labels(n * rows);
-  snap->index.search(static_cast<faiss::Index::idx_t>(n), x, static_cast<faiss::Index::idx_t>(rows),
-                     distances.data(), labels.data());
-  std::vector<double> ip(n * rows, 0.0);
+  const float* vectors = snap->index.get_xb();
+  std::vector<float> ip_row(rows);
+  std::vector<double> ip(n * rows);
   for (size_t i = 0; i < n; ++i) {
-    for (size_t j = 0; j < rows; ++j) {
-      const auto label = labels[i * rows + j];
-      if (label < 0 || static_cast<size_t>(label) >= rows) throw std::runtime_error("AnchorIndex: FAISS returned a bad label");
-      ip[i * rows + static_cast<size_t>(label)] = distances[i * rows + j];
-    }
+    faiss::fvec_inner_products_ny(ip_row.data(), x + i * d, vectors, d, rows);
+    std::copy(ip_row.begin(), ip_row.end(), ip.begin() + static_cast<std::ptrdiff_t>(i * rows));
   }
 
   // Double precision from here on, like scoring.py (which works in float64).

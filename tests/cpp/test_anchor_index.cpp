@@ -259,15 +259,18 @@ TEST(AnchorIndex, ConcurrentReadersAndWriter) {
   std::vector<std::thread> readers;
   for (int r = 0; r < 3; ++r) {
     readers.emplace_back([&, r] {
-      // Single-row batches keep FAISS on the calling thread (its OpenMP team is not
-      // instrumented by TSan); the snapshot logic under test is the same for any n.
       std::vector<float> x = unit(r);
+      const std::vector<float> x2 = unit(r + 1);
+      x.insert(x.end(), x2.begin(), x2.end());  // two rows
       while (!stop.load()) {
-        const radz::Scores s = index.score(x.data(), 1);
-        double sum = 0.0;
-        for (float p : s.raw) sum += p;
-        const bool ok = s.class_names.size() == s.num_classes && s.raw.size() == s.num_classes &&
-                        s.num_classes >= 4 && std::abs(sum - 1.0) < 1e-4 && s.class_names[0] == "base0";
+        const radz::Scores s = index.score(x.data(), 2);
+        bool ok = s.class_names.size() == s.num_classes && s.raw.size() == 2 * s.num_classes &&
+                  s.num_classes >= 4 && s.class_names[0] == "base0";
+        for (size_t i = 0; ok && i < 2; ++i) {  // no background: each row sums to 1
+          double sum = 0.0;
+          for (size_t c = 0; c < s.num_classes; ++c) sum += s.raw[i * s.num_classes + c];
+          ok = std::abs(sum - 1.0) < 1e-4;
+        }
         if (!ok) failures.fetch_add(1);
         const radz::TopK t = index.top_k(x.data(), 1, 2);
         if (t.k != 2 || t.indices[0] >= static_cast<int64_t>(t.class_names.size())) failures.fetch_add(1);
