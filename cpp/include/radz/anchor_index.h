@@ -28,6 +28,7 @@
 
 namespace radz {
 
+/// How cosines become class scores (see the top of this file).
 enum class ScoringMode { kSoftmax, kPosNeg, kAnchor };
 
 /// "softmax" | "posneg" | "anchor"; throws std::invalid_argument("mode: ...") otherwise.
@@ -79,12 +80,14 @@ struct TopK {
   std::vector<float> probabilities;
 };
 
+/// The current classes of a deployment and their calibration; scores embeddings against them.
 class AnchorIndex {
  public:
   /// An empty index for embeddings of size `dim` (> 0), scoring `mode`, temperature `tau`
   /// (finite, > 0; double so that scores equal scoring.py's float64 ones). Errors name the
   /// argument.
   AnchorIndex(int dim, ScoringMode mode, double tau);
+  /// Frees the index; no score() or top_k() call may still be running.
   ~AnchorIndex();
   AnchorIndex(const AnchorIndex&) = delete;
   AnchorIndex& operator=(const AnchorIndex&) = delete;

@@ -17,6 +17,7 @@
 
 namespace radz {
 
+/// Which score -> probability mapping a Calibration applies.
 enum class CalibrationMethod { kNone, kPlatt, kTemperature };
 
 /// "none" | "platt" | "temperature"; throws std::invalid_argument("method: ...") otherwise.
