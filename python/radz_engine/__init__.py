@@ -10,9 +10,10 @@ from __future__ import annotations
 from .pixel_spec import PixelSpec
 
 __version__ = "0.1.0"
-__all__ = ["PixelSpec", "preprocess", "preprocess_batch", "__version__"]
+__all__ = ["Engine", "PixelSpec", "Result", "load_bundle", "preprocess", "preprocess_batch", "__version__"]
 
-_LAZY = {"preprocess": ".preprocessing", "preprocess_batch": ".preprocessing"}
+_LAZY = {"preprocess": ".preprocessing", "preprocess_batch": ".preprocessing", "Engine": ".engine",
+         "Result": ".results", "load_bundle": ".bundle"}
 
 
 def __getattr__(name: str):

@@ -39,6 +39,12 @@ def _export(argv: list[str]) -> int:
     return export_main(argv)
 
 
+def _screen(argv: list[str]) -> int:
+    from .screen_cli import main as screen_main
+
+    return screen_main(argv)
+
+
 def _demo(argv: list[str]) -> int:
     from .demo import main as demo_main
 
@@ -57,6 +63,7 @@ COMMANDS = {
     "train": (_train_command("train"), "train a LLaVA-RadZ model (DFAT + DKAM); `radz train dkam-generate` for knowledge"),
     "eval": (_train_command("eval"), "zero-shot evaluation of a checkpoint: per-class AUC/F1/ACC, ROC PNGs, JSON"),
     "export": (_export, "export a checkpoint to an ONNX bundle (parity-checked); --tensorrt for an engine"),
+    "screen": (_screen, "classify DICOM/PNG/JPEG folders or CSV lists into csv/jsonl/parquet (resumable)"),
     "preprocess": (_preprocess, "DICOM/PNG/JPEG files -> one model-ready .npy tensor, errors recorded"),
 }
 
