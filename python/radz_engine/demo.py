@@ -1,17 +1,17 @@
-"""`radz demo`: the main job until the engine exists (the runtime issue replaces it).
-
-Makes a phantom DICOM study set (real DICOM files: CR/DX, 12-16 bit, MONOCHROME1/2, windows),
-reads it back with the DICOM reader in a process pool, and preprocesses it with the C++ core,
-printing images/s for each stage and writing a JSON summary.
+"""`radz demo`: the main job. Makes a phantom DICOM study set, screens it with the shipped
+default bundle (no torch), prints per-class zero-shot AUC, throughput and submit() latency, and
+writes an HTML report with ROC curves and example images with their scores.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,60 +21,121 @@ from .timing import StageTimer
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="radz demo", description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=None, help="folder for the study set and summary (default: a temp folder)")
+    p.add_argument("--out", type=Path, default=Path("radz_demo"), help="folder for the study set and report (default ./radz_demo)")
     p.add_argument("--n", type=int, default=200, help="number of phantom radiographs (default 200)")
-    p.add_argument("--dicom-size", type=int, default=1024, help="DICOM image side in pixels (default 1024)")
-    p.add_argument("--input-size", type=int, default=224, help="model input side (default 224)")
+    p.add_argument("--dicom-size", type=int, default=512, help="DICOM image side in pixels (default 512)")
+    p.add_argument("--bundle", type=Path, default=None, help="model bundle (default: the shipped tiny model)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for generation and decoding")
-    p.add_argument("--threads", type=int, default=None, help="C++ preprocessing threads (default: all CPUs)")
+    p.add_argument("--latency-requests", type=int, default=50, help="single submit() calls timed at low load")
     p.add_argument("--seed", type=int, default=0)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.n < 1:
-        print("radz demo: --n must be >= 1", file=sys.stderr)
+    if args.n < 2:
+        print("radz demo: --n must be >= 2", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory(prefix="radz-demo-") as tmp:
-        out = args.out or Path(tmp)
-        return _run(args, out)
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        print("radz demo: needs onnxruntime: pip install 'radz-engine[dicom,runtime]'", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    return _run(args)
 
 
-def _run(args, out: Path) -> int:
+def _run(args) -> int:
     from radz_train.data.synth_cli import main as synth_main
+    from radz_train.evaluation.metrics import binary_auc
 
-    from .dicom import read_dicom_many
-    from .errors import RadzInputError
-    from .preprocessing import default_threads, preprocess_batch
+    from .default_bundle import default_bundle_path
+    from .engine import Engine
 
     timer = StageTimer()
-    study = out / "phantom_dicom"
-    synth_args = ["--out", str(study), "--n", str(args.n), "--seed", str(args.seed), "--format", "dicom",
-                  "--dicom-size", str(args.dicom_size), "--sites", "site_a,site_b,site_c", "--workers", str(args.workers)]
-    with timer.stage("generate phantom DICOM", args.n):
-        code = synth_main(synth_args)
-    if code:
-        return code
-    paths = sorted(str(p) for p in study.rglob("*.dcm"))
-    with timer.stage("decode DICOM (pydicom)", len(paths)):
-        decoded = read_dicom_many(paths, workers=args.workers)
-    images = [d for d in decoded if not isinstance(d, RadzInputError)]
-    failures = [d for d in decoded if isinstance(d, RadzInputError)]
-    threads = args.threads or default_threads()
-    batch = None
-    with timer.stage(f"preprocess C++ ({threads} threads)", len(images)):
-        for start in range(0, len(images), 64):
-            chunk = images[start : start + 64]
-            batch = preprocess_batch([d.pixels for d in chunk], [d.spec for d in chunk], args.input_size, num_threads=threads)
+    study = args.out / "phantom_dicom"
+    if not (study / "labels.csv").exists():
+        synth = ["--out", str(study), "--n", str(args.n), "--seed", str(args.seed), "--format", "dicom",
+                 "--dicom-size", str(args.dicom_size), "--sites", "site_a,site_b,site_c",
+                 "--workers", str(args.workers), "--no-progress"]
+        with timer.stage("generate phantom DICOM", args.n):
+            code = synth_main(synth)
+        if code:
+            return code
+    with (study / "labels.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    paths = [str((study / r["path"]).resolve()) for r in rows]
+    bundle = args.bundle or default_bundle_path()
+    results = []
+    with Engine(bundle, max_delay_ms=2) as engine:
+        classes = engine.class_names
+        start = time.perf_counter()
+        with timer.stage("screen: decode, preprocess, model", len(paths)):
+            results = list(engine.screen(paths, progress=sys.stderr.isatty(), workers=args.workers))
+        screen_s = time.perf_counter() - start
+        latencies = _submit_latencies(engine, paths[: max(1, min(len(paths), 8))], args.latency_requests)
+        backend = engine.backend.name
+    by_source = {str(Path(r.source).resolve()): r for r in results}
+    ok = [(row, by_source.get(p)) for row, p in zip(rows, paths)]
+    failed = [p for (row, r), p in zip(ok, paths) if r is None or r.error]
+    good = [(row, r) for row, r in ok if r is not None and not r.error]
+    labels = np.array([[float(row[c]) for c in classes] for row, _ in good])
+    scores = np.array([[r.scores[c] for c in classes] for _, r in good])
+    auc_rows = [(c, int(labels[:, j].sum()), binary_auc(labels[:, j], scores[:, j])) for j, c in enumerate(classes)]
+    defined = [a for _, _, a in auc_rows if a == a]
+    macro = float(np.mean(defined)) if defined else float("nan")
+
     print()
-    print(f"phantom study set: {study} ({len(paths)} files, {len(failures)} unreadable)")
-    for failure in failures[:10]:
-        print(f"  failed: {failure}")
+    print(f"study set: {study} ({len(paths)} DICOM files, {len(failed)} failed)  bundle: {bundle}  backend: {backend}")
     print(timer.table())
-    if batch is not None:
-        print(f"last batch: shape {tuple(batch.shape)}, mean {float(np.mean(batch)):.3f}, std {float(np.std(batch)):.3f}")
-    summary = {"files": len(paths), "failed": [str(f) for f in failures], "dicom_size": args.dicom_size,
-               "input_size": args.input_size, "stages": timer.as_dict()}
-    (out / "demo_summary.json").write_text(json.dumps(summary, indent=2))
-    return 1 if failures else 0
+    print(f"\n{'class':<20} {'positives':>9} {'AUC':>7}")
+    for name, n_pos, auc in auc_rows:
+        print(f"{name:<20} {n_pos:>9d} {('n/a' if auc != auc else f'{100 * auc:.1f}'):>7}")
+    print(f"{'macro':<20} {'':>9} {100 * macro:>7.1f}")
+    p50, p99 = (float(np.percentile(latencies, q)) for q in (50, 99))
+    print(f"\nthroughput: {len(paths) / screen_s:.1f} images/s (screen, {args.workers} decode workers)")
+    print(f"submit() latency, one request at a time ({len(latencies)} requests): p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+
+    report = _write_report(args, study, classes, labels, scores, good, auc_rows, macro,
+                           {"images": len(paths), "failed": len(failed), "backend": backend,
+                            "screen images/s": f"{len(paths) / screen_s:.1f}",
+                            "submit p50 / p99 (ms)": f"{p50:.1f} / {p99:.1f}", "macro AUC": f"{100 * macro:.1f}",
+                            "bundle": str(bundle)})
+    summary = {"files": len(paths), "failed": failed, "macro_auc": macro, "per_class_auc": {n: a for n, _, a in auc_rows},
+               "screen_images_per_s": len(paths) / screen_s, "submit_latency_ms": {"p50": p50, "p99": p99},
+               "stages": timer.as_dict(), "report": str(report)}
+    (args.out / "demo_summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    print(f"report: {report}")
+    return 1 if failed else 0
+
+
+def _submit_latencies(engine, paths: list[str], n: int) -> np.ndarray:
+    """End-to-end submit() latency at low load: one request in flight at a time."""
+    from .inputs import decode  # decoded once, so the timing is preprocess + queue + model
+
+    decoded = [decode(p) for p in paths]
+    samples = []
+    for i in range(n + 1):
+        d = decoded[i % len(decoded)]
+        start = time.perf_counter()
+        engine.submit((d.pixels, d.spec)).result(timeout=30)
+        if i:  # the first call starts the runner threads
+            samples.append((time.perf_counter() - start) * 1000.0)
+    return np.array(samples)
+
+
+def _write_report(args, study: Path, classes, labels, scores, good, auc_rows, macro, summary) -> Path:
+    from radz_train.evaluation.plots import plot_roc_curves
+
+    from .demo_report import write_report
+    from .images import read_any
+    from .preprocess_reference import stored_to_intensity
+
+    roc = plot_roc_curves(labels, scores, list(classes), args.out / "roc.png", title="radz demo: zero-shot ROC")
+    examples = []
+    for row, result in good[:12]:
+        image = read_any(result.source)
+        examples.append({"image": stored_to_intensity(image.pixels, image.spec), "source": result.source,
+                         "truth": [c for c in classes if float(row[c]) == 1.0], "scores": result.scores})
+    return write_report(args.out / "report.html", title=f"radz demo: {len(good)} phantom radiographs",
+                        summary=summary, auc_rows=auc_rows, roc_png=Path(roc) if roc else None, examples=examples)
