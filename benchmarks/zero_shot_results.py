@@ -177,9 +177,17 @@ def write_doc(args, variants: list[str], results: dict, timings: dict) -> None:
                      f"{100 * macro(ra, 'softmax', seen):.2f} | {100 * macro(ra, 'posneg', seen):.2f} | "
                      f"{100 * macro(rb, 'anchor', seen):.2f} |")
         lines.append("")
+    lines += ["## Notes", "",
+              "- Every number is one training run; run-to-run variance has not been measured yet.",
+              "- Wall times come from a shared 2-core machine; runs that overlapped other jobs took longer "
+              "(the unseen-class run of 2026-11-28 shared the CPUs with builds and tests: 34 min for the same "
+              "1250 steps the main run did in 15.6 min).", ""]
+    if args.doc.name == "RESULTS.md":
+        lines += ["Ablations at a shorter schedule (500 steps, same data and settings, main variant rerun at "
+                  "500 steps as the reference): [RESULTS_ABLATIONS.md](RESULTS_ABLATIONS.md).", ""]
     args.doc.parent.mkdir(parents=True, exist_ok=True)
     args.doc.write_text("\n".join(lines) + "\n")
-    if "main" in results:
+    if "main" in results and args.doc.name == "RESULTS.md":
         import shutil
 
         for mode in ("softmax", "posneg", "anchor"):
