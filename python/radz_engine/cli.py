@@ -89,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         parser.error(f"unknown command {command!r} (choose from {', '.join(COMMANDS)})")
+    if command == "eval" and "--bundle" in rest:  # bundles are evaluated without torch
+        from .calibrate import main as bundle_eval_main
+
+        return bundle_eval_main(rest)
     try:
         return int(COMMANDS[command][0](rest) or 0)
     except KeyboardInterrupt:
