@@ -125,13 +125,18 @@ def _submit_latencies(engine, paths: list[str], n: int) -> np.ndarray:
 
 
 def _write_report(args, study: Path, classes, labels, scores, good, auc_rows, macro, summary) -> Path:
-    from radz_train.evaluation.plots import plot_roc_curves
+    from radz_train.evaluation.plots import plot_roc_curves  # imports matplotlib only when called
 
     from .demo_report import write_report
     from .images import read_any
     from .preprocess_reference import stored_to_intensity
 
-    roc = plot_roc_curves(labels, scores, list(classes), args.out / "roc.png", title="radz demo: zero-shot ROC")
+    try:
+        roc = plot_roc_curves(labels, scores, list(classes), args.out / "roc.png", title="radz demo: zero-shot ROC")
+    except ImportError:  # matplotlib is optional (the `report` extra): the report goes without curves
+        print("radz demo: matplotlib is not installed, so the report has no ROC curves "
+              "(pip install 'radz-engine[report]')", file=sys.stderr)
+        roc = None
     examples = []
     for row, result in good[:12]:
         image = read_any(result.source)
