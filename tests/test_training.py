@@ -108,3 +108,15 @@ def test_ddp_under_torchrun_on_cpu(phantom_csv_64, tmp_path):
     steps = [json.loads(line)["step"] for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]  # only rank 0 logs
     load_model(tmp_path / "ddp" / "final")
+
+
+def test_command_line_overrides_reach_nested_settings(tmp_path):
+    (tmp_path / "c.json").write_text(json.dumps({"train_csv": "x.csv", "out_dir": "o"}))
+    config = TrainConfig.load(tmp_path / "c.json", [("model_overrides.n_image_tokens", 0),
+                                                     ("model_overrides.decoder.num_hidden_layers", 2),
+                                                     ("learning_rates.projector", 1e-3), ("lam", 1.0)])
+    assert config.model_overrides == {"n_image_tokens": 0, "decoder.num_hidden_layers": 2}
+    assert config.learning_rates["projector"] == 1e-3 and config.learning_rates["decoder"] == 2e-5
+    assert config.lam == 1.0
+    with pytest.raises(ValueError, match="unknown setting"):
+        TrainConfig.load(tmp_path / "c.json", [("modle_overrides.x", 1)])

@@ -65,9 +65,16 @@ class TrainConfig:
         except json.JSONDecodeError as error:
             raise ValueError(f"training config {path}: not valid JSON ({error})") from None
         for key, value in overrides:
-            if key.split(".")[0] not in cls.__dataclass_fields__:
+            head, _, rest = key.partition(".")
+            if head not in cls.__dataclass_fields__:
                 raise ValueError(f"override {key!r}: unknown setting (see radz_train/training/config.py)")
-            if "." in key:
+            if head == "model_overrides" and rest:  # its keys are dotted model-config paths themselves
+                data.setdefault("model_overrides", {})[rest] = value
+            elif head == "learning_rates" and rest:
+                rates = dict(data.get("learning_rates") or cls.__dataclass_fields__["learning_rates"].default_factory())
+                rates[rest] = value
+                data["learning_rates"] = rates
+            elif rest:
                 apply_override(data, key, value)
             else:
                 data[key] = value
