@@ -4,14 +4,11 @@ the torch-free runtime text encoder equals the PyTorch model."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
+from blocked_imports import HEAVY, run_blocked
 
 pytest.importorskip("onnxruntime")
 
@@ -131,23 +128,10 @@ def test_runtime_text_encoder_equals_torch(tiny_export_model, tiny_bundle):
         encoder.tokenize("one string")
 
 
-BLOCK_TORCH = textwrap.dedent(
-    """
-    import importlib.abc, sys
-
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in {"torch", "transformers", "peft", "onnx", "radz_train", "radz_export"}:
-                raise ImportError(f"blocked in this test: {name}")
-            return None
-
-    sys.meta_path.insert(0, Block())
-    """
-)
 
 
 def test_runtime_path_needs_no_torch(tiny_bundle):
-    code = BLOCK_TORCH + textwrap.dedent(
+    result = run_blocked(
         f"""
         import numpy as np
         from radz_engine.bundle import load_bundle
@@ -156,9 +140,8 @@ def test_runtime_path_needs_no_torch(tiny_bundle):
         vectors = TextEncoder(bundle).encode(["pneumomediastinum"])
         assert vectors.shape == (1, bundle.embedding_dim)
         print("ok")
-        """
+        """,
+        blocked=HEAVY + ("radz_train", "radz_export"),
     )
-    result = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"

@@ -4,13 +4,11 @@ are added without torch, deadlines / cancel / close behave."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 import threading
 
 import numpy as np
 import pytest
+from blocked_imports import run_blocked
 
 pytest.importorskip("onnxruntime")
 
@@ -212,23 +210,9 @@ def test_add_classes_replace_and_remove(tmp_path):
             engine.add_classes({"x": ""})
 
 
-BLOCK_TORCH = textwrap.dedent(
-    """
-    import importlib.abc, sys
-
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in {"torch", "transformers", "peft", "onnx", "tensorrt"}:
-                raise ImportError(f"blocked in this test: {name}")
-            return None
-
-    sys.meta_path.insert(0, Block())
-    """
-)
-
 
 def test_engine_works_without_torch():
-    code = BLOCK_TORCH + textwrap.dedent(
+    result = run_blocked(
         """
         import numpy as np
         import radz_engine.engine, radz_engine.screen, radz_engine.screen_cli, radz_engine.backends
@@ -240,8 +224,8 @@ def test_engine_works_without_torch():
             assert engine.submit(np.ones((32, 32), np.float32)).result(30).ok
         assert "torch" not in sys.modules and "transformers" not in sys.modules
         print("ok")
-        """
+        """,
+        timeout=180,
     )
-    result = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("ok")

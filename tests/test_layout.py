@@ -5,36 +5,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from blocked_imports import run_blocked
 
 ROOT = Path(__file__).resolve().parents[1]
-
-BLOCK_HEAVY = textwrap.dedent(
-    """
-    import importlib.abc, sys
-
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in {"torch", "transformers", "peft", "onnx", "tensorrt"}:
-                raise ImportError(f"blocked in this test: {name}")
-            return None
-
-    sys.meta_path.insert(0, Block())
-    """
-)
-
-
-def run_blocked(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-W", "error", "-c", BLOCK_HEAVY + textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
 
 def test_core_sources_never_include_python():
     offenders = []
@@ -46,6 +22,14 @@ def test_core_sources_never_include_python():
                     offenders.append(str(path.relative_to(ROOT)))
     assert offenders == [], f"the C++ core must not include pybind11 or Python.h: {offenders}"
     assert list((ROOT / "cpp/src").glob("*.cpp")), "no core sources found"
+
+
+def test_runtime_sources_import_torch_only_in_the_torch_backend():
+    """Not even lazily: only backends/torch_backend.py may import torch or transformers."""
+    pattern = re.compile(r"^\s*(import|from)\s+(torch|transformers)\b", re.MULTILINE)
+    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "python/radz_engine").rglob("*.py")
+                 if p.name != "torch_backend.py" and pattern.search(p.read_text())]
+    assert offenders == [], f"radz_engine must not import torch/transformers: {offenders}"
 
 
 def test_runtime_imports_without_torch_or_transformers():

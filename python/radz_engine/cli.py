@@ -16,26 +16,35 @@ def _synth(argv: list[str]) -> int:
     return synth_main(argv)
 
 
+def _missing(*modules: str) -> list[str]:
+    """Modules that are not installed, found without importing them (the runtime never imports torch)."""
+    import importlib.util
+
+    return [m for m in modules if importlib.util.find_spec(m) is None]
+
+
 def _train_command(name: str):
     def run(argv: list[str]) -> int:
-        try:
-            import torch  # noqa: F401
-            from radz_train import cli
-        except ImportError as error:
-            print(f"radz {name}: needs the training extra ({error}); pip install 'radz-engine[train]'", file=sys.stderr)
+        missing = _missing("torch", "transformers")
+        if missing:
+            print(f"radz {name}: needs the training extra (missing {missing}); pip install 'radz-engine[train]'",
+                  file=sys.stderr)
             return 2
+        from radz_train import cli
+
         return getattr(cli, f"{name}_main")(argv)
 
     return run
 
 
 def _export(argv: list[str]) -> int:
-    try:
-        import torch  # noqa: F401
-        from radz_export.cli import main as export_main
-    except ImportError as error:
-        print(f"radz export: needs the export extra ({error}); pip install 'radz-engine[export]'", file=sys.stderr)
+    missing = _missing("torch", "transformers", "onnx")
+    if missing:
+        print(f"radz export: needs the export extra (missing {missing}); pip install 'radz-engine[export]'",
+              file=sys.stderr)
         return 2
+    from radz_export.cli import main as export_main
+
     return export_main(argv)
 
 

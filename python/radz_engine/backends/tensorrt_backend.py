@@ -3,7 +3,8 @@
 
 NOT VALIDATED ON HARDWARE. Written against the public TensorRT 10 Python API (Runtime,
 deserialize_cuda_engine, create_execution_context, get_tensor_name, set_input_shape,
-set_tensor_address, execute_async_v3) with torch only as the CUDA memory allocator (no pycuda);
+set_tensor_address, execute_async_v3) with CuPy as the CUDA memory allocator and stream (no torch:
+the runtime never imports it; no pycuda);
 it has never run here, where neither tensorrt nor a GPU exists.
 """
 
@@ -54,17 +55,18 @@ class TensorRTBackend(Backend):
             raise BackendUnavailable("TensorRT is not installed: pip install tensorrt (NVIDIA wheels, CUDA 12) "
                                      "on a machine with an NVIDIA GPU") from error
         try:
-            import torch  # only as the CUDA allocator and stream
+            import cupy  # CUDA buffers and the stream; the runtime never imports torch
         except ImportError as error:
-            raise BackendUnavailable("the tensorrt backend uses torch for CUDA buffers: pip install torch") from error
+            raise BackendUnavailable("the tensorrt backend uses CuPy for CUDA buffers: pip install cupy-cuda12x") from error
         kind, device_id = parse_device(device)
-        if kind != "cuda" or not torch.cuda.is_available():
+        if kind != "cuda" or cupy.cuda.runtime.getDeviceCount() <= int(device_id):
             raise BackendUnavailable(f"the tensorrt backend needs device='cuda' and a visible GPU (got {device!r})")
         path = self.engine_path or find_engine(bundle)
         if not path.is_file():
             raise BackendUnavailable(f"engine: {path} does not exist")
         self.device = f"cuda:{device_id}"
-        self._torch = torch
+        self._cupy = cupy
+        self._device_id = int(device_id)
         logger = trt.Logger(trt.Logger.WARNING)
         runtime = trt.Runtime(logger)
         engine = runtime.deserialize_cuda_engine(path.read_bytes())
@@ -80,7 +82,8 @@ class TensorRTBackend(Backend):
         self.dim = bundle.embedding_dim
         self.engine = engine
         self.context = engine.create_execution_context()
-        self.stream = torch.cuda.Stream(device=self.device)
+        with cupy.cuda.Device(self._device_id):
+            self.stream = cupy.cuda.Stream(non_blocking=True)
         self.engine_path = path
         log.info("radz_engine backend: tensorrt %s (%s)", trt.__version__, path.name)
         return self
@@ -88,18 +91,18 @@ class TensorRTBackend(Backend):
     def run(self, pixel_values: np.ndarray) -> np.ndarray:
         if self.engine is None:
             raise RuntimeError("TensorRTBackend.run: call load(bundle, device) first")
-        torch = self._torch
+        cupy = self._cupy
         x = check_batch(pixel_values, self.input_shape)
-        with self._lock, torch.cuda.stream(self.stream):
-            inputs = torch.from_numpy(x).to(self.device, non_blocking=False)
-            outputs = torch.empty((x.shape[0], self.dim), dtype=torch.float32, device=self.device)
+        with self._lock, cupy.cuda.Device(self._device_id), self.stream:
+            inputs = cupy.asarray(x)
+            outputs = cupy.empty((x.shape[0], self.dim), dtype=cupy.float32)
             self.context.set_input_shape(self.input_name, tuple(x.shape))
-            self.context.set_tensor_address(self.input_name, inputs.data_ptr())
-            self.context.set_tensor_address(self.output_name, outputs.data_ptr())
-            if not self.context.execute_async_v3(self.stream.cuda_stream):
+            self.context.set_tensor_address(self.input_name, inputs.data.ptr)
+            self.context.set_tensor_address(self.output_name, outputs.data.ptr)
+            if not self.context.execute_async_v3(self.stream.ptr):
                 raise RuntimeError(f"TensorRT execute_async_v3 failed for a batch of {x.shape[0]}")
             self.stream.synchronize()
-            return outputs.cpu().numpy()
+            return cupy.asnumpy(outputs)
 
     def describe(self) -> dict:
         return {"name": self.name, "device": self.device, "engine": str(self.engine_path)}
