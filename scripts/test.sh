@@ -12,7 +12,7 @@ fi
 python -m pip install -q --upgrade pip
 # The CPU wheel that lies on the build machine's disk; a bare `torch` would pull a CUDA build.
 python -m pip install -q torch==2.13.0
-python -m pip install -q ".[dicom,train,export,runtime,test]"
+python -m pip install -q ".[dicom,train,export,runtime,serve,scale,report,test]"
 
 echo "== C++ unit tests (GoogleTest via ctest): plain, ASan+UBSan, TSan"
 for sanitize in "" "address;undefined" "thread"; do

@@ -60,6 +60,23 @@ def _demo(argv: list[str]) -> int:
     return demo_main(argv)
 
 
+def _serve(argv: list[str]) -> int:
+    missing = _missing("pynetdicom", "highdicom")
+    if missing:
+        print(f"radz serve: needs the serve extra (missing {missing}); pip install 'radz-engine[serve]'",
+              file=sys.stderr)
+        return 2
+    from .serve.cli import main as serve_main
+
+    return serve_main(argv)
+
+
+def _bench(argv: list[str]) -> int:
+    from radz_bench.cli import main as bench_main
+
+    return bench_main(argv)
+
+
 def _preprocess(argv: list[str]) -> int:
     from .preprocess_cli import main as preprocess_main
 
@@ -73,6 +90,8 @@ COMMANDS = {
     "eval": (_train_command("eval"), "zero-shot evaluation of a checkpoint: per-class AUC/F1/ACC, ROC PNGs, JSON"),
     "export": (_export, "export a checkpoint to an ONNX bundle (parity-checked); --tensorrt for an engine"),
     "screen": (_screen, "classify DICOM/PNG/JPEG folders or CSV lists into csv/jsonl/parquet (resumable)"),
+    "serve": (_serve, "a DICOM node: C-STORE in, scored DICOM SR back to the PACS (durable journal)"),
+    "bench": (_bench, "throughput/latency across backends, batch sizes, precisions and GPUs (JSON, Markdown, PNG)"),
     "preprocess": (_preprocess, "DICOM/PNG/JPEG files -> one model-ready .npy tensor, errors recorded"),
 }
 
