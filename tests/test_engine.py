@@ -17,7 +17,6 @@ from radz_engine.engine import Engine, EngineClosed  # noqa: E402
 from radz_engine.pixel_spec import PixelSpec  # noqa: E402
 
 IDENTITY = PixelSpec(window_center=0.5, window_width=1.0, voi_function="LINEAR_EXACT")  # intensities 0..1 as is
-HAVE_CPP_BATCHER = hasattr(_core, "DynamicBatcher")
 
 
 def _phantoms(n: int, size: int, seed: int = 5) -> list[np.ndarray]:
@@ -140,14 +139,9 @@ def test_bad_inputs_become_error_results(default_engine, tmp_path):
 
 
 # -- submit -------------------------------------------------------------------------------------
-@pytest.fixture(params=["c++", "python-fallback"])
-def batcher_engine(request, monkeypatch):
-    if request.param == "c++" and not HAVE_CPP_BATCHER:
-        pytest.skip("_core.DynamicBatcher is not in this build of the extension (C++ batcher not built yet)")
-    if request.param == "python-fallback":
-        monkeypatch.delattr(_core, "DynamicBatcher", raising=False)
-    engine = Engine(threads=1, max_batch_size=8, max_delay_ms=2, runners=2)
-    engine.expected_batcher = request.param
+@pytest.fixture(params=[True, False], ids=["adaptive-delay", "fixed-delay"])
+def batcher_engine(request):
+    engine = Engine(threads=1, max_batch_size=8, max_delay_ms=2, runners=2, adaptive_delay=request.param)
     yield engine
     engine.close()
 
@@ -167,7 +161,6 @@ def test_sixteen_threads_get_their_own_results(batcher_engine):
         t.start()
     for t in threads:
         t.join(120)
-    assert batcher_engine.batcher_implementation == batcher_engine.expected_batcher
     for i in range(16):
         assert out[i] is not None and out[i].ok
         np.testing.assert_allclose(out[i].embedding, expected[i].embedding, atol=1e-5)

@@ -6,9 +6,7 @@ namespace py = pybind11;
 void register_pixel_spec(py::module_& m);
 void register_thread_pool(py::module_& m);
 void register_preprocess(py::module_& m);
-#ifdef RADZ_HAVE_BATCHER
 void register_batcher(py::module_& m);
-#endif
 #ifdef RADZ_HAVE_FAISS
 void register_anchor_index(py::module_& m);
 #endif
@@ -18,9 +16,7 @@ PYBIND11_MODULE(_core, m) {
   register_pixel_spec(m);
   register_thread_pool(m);
   register_preprocess(m);
-#ifdef RADZ_HAVE_BATCHER
   register_batcher(m);
-#endif
 #ifdef RADZ_HAVE_FAISS
   register_anchor_index(m);
   m.attr("HAVE_FAISS") = true;

@@ -83,7 +83,8 @@ void raise_timeout(const std::string& message) {
 }
 
 PyBatcher make_batcher(const Shape& input_shape, size_t output_size, size_t max_batch_size, double max_delay_ms,
-                       size_t max_queue, const std::string& backpressure, double block_timeout_ms) {
+                       size_t max_queue, const std::string& backpressure, double block_timeout_ms,
+                       bool adaptive_delay) {
   if (input_shape.empty()) radz::throw_invalid("input_shape", "must have at least one dimension");
   size_t input_size = 1;
   for (const py::ssize_t dim : input_shape) {
@@ -96,6 +97,7 @@ PyBatcher make_batcher(const Shape& input_shape, size_t output_size, size_t max_
   options.max_batch_size = max_batch_size;
   options.max_delay = microseconds_from_ms(max_delay_ms, "max_delay_ms");
   options.max_queue = max_queue;
+  options.adaptive_delay = adaptive_delay;
   options.backpressure = parse_backpressure(backpressure);
   options.block_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
       microseconds_from_ms(block_timeout_ms, "block_timeout_ms"));
@@ -181,6 +183,7 @@ py::dict metrics_dict(const radz::BatcherMetrics& m) {
   d["cancelled"] = m.cancelled;
   d["rejected"] = m.rejected;
   d["batches"] = m.batches;
+  d["early_dispatches"] = m.early_dispatches;
   d["batch_size_histogram"] = m.batch_size_histogram;
   d["latency_p50_ms"] = ms(m.latency_p50);
   d["latency_p90_ms"] = ms(m.latency_p90);
@@ -241,7 +244,7 @@ void register_batcher(py::module_& m) {
                         "Groups single requests into batches for runner threads (C++, thread-safe).")
       .def(py::init(&make_batcher), py::arg("input_shape"), py::arg("output_size"), py::arg("max_batch_size") = 32,
            py::arg("max_delay_ms") = 2.0, py::arg("max_queue") = 1024, py::arg("backpressure") = "block",
-           py::arg("block_timeout_ms") = 1000.0)
+           py::arg("block_timeout_ms") = 1000.0, py::arg("adaptive_delay") = true)
       .def("submit", &submit, py::arg("x"), py::arg("priority") = "routine", py::arg("deadline_ms") = py::none(),
            "Queue one float32 input of input_shape; returns a Ticket. deadline_ms: ms from now after which it "
            "is dropped with DeadlineExceeded. Raises QueueFull under backpressure.")

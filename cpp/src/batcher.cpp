@@ -70,6 +70,7 @@ class BatcherCore : public RequestQueue, public std::enable_shared_from_this<Bat
     throw_if_shut_down();
     const Clock::time_point now = Clock::now();
     request->submitted_at = now;
+    note_arrival(now);
     if (deadline && *deadline <= now) {
       // Never queued: it could not run in time anyway, and must not take a slot.
       request->id = next_request_id_++;
@@ -102,12 +103,19 @@ class BatcherCore : public RequestQueue, public std::enable_shared_from_this<Bat
       if (depth > 0) {
         const Clock::time_point due = oldest_submitted() + options_.max_delay;
         if (depth >= options_.max_batch_size || now >= due || shut_down_) return take_batch(lock);
+        if (options_.adaptive_delay && now >= early_due(due)) {
+          ++early_dispatches_;
+          return take_batch(lock);
+        }
       } else if (shut_down_) {
         return std::nullopt;
       }
       if (now >= give_up_at) return std::nullopt;
       Clock::time_point wake = give_up_at;
-      if (depth > 0) wake = std::min(wake, oldest_submitted() + options_.max_delay);
+      if (depth > 0) {
+        const Clock::time_point due = oldest_submitted() + options_.max_delay;
+        wake = std::min(wake, options_.adaptive_delay ? early_due(due) : due);
+      }
       if (queued_with_deadline_ > 0) wake = std::min(wake, earliest_deadline());
       work_ready_.wait_until(lock, wake);
     }
@@ -207,6 +215,7 @@ class BatcherCore : public RequestQueue, public std::enable_shared_from_this<Bat
     m.cancelled = cancelled_;
     m.rejected = rejected_;
     m.batches = batches_;
+    m.early_dispatches = early_dispatches_;
     m.batch_size_histogram = histogram_;
     const auto p = latencies_.percentiles({0.5, 0.9, 0.99});
     m.latency_p50 = p[0];
@@ -242,6 +251,27 @@ class BatcherCore : public RequestQueue, public std::enable_shared_from_this<Bat
     ++rejected_;
     throw QueueFull("queue full: " + std::to_string(queue_depth()) + " requests waiting (max_queue " +
                     std::to_string(options_.max_queue) + "); retry later or raise max_queue");
+  }
+
+  /// Arrival-rate estimate for adaptive_delay: an exponential moving average of the gaps
+  /// between submits (weight 1/8 for the newest gap).
+  void note_arrival(Clock::time_point now) {
+    if (arrivals_ > 0) {
+      const double gap = std::chrono::duration<double, std::micro>(now - last_arrival_).count();
+      mean_gap_us_ = arrivals_ == 1 ? gap : mean_gap_us_ + (gap - mean_gap_us_) / 8.0;
+    }
+    last_arrival_ = now;
+    ++arrivals_;
+  }
+
+  /// When a partial batch due at `due` stops being worth waiting for: at once when the next
+  /// arrival is expected (one mean gap after the last) only after `due`; otherwise once the
+  /// queue has been quiet for as long as remains until `due` (the burst seems to be over).
+  Clock::time_point early_due(Clock::time_point due) const {
+    if (arrivals_ < 2) return Clock::time_point::min();  // no rate known yet: do not wait
+    const auto gap = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::micro>(mean_gap_us_));
+    if (last_arrival_ + gap > due) return Clock::time_point::min();
+    return last_arrival_ + (due - last_arrival_) / 2;
   }
 
   Clock::time_point oldest_submitted() const {
@@ -369,6 +399,10 @@ class BatcherCore : public RequestQueue, public std::enable_shared_from_this<Bat
   uint64_t next_batch_id_ = 1;
 
   uint64_t submitted_ = 0, completed_ = 0, failed_ = 0, expired_ = 0, cancelled_ = 0, rejected_ = 0, batches_ = 0;
+  uint64_t early_dispatches_ = 0;
+  uint64_t arrivals_ = 0;           // adaptive_delay's rate estimate (note_arrival)
+  Clock::time_point last_arrival_;
+  double mean_gap_us_ = 0.0;
   std::vector<uint64_t> histogram_;
   LatencyWindow latencies_;
 };

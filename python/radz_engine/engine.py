@@ -8,9 +8,9 @@
     eng.stats()                throughput, latency percentiles, queue depth
 
 `submit` path: decode + preprocess in the caller's thread -> the C++ `_core.DynamicBatcher`
-(or, in builds without it, the pure-Python `batcher_fallback.PythonBatcher`) -> runner threads
-pop batches (GIL released while waiting), run the backend, score, and resolve the caller's
-`concurrent.futures.Future`. Never imports torch (the torch backend imports it lazily).
+-> runner threads pop batches (GIL released while waiting), run the backend, score, and resolve
+the caller's `concurrent.futures.Future`. With several devices (`device=["cuda:0", "cuda:1"]`)
+each has its own backend replica and runner threads, all popping from the one queue. Never imports torch (the torch backend imports it lazily).
 """
 
 from __future__ import annotations
@@ -55,9 +55,13 @@ class Engine:
     Args:
         bundle_path: a bundle folder (default: the shipped default bundle).
         backend: "auto", "onnxruntime", "tensorrt", "torch", or a Backend instance.
-        device: "cpu", "cuda", "cuda:N" or "auto".
+        device: "cpu", "cuda", "cuda:N" or "auto"; or a list of them (e.g. ["cuda:0", "cuda:1"]):
+            one backend replica per device, all fed by the one submit() queue (at least one
+            runner per device); classify() uses the first.
         max_batch_size: largest batch the backend runs (classify chunks and dynamic batches).
         max_delay_ms: how long submit() waits for a batch to fill, from the oldest request.
+        adaptive_delay: dispatch a partial batch before max_delay_ms when no further request is
+            expected in time (low load: a lone request runs at once). False: always wait.
         threads: intra-op threads of the backend and C++ preprocessing threads (None: all cores).
         runners: runner threads popping batches for submit().
         mode: scoring mode (default: the bundle's), threshold: positive threshold for classes
@@ -67,10 +71,10 @@ class Engine:
         verify_hashes: check the bundle's SHA-256s on load.
     """
 
-    def __init__(self, bundle_path=None, backend="auto", device: str = "cpu", max_batch_size: int = 64,
+    def __init__(self, bundle_path=None, backend="auto", device: str | list[str] = "cpu", max_batch_size: int = 64,
                  max_delay_ms: float = 2.0, threads: int | None = None, runners: int = 1, *, mode: str | None = None,
                  threshold: float = 0.5, max_queue: int = 1024, backpressure: str = "block",
-                 block_timeout_ms: float = 1000.0, backend_options: dict | None = None,
+                 block_timeout_ms: float = 1000.0, adaptive_delay: bool = True, backend_options: dict | None = None,
                  verify_hashes: bool = True) -> None:
         if int(max_batch_size) < 1:
             raise ValueError(f"max_batch_size: must be >= 1, got {max_batch_size!r}")
@@ -88,11 +92,18 @@ class Engine:
         self.max_batch_size = int(max_batch_size)
         self.max_delay_ms = float(max_delay_ms)
         self.threads = None if threads is None else int(threads)
-        self.runners = int(runners)
+        devices = [device] if isinstance(device, str) else list(device)
+        if not devices:
+            raise ValueError("device: an empty list; give a device such as 'cpu' or ['cuda:0', 'cuda:1']")
+        if len(devices) > 1 and not isinstance(backend, str):
+            raise ValueError("device: a list of devices needs backend given by name (one replica is made per device)")
+        self.runners = max(int(runners), len(devices))
         self._batcher_options = {"max_queue": int(max_queue), "backpressure": backpressure,
-                                 "block_timeout_ms": float(block_timeout_ms)}
-        self.backend = create_backend(backend, self.bundle, device, threads=self.threads,
-                                      max_batch_size=self.max_batch_size, **dict(backend_options or {}))
+                                 "block_timeout_ms": float(block_timeout_ms), "adaptive_delay": bool(adaptive_delay)}
+        self.backends = [create_backend(backend, self.bundle, d, threads=self.threads,
+                                        max_batch_size=self.max_batch_size, **dict(backend_options or {}))
+                         for d in devices]
+        self.backend = self.backends[0]
         self.scorer = ClassScorer(self.bundle, mode=mode, threshold=threshold)
         spec = self.bundle.input_spec
         self.input_shape = (int(spec["channels"]), int(spec["size"][0]), int(spec["size"][1]))
@@ -111,19 +122,12 @@ class Engine:
         self._counts = {"images": 0, "errors": 0, "batches": 0}
         self._started = time.perf_counter()
         log.info("radz_engine: bundle %s, backend %s on %s, scoring %s (%s)", self.bundle.path, self.backend.name,
-                 self.backend.device, self.scorer.mode, self.scorer.backend)
+                 ", ".join(b.device for b in self.backends), self.scorer.mode, self.scorer.backend)
 
     # -- properties ------------------------------------------------------------------------------
     @property
     def class_names(self) -> list[str]:
         return self.scorer.class_names
-
-    @property
-    def batcher_implementation(self) -> str | None:
-        """"c++" (_core.DynamicBatcher), "python-fallback", or None before the first submit()."""
-        if self._batcher is None:
-            return None
-        return "python-fallback" if type(self._batcher).__module__.endswith("batcher_fallback") else "c++"
 
     # -- shared stages ---------------------------------------------------------------------------
     def preprocess(self, decoded: list[Decoded]) -> np.ndarray:
@@ -210,18 +214,12 @@ class Engine:
                 return self._batcher
             from . import _core
 
-            args = (self.input_shape, self.bundle.embedding_dim)
-            kwargs = {"max_batch_size": self.max_batch_size, "max_delay_ms": self.max_delay_ms, **self._batcher_options}
-            if hasattr(_core, "DynamicBatcher"):
-                self._batcher = _core.DynamicBatcher(*args, **kwargs)
-            else:
-                from .batcher_fallback import PythonBatcher
-
-                log.warning("radz_engine: _core.DynamicBatcher is not in this build; submit() uses the "
-                            "pure-Python fallback batcher (radz_engine.batcher_fallback)")
-                self._batcher = PythonBatcher(*args, **kwargs)
+            self._batcher = _core.DynamicBatcher(self.input_shape, self.bundle.embedding_dim,
+                                                 max_batch_size=self.max_batch_size, max_delay_ms=self.max_delay_ms,
+                                                 **self._batcher_options)
             for n in range(self.runners):
-                thread = threading.Thread(target=self._runner, name=f"radz-runner-{n}", daemon=True)
+                backend = self.backends[n % len(self.backends)]
+                thread = threading.Thread(target=self._runner, args=(backend,), name=f"radz-runner-{n}", daemon=True)
                 thread.start()
                 self._runner_threads.append(thread)
             return self._batcher
@@ -293,7 +291,7 @@ class Engine:
             result.timings["queue"] = max(0.0, result.timings.pop("_popped") - pending.submitted) * 1000.0
         self._resolve(pending, result, error)
 
-    def _runner(self) -> None:
+    def _runner(self, backend) -> None:
         batcher = self._batcher
         while True:
             try:
@@ -311,7 +309,7 @@ class Engine:
             ids = list(batch.ids)
             try:
                 start = time.perf_counter()
-                embeddings = self.backend.run(np.asarray(batch.inputs))
+                embeddings = backend.run(np.asarray(batch.inputs))
                 model_ms = (time.perf_counter() - start) * 1000.0
                 batcher.complete(batch, np.ascontiguousarray(embeddings, dtype=np.float32))
                 blank = Decoded(np.zeros((1, 1), np.uint8), None, "")
@@ -423,7 +421,7 @@ class Engine:
             window = [t for t, _ in self._latencies if now - t <= 60.0]
         lat = np.array(recent) if recent else np.zeros(0)
         out = {"backend": self.backend.describe(), "scoring": self.scorer.backend, "classes": len(self.class_names),
-               "batcher": self.batcher_implementation, **counts,
+               "devices": [b.device for b in self.backends], "runners": self.runners, **counts,
                "uptime_s": now - self._started,
                "submit_images_per_s_60s": (len(window) / max(1e-9, now - min(window))) if len(window) > 1 else 0.0,
                "latency_ms": {f"p{p}": (float(np.percentile(lat, p)) if lat.size else None) for p in (50, 90, 99)}}
@@ -448,7 +446,8 @@ class Engine:
                 self._pending.clear()
             for pending in left:
                 self._resolve(pending, None, EngineClosed("the engine closed before the request ran"))
-        self.backend.close()
+        for backend in self.backends:
+            backend.close()
         self._closed = True
 
     def __enter__(self) -> "Engine":

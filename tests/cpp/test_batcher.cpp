@@ -27,6 +27,7 @@ radz::BatcherOptions small_options(size_t max_batch_size = 4, std::chrono::micro
   options.output_size = kOutputSize;
   options.max_batch_size = max_batch_size;
   options.max_delay = max_delay;
+  options.adaptive_delay = false;  // the classic rule; AdaptiveDelay* tests turn it on
   return options;
 }
 
@@ -104,6 +105,63 @@ TEST(DynamicBatcher, FullBatchFormsImmediately) {
   ASSERT_TRUE(batch);
   EXPECT_EQ(batch->size(), 4u);
   EXPECT_LT(Clock::now() - start, 500ms);
+}
+
+TEST(DynamicBatcher, AdaptiveDelayRunsALoneRequestAtOnce) {
+  auto options = small_options(8, 200ms);
+  options.adaptive_delay = true;
+  radz::DynamicBatcher batcher(options);
+  // Low load: one request at a time, 300 ms apart (longer than max_delay), so no partner is
+  // expected in time and each runs at once instead of waiting out max_delay.
+  for (int i = 0; i < 4; ++i) {
+    auto ticket = batcher.submit(input_of(float(i)).data());
+    const auto batch = batcher.next_batch(10s);
+    ASSERT_TRUE(batch);
+    EXPECT_EQ(batch->size(), 1u);
+    batcher.complete(batch->id, model(*batch).data());
+    EXPECT_FLOAT_EQ(ticket.get()[0], float(i) * 2.0f + 1.0f);
+    std::this_thread::sleep_for(300ms);
+  }
+  EXPECT_EQ(batcher.metrics().early_dispatches, 4u);
+}
+
+TEST(DynamicBatcher, AdaptiveDelayStillBatchesABurst) {
+  auto options = small_options(8, 2s);
+  options.adaptive_delay = true;
+  radz::DynamicBatcher batcher(options);
+  // Arrivals every ~1 ms (much shorter than max_delay): a runner waiting meanwhile must not
+  // take them one by one.
+  std::vector<radz::Ticket> tickets;
+  std::optional<radz::Batch> batch;
+  std::thread runner([&] { batch = batcher.next_batch(10s); });
+  for (int i = 0; i < 5; ++i) {
+    tickets.push_back(batcher.submit(input_of(float(i)).data()));
+    std::this_thread::sleep_for(1ms);
+  }
+  runner.join();
+  ASSERT_TRUE(batch);
+  // The first request of all has no rate to go on and may run alone; the rest stay together.
+  size_t taken = batch->size();
+  if (taken == 1) {
+    const auto rest = batcher.next_batch(10s);
+    ASSERT_TRUE(rest);
+    taken = rest->size();
+    EXPECT_EQ(taken, 4u);
+  } else {
+    EXPECT_EQ(taken, 5u);
+  }
+}
+
+TEST(DynamicBatcher, WithoutAdaptiveDelayALoneRequestWaitsMaxDelay) {
+  radz::DynamicBatcher batcher(small_options(8, 300ms));
+  for (int i = 0; i < 2; ++i) {
+    batcher.submit(input_of(float(i)).data());
+    const auto start = Clock::now();
+    const auto batch = batcher.next_batch(10s);
+    ASSERT_TRUE(batch);
+    EXPECT_GE(Clock::now() - start, 250ms);
+    EXPECT_EQ(batcher.metrics().early_dispatches, 0u);
+  }
 }
 
 TEST(DynamicBatcher, FullBatchWakesAWaitingRunner) {

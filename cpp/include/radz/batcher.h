@@ -57,6 +57,11 @@ struct BatcherOptions {
   size_t max_batch_size = 32;
   /// Longest the oldest waiting request waits for the batch to fill; >= 0.
   std::chrono::microseconds max_delay{2000};
+  /// Dispatch before max_delay when no further request is expected in time (the mean gap
+  /// between recent arrivals, or the quiet time since the last one, reaches past max_delay).
+  /// At low load a lone request then runs at once instead of waiting out max_delay; under
+  /// load the batch still fills. false: always wait the full max_delay for a partial batch.
+  bool adaptive_delay = true;
   /// Most requests waiting (not yet taken by a runner); > 0.
   size_t max_queue = 1024;
   /// What submit() does when the queue is full.
@@ -105,6 +110,8 @@ struct BatcherMetrics {
   uint64_t rejected = 0;
   /// Batches formed so far.
   uint64_t batches = 0;
+  /// Partial batches dispatched early by adaptive_delay (before max_delay).
+  uint64_t early_dispatches = 0;
   /// batch_size_histogram[k] = number of batches of k requests, k = 0..max_batch_size.
   std::vector<uint64_t> batch_size_histogram;
   /// Median submit -> complete latency of recently completed requests (the last 4096).
