@@ -1,0 +1,223 @@
+"""`radz bench`: throughput side by side with PyTorch eager; `radz bench load`: serving load.
+
+    radz bench [--bundle B | --preset NAME] [--backend auto,torch,...] [--device cpu | cuda:0,cuda:1]
+               [--batch 1,8,32,128] [--precision fp32,fp16,bf16] [--out radz_bench]
+    radz bench load [--bundle B] [--target engine | dicom://AE@host:port] [--rates 10,20,40 | --start-rate 10]
+               [--p99-bound-ms 100] [--out radz_bench_load]
+
+Writes <out>.json (everything), <out>.md (the table, also printed) and <out>.png (a plot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+__all__ = ["main"]
+
+
+def _csv(kind):
+    def parse(text: str):
+        try:
+            return [kind(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {kind.__name__}, got {text!r}") from None
+
+    return parse
+
+
+def _say(message: str) -> None:
+    print(f"radz bench: {message}", file=sys.stderr, flush=True)
+
+
+def _throughput_parser() -> argparse.ArgumentParser:
+    from .throughput import BACKEND_CHOICES
+
+    p = argparse.ArgumentParser(prog="radz bench", description=__doc__.split("\n\n")[0])
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--bundle", help="a bundle folder (default: the shipped default bundle)")
+    src.add_argument("--preset", help="a model preset (tiny, small, paper) on random weights, torch backends only")
+    p.add_argument("--backend", type=_csv(str), default=None,
+                   help=f"comma-separated, from {', '.join(BACKEND_CHOICES)} (default: auto; torch with --preset)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda:0, or a list cuda:0,cuda:1 (adds a scaling table)")
+    p.add_argument("--batch", type=_csv(int), default=[1, 8, 32], help="batch sizes (default 1,8,32)")
+    p.add_argument("--precision", type=_csv(str), default=["fp32"], help="fp32, fp16, bf16 (default fp32)")
+    p.add_argument("--reference", default="auto", choices=("auto", "checkpoint", "random", "none"),
+                   help="the PyTorch eager reference's weights: auto (the bundle's checkpoint if it carries one, "
+                        "else random weights of its architecture, said so in the report), checkpoint (fail "
+                        "without one), random, none (no reference)")
+    p.add_argument("--checkpoint", help="a `radz train` checkpoint folder for the reference and torch backends")
+    p.add_argument("--warmup", type=int, default=2, help="warm-up calls per side and batch (default 2)")
+    p.add_argument("--repeats", type=int, default=10, help="timed calls per side per round (default 10)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds, the sides alternating (default 3)")
+    p.add_argument("--max-seconds", type=float, default=5.0,
+                   help="per side per round: stop timing after this long (at least 3 calls; default 5)")
+    p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end (Engine.classify) phase")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for both sides (default: all cores)")
+    p.add_argument("--peak-size", type=int, default=None, help="matmul size for the peak (default 8192 GPU, 1024 CPU)")
+    p.add_argument("--scaling-images", type=int, default=2048, help="images per multi-device scaling point")
+    p.add_argument("--out", default="radz_bench", help="output path without suffix (default ./radz_bench)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _load_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="radz bench load",
+                                description="open-loop Poisson load against Engine.submit or a DICOM node")
+    p.add_argument("--bundle", help="bundle for the engine target (default: the shipped default bundle)")
+    p.add_argument("--target", default="engine", help="engine (in process) or dicom://AE@host:port (C-STORE)")
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--max-batch", type=int, default=32)
+    p.add_argument("--max-delay-ms", type=float, default=2.0)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--rates", type=_csv(float), default=None, help="offered loads in requests/s (else a ramp)")
+    p.add_argument("--start-rate", type=float, default=10.0)
+    p.add_argument("--factor", type=float, default=1.6, help="ramp: next rate = rate x factor")
+    p.add_argument("--max-rate", type=float, default=10000.0)
+    p.add_argument("--p99-bound-ms", type=float, default=100.0, help="stop after the first rate whose p99 passes this")
+    p.add_argument("--window-s", type=float, default=2.0)
+    p.add_argument("--min-requests", type=int, default=30, help="per window (windows stretch at low rates)")
+    p.add_argument("--stable-windows", type=int, default=3)
+    p.add_argument("--tolerance", type=float, default=0.10)
+    p.add_argument("--max-windows", type=int, default=8)
+    p.add_argument("--workers", type=int, default=4, help="dicom target: parallel associations")
+    p.add_argument("--dicom-size", type=int, default=512, help="dicom target: phantom image side (pixels)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="radz_bench_load")
+    return p
+
+
+def throughput_main(argv: list[str]) -> int:
+    args = _throughput_parser().parse_args(argv)
+    from .device import CudaUnavailable
+    from .report import plot_throughput, throughput_markdown, write_outputs
+    from .throughput import BenchOptions, run_throughput
+
+    devices = [d.strip() for d in args.device.split(",") if d.strip()]
+    if len(devices) > 1 and not all(d.startswith("cuda") for d in devices):
+        print("radz bench: --device: a list is for several GPUs (cuda:0,cuda:1)", file=sys.stderr)
+        return 2
+    bundle = args.bundle
+    if bundle is None and args.preset is None:
+        from radz_engine.default_bundle import default_bundle_path
+
+        bundle = str(default_bundle_path())
+    backends = args.backend or (["torch"] if args.preset else ["auto"])
+    opts = BenchOptions(bundle=bundle, preset=args.preset, backends=backends, device=devices[0], batches=args.batch,
+                        precisions=args.precision, reference=args.reference, checkpoint=args.checkpoint,
+                        warmup=args.warmup, repeats=args.repeats, rounds=args.rounds, max_seconds=args.max_seconds,
+                        e2e=not args.no_e2e, threads=args.threads, peak_size=args.peak_size, progress=not args.quiet)
+    try:
+        report = run_throughput(opts)
+        if len(devices) > 1:
+            report["scaling"] = _scaling(bundle, devices, backends, args)
+    except (CudaUnavailable, ValueError, FileNotFoundError) as error:
+        print(f"radz bench: {error}", file=sys.stderr)
+        return 2
+    report["command"] = "radz bench " + " ".join(argv)
+    markdown = throughput_markdown(report)
+    paths = write_outputs(report, args.out, markdown, plot_throughput)
+    print(markdown)
+    _say("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def _scaling(bundle, devices, backends, args) -> dict:
+    from .scaling import MultiDeviceUnsupported, run_scaling
+    from .throughput import parse_backend
+
+    if bundle is None:
+        raise ValueError("multi-device scaling runs Engine.submit: it needs --bundle, not --preset")
+    name, torch_options = parse_backend(backends[0])
+    options = None
+    if name == "torch":
+        raise ValueError("multi-device scaling with the torch backend would need one model per device; use "
+                         "--backend onnxruntime or tensorrt for the scaling table")
+    try:
+        return run_scaling(bundle, devices, backend=name, precision=args.precision[0], batch=max(args.batch),
+                           images=args.scaling_images, backend_options=options, say=_say)
+    except MultiDeviceUnsupported as error:
+        _say(str(error))
+        return {"error": str(error), "rows": [], "backend": name, "precision": args.precision[0],
+                "batch": max(args.batch), "images": args.scaling_images, "submitters": 4}
+
+
+def load_main(argv: list[str]) -> int:
+    args = _load_parser().parse_args(argv)
+    from .load import DicomTarget, EngineTarget, LoadOptions, run_load
+    from .report import load_markdown, plot_load, write_outputs
+
+    opts = LoadOptions(rates=args.rates, start_rate=args.start_rate, factor=args.factor, max_rate=args.max_rate,
+                       p99_bound_ms=args.p99_bound_ms, window_s=args.window_s, min_requests=args.min_requests,
+                       stable_windows=args.stable_windows, tolerance=args.tolerance, max_windows=args.max_windows,
+                       seed=args.seed)
+    try:
+        if args.target == "engine":
+            target = _engine_target(args)
+        elif args.target.startswith("dicom://"):
+            target = DicomTarget(args.target, _phantom_datasets(8, args.dicom_size), workers=args.workers)
+        else:
+            raise ValueError(f"--target: engine or dicom://AE@host:port, got {args.target!r}")
+        report = run_load(target, opts, say=_say)
+    except (ValueError, FileNotFoundError, ConnectionError) as error:
+        print(f"radz bench load: {error}", file=sys.stderr)
+        return 2
+    report["command"] = "radz bench load " + " ".join(argv)
+    from .device import machine_info
+
+    report["machine"] = machine_info([])
+    markdown = load_markdown(report)
+    paths = write_outputs(report, args.out, markdown, plot_load)
+    print(markdown)
+    _say("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def _engine_target(args):
+    import numpy as np
+
+    from radz_engine.engine import Engine
+    from radz_engine.pixel_spec import PixelSpec
+
+    from .load import EngineTarget
+
+    engine = Engine(args.bundle, backend=args.backend, device=args.device, max_batch_size=args.max_batch,
+                    max_delay_ms=args.max_delay_ms, threads=args.threads)
+    identity = PixelSpec(window_center=0.5, window_width=1.0, voi_function="LINEAR_EXACT")
+    rng = np.random.default_rng(args.seed)
+    size = engine.input_shape[1:]
+    images = [(rng.random(size, dtype=np.float32), identity) for _ in range(32)]
+    return EngineTarget(engine, images, owns_engine=True)
+
+
+def _phantom_datasets(n: int, size: int) -> list:
+    """n phantom radiographs as pydicom datasets (CR/DX, as radz_train writes them)."""
+    import tempfile
+    from pathlib import Path
+
+    import pydicom
+
+    from radz_train.data.dicom_out import write_case
+    from radz_train.data.phantom import generate_cases
+
+    with tempfile.TemporaryDirectory(prefix="radz_bench_dicom_") as folder:
+        out = []
+        for case in generate_cases(n, seed=21, size=size):
+            path = Path(folder) / f"{case.index:04d}.dcm"
+            write_case(case, path)
+            out.append(pydicom.dcmread(path))
+        return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    if argv and argv[0] == "load":
+        return load_main(argv[1:])
+    return throughput_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
