@@ -4,6 +4,11 @@ Uses the C++ `_core.AnchorIndex` (FAISS inner product) when the extension has it
 numpy `scoring.class_scores`; both give the same numbers (checked when a scorer is built: the
 index is dropped with a warning if it disagrees by more than 1e-4). Classes are held in an
 immutable snapshot that is swapped atomically, so `add_classes` never races a running batch.
+
+Calibration: a class in classes.json may carry a "calibration" record fitted by
+`radz eval --bundle B --csv C --calibrate` ({"mode", "method": platt | temperature | none,
+"params", "threshold"}); its probability is then the calibrated score, and "positive" uses its
+threshold. Records fitted for another scoring mode than the one in use are ignored.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ class _Snapshot:
     embeddings: dict  # softmax [C, D], posneg [2, C, D], anchor [C (+1), D]
     background: np.ndarray | None  # [D] or None
     thresholds: np.ndarray  # [C]
+    calibrations: tuple  # per class: radz_train Calibration, or None (scores used as they are)
     index: object  # _core.AnchorIndex or None
 
 
@@ -50,20 +56,37 @@ class ClassScorer:
         names = tuple(bundle.class_names)
         n = len(names)
         background = bundle.anchors[n] if bundle.anchors.shape[0] == n + 1 else None
-        thresholds = np.array([self._threshold(c.get("threshold")) for c in bundle.classes], dtype=np.float64)
+        calibrations = tuple(self._calibration(c) for c in bundle.classes)
+        thresholds = np.array([cal.threshold if cal is not None else self._threshold(c.get("threshold"))
+                               for c, cal in zip(bundle.classes, calibrations)], dtype=np.float64)
         embeddings = {"softmax": bundle.prompts[0], "posneg": bundle.prompts[1:3], "anchor": bundle.anchors[:n]}
         self._use_index = use_index
-        self._snapshot = self._build(names, embeddings, background, thresholds)
+        self._snapshot = self._build(names, embeddings, background, thresholds, calibrations)
 
     # -- state -----------------------------------------------------------------------------------
     def _threshold(self, value) -> float:
         return self.default_threshold if value is None else float(value)
 
-    def _build(self, names, embeddings, background, thresholds) -> _Snapshot:
-        index = self._make_index(names, embeddings, background, thresholds) if self._use_index else None
-        return _Snapshot(tuple(names), embeddings, background, thresholds, index)
+    def _calibration(self, entry: dict):
+        record = entry.get("calibration")
+        if not record:
+            return None
+        record = dict(record)
+        fitted_for = record.pop("mode", None)
+        if fitted_for != self.mode:
+            log.warning("class %s: calibration fitted for scoring mode %r, not %r; using raw scores",
+                        entry.get("name"), fitted_for, self.mode)
+            return None
+        from radz_train.evaluation.calibration import Calibration  # numpy only
 
-    def _make_index(self, names, embeddings, background, thresholds):
+        return Calibration.from_dict(record)
+
+    def _build(self, names, embeddings, background, thresholds, calibrations) -> _Snapshot:
+        index = (self._make_index(names, embeddings, background, thresholds, calibrations)
+                 if self._use_index else None)
+        return _Snapshot(tuple(names), embeddings, background, thresholds, tuple(calibrations), index)
+
+    def _make_index(self, names, embeddings, background, thresholds, calibrations):
         from . import _core
 
         if not (getattr(_core, "HAVE_FAISS", False) and hasattr(_core, "AnchorIndex")):
@@ -75,10 +98,16 @@ class ClassScorer:
                 index.add_class(name, prompt=embeddings["softmax"][j], positive=embeddings["posneg"][0, j],
                                 negative=embeddings["posneg"][1, j], anchor=embeddings["anchor"][j])
             index.set_background(background)
+            for name, cal, threshold in zip(names, calibrations, thresholds):
+                if cal is None:
+                    index.set_calibration(name, "none", [], float(threshold))
+                else:
+                    record = cal.to_dict()
+                    index.set_calibration(name, record["method"], list(record["params"].values()), record["threshold"])
             probe = np.random.default_rng(0).standard_normal((4, dim)).astype(np.float32)
             probe /= np.linalg.norm(probe, axis=1, keepdims=True)
             got = self._index_scores(index, probe)
-            want = self._numpy_scores(probe, embeddings, background)
+            want = self._calibrated(self._numpy_scores(probe, embeddings, background), calibrations)
             if got.shape != want.shape or not np.allclose(got, want, atol=1e-4):
                 log.warning("AnchorIndex disagrees with the numpy scorer; using numpy")
                 return None
@@ -91,6 +120,16 @@ class ClassScorer:
     def _index_scores(index, x: np.ndarray) -> np.ndarray:
         out = index.score(np.ascontiguousarray(x, dtype=np.float32))
         return np.asarray(out["probabilities"] if "probabilities" in out else out["scores"], dtype=np.float64)
+
+    @staticmethod
+    def _calibrated(scores: np.ndarray, calibrations) -> np.ndarray:
+        if not any(c is not None for c in calibrations):
+            return scores
+        out = scores.copy()
+        for j, cal in enumerate(calibrations):
+            if cal is not None:
+                out[:, j] = cal.apply(scores[:, j])
+        return out
 
     def _numpy_scores(self, x, embeddings, background) -> np.ndarray:
         full = dict(embeddings)
@@ -120,7 +159,8 @@ class ClassScorer:
                 "anchor": np.concatenate([e["anchor"][keep], anchor]).astype(np.float32),
             }
             thresholds = np.concatenate([old.thresholds[keep], np.full(len(names), self.default_threshold)])
-            self._snapshot = self._build(new_names, embeddings, old.background, thresholds)
+            calibrations = tuple(old.calibrations[j] for j in keep) + (None,) * len(names)
+            self._snapshot = self._build(new_names, embeddings, old.background, thresholds, calibrations)
 
     def remove(self, name: str) -> None:
         with self._lock:
@@ -131,14 +171,20 @@ class ClassScorer:
             e = old.embeddings
             embeddings = {"softmax": e["softmax"][keep], "posneg": e["posneg"][:, keep], "anchor": e["anchor"][keep]}
             self._snapshot = self._build(tuple(old.names[j] for j in keep), embeddings, old.background,
-                                         old.thresholds[keep])
+                                         old.thresholds[keep], tuple(old.calibrations[j] for j in keep))
 
     # -- scoring ---------------------------------------------------------------------------------
+    def raw_scores(self, embeddings: np.ndarray) -> np.ndarray:
+        """[N, D] -> [N, C] scores of the scoring mode before any calibration (numpy)."""
+        snap = self._snapshot
+        return self._numpy_scores(np.asarray(embeddings, dtype=np.float32), snap.embeddings, snap.background)
+
     def score(self, embeddings: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
         """[N, D] -> (class names, [N, C] scores, [N, C] bool positives), from one snapshot."""
         snap = self._snapshot
         if snap.index is not None:
             scores = self._index_scores(snap.index, embeddings)
         else:
-            scores = self._numpy_scores(embeddings, snap.embeddings, snap.background)
+            scores = self._calibrated(self._numpy_scores(embeddings, snap.embeddings, snap.background),
+                                      snap.calibrations)
         return list(snap.names), scores, scores >= snap.thresholds[None, :]
