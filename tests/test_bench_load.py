@@ -1,0 +1,151 @@
+"""radz bench load: open-loop Poisson arrivals, measurement windows, targets.
+
+No timed assertions: only that arrivals do not wait for completions (open loop), windows and
+stability work, and the engine and DICOM targets complete requests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from radz_bench.load import DicomTarget, LoadOptions, Target, parse_target, run_load, run_rate
+
+
+class InstantTarget(Target):
+    name = "instant"
+
+    def __init__(self):
+        self.sent = 0
+
+    def send(self, index, on_done):
+        self.sent += 1
+        on_done(True, None)
+
+
+class SlowTarget(Target):
+    """Completes each request 0.3 s after it was sent, one at a time (a closed loop with one
+    client would send about 3 requests per second to it)."""
+
+    name = "slow"
+
+    def __init__(self):
+        self.sent = 0
+        self.lock = threading.Lock()
+
+    def send(self, index, on_done):
+        self.sent += 1
+
+        def later():
+            with self.lock:
+                time.sleep(0.3)
+            on_done(True, None)
+
+        threading.Thread(target=later, daemon=True).start()
+
+
+def test_arrivals_do_not_wait_for_completions():
+    target = SlowTarget()
+    opts = LoadOptions(window_s=1.0, min_requests=1, max_windows=1, stable_windows=3, timeout_s=0.2)
+    row = run_rate(target, 60.0, opts)
+    assert target.sent > 15  # ~60 sent in the 1 s window; a closed loop would manage ~3
+    assert row["windows"] == 1 and not row["stable"]
+    assert row["timed_out"] > 0  # the backlog behind a 0.3 s server outlives the window
+
+
+def test_instant_target_becomes_stable_and_sweep_stops_at_the_bound():
+    opts = LoadOptions(rates=[200.0, 400.0], window_s=0.3, min_requests=20, stable_windows=3, tolerance=5.0,
+                       max_windows=6)
+    report = run_load(InstantTarget(), opts)
+    assert [r["rate"] for r in report["rates"]] == [200.0, 400.0]
+    for row in report["rates"]:
+        assert row["stable"] and row["windows"] == 3 and row["errors"] == 0
+        assert row["requests"] > 0 and row["p99_ms"] is not None and row["p50_ms"] <= row["p99_ms"]
+    bounded = run_load(InstantTarget(), LoadOptions(rates=[100.0, 200.0], p99_bound_ms=-1.0, window_s=0.3,
+                                                    tolerance=5.0, max_windows=3))
+    assert len(bounded["rates"]) == 1 and "bound" in bounded["stopped"]
+
+
+def test_engine_target_cli(tmp_path, capsys):
+    from radz_bench.cli import main
+
+    out = tmp_path / "load"
+    rc = main(["load", "--rates", "20,40", "--window-s", "0.5", "--min-requests", "5", "--max-windows", "3",
+               "--tolerance", "5", "--p99-bound-ms", "10000", "--threads", "1", "--out", str(out)])
+    assert rc == 0
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["target"].startswith("engine (onnxruntime-cpu")
+    assert [r["rate"] for r in report["rates"]] == [20.0, 40.0]
+    assert all(r["requests"] > 0 and r["errors"] == 0 for r in report["rates"])
+    assert "| offered req/s |" in capsys.readouterr().out
+    assert out.with_suffix(".png").exists()
+
+
+def test_parse_target():
+    assert parse_target("dicom://RADZ@127.0.0.1:11112") == ("RADZ", "127.0.0.1", 11112)
+    with pytest.raises(ValueError, match="dicom://AE_TITLE@host:port"):
+        parse_target("dicom://127.0.0.1:104")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def orthanc(tmp_path):
+    """A real Orthanc on 127.0.0.1 (its own config, free ports, temp storage), stopped by pid."""
+    binary = shutil.which("Orthanc") or ("/usr/sbin/Orthanc" if os.path.exists("/usr/sbin/Orthanc") else None)
+    if binary is None:
+        pytest.skip("Orthanc is not installed")
+    port = _free_port()
+    config = {"Name": "radz-bench-test", "DicomAet": "ORTHANC", "DicomPort": port, "HttpPort": _free_port(),
+              "StorageDirectory": str(tmp_path / "storage"), "IndexDirectory": str(tmp_path / "index"),
+              "RemoteAccessAllowed": False, "DicomCheckCalledAet": False, "HttpServerEnabled": False,
+              "Plugins": [], "StorageCompression": False, "LogExportedResources": False}
+    (tmp_path / "orthanc.json").write_text(json.dumps(config))
+    log = (tmp_path / "orthanc.log").open("w")
+    process = subprocess.Popen([binary, str(tmp_path / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if process.poll() is not None:
+                pytest.skip(f"Orthanc exited at start-up: {(tmp_path / 'orthanc.log').read_text()[-500:]}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        else:
+            pytest.skip("Orthanc did not open its DICOM port in 30 s")
+        yield f"dicom://ORTHANC@127.0.0.1:{port}", tmp_path / "storage"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def test_dicom_target_against_orthanc(orthanc):
+    from radz_bench.cli import _phantom_datasets
+
+    url, storage = orthanc
+    target = DicomTarget(url, _phantom_datasets(2, 128), workers=2)
+    opts = LoadOptions(rates=[10.0], window_s=0.5, min_requests=3, max_windows=3, tolerance=5.0,
+                       p99_bound_ms=60000.0, timeout_s=20.0)
+    report = run_load(target, opts)
+    row = report["rates"][0]
+    assert row["requests"] > 0 and row["errors"] == 0, row
+    stored = [p for p in storage.rglob("*") if p.is_file() and len(p.name) > 30]
+    assert len(stored) >= row["requests"]  # Orthanc keeps every C-STOREd instance (fresh UIDs)
