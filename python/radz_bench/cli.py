@@ -56,6 +56,10 @@ def _throughput_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end (Engine.classify) phase")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for both sides (default: all cores)")
     p.add_argument("--peak-size", type=int, default=None, help="matmul size for the peak (default 8192 GPU, 1024 CPU)")
+    p.add_argument("--latency-requests", type=int, default=0,
+                   help="also: submit() latency at low load, N requests one at a time (bundle, first backend)")
+    p.add_argument("--screen", type=int, default=0, help="also: Engine.screen over N phantom DICOMs (512 x 512)")
+    p.add_argument("--workers", type=int, default=1, help="decoding processes for --screen")
     p.add_argument("--scaling-images", type=int, default=2048, help="images per multi-device scaling point")
     p.add_argument("--out", default="radz_bench", help="output path without suffix (default ./radz_bench)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -113,6 +117,8 @@ def throughput_main(argv: list[str]) -> int:
         report = run_throughput(opts)
         if len(devices) > 1:
             report["scaling"] = _scaling(bundle, devices, backends, args)
+        if (args.latency_requests or args.screen) and bundle is not None:
+            report.update(_extras(bundle, devices[0], backends[0], args))
     except (CudaUnavailable, ValueError, FileNotFoundError) as error:
         print(f"radz bench: {error}", file=sys.stderr)
         return 2
@@ -122,6 +128,32 @@ def throughput_main(argv: list[str]) -> int:
     print(markdown)
     _say("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
+
+
+def _extras(bundle, device, backend, args) -> dict:
+    import numpy as np
+
+    from radz_engine.engine import Engine
+    from radz_engine.pixel_spec import PixelSpec
+
+    from .extras import screen_throughput, submit_latency
+    from .throughput import parse_backend
+
+    name, _ = parse_backend(backend)
+    if name == "torch":
+        raise ValueError("--latency-requests / --screen run the Engine with an ONNX or TensorRT backend, not torch")
+    out = {}
+    identity = PixelSpec(window_center=0.5, window_width=1.0, voi_function="LINEAR_EXACT")
+    with Engine(bundle, backend=name, device=device, threads=args.threads, max_batch_size=32, max_delay_ms=2.0) as engine:
+        rng = np.random.default_rng(0)
+        images = [(rng.random(engine.input_shape[1:], dtype=np.float32), identity) for _ in range(32)]
+        if args.latency_requests:
+            out["latency"] = submit_latency(engine, images, args.latency_requests)
+            _say(f"submit latency: {out['latency']}")
+        if args.screen:
+            out["screen"] = screen_throughput(engine, args.screen, workers=args.workers)
+            _say(f"screen: {out['screen']}")
+    return out
 
 
 def _scaling(bundle, devices, backends, args) -> dict:

@@ -40,7 +40,18 @@ def throughput_markdown(report: dict) -> str:
     for s in report.get("skipped", []):
         lines.append(f"\nSkipped: {s['what']}: {s['reason']}")
     if report.get("scaling"):
-        lines += ["", scaling_markdown(report["scaling"])]
+        lines += ["", scaling_markdown(report["scaling"]) if report["scaling"].get("rows") else
+                  f"Multi-device scaling not measured: {report['scaling'].get('error')}"]
+    lat = report.get("latency")
+    if lat:
+        lines += ["", f"submit() at low load (one request in flight, {lat['requests']} requests, max delay "
+                      f"{lat['max_delay_ms']} ms): p50 {lat['submit_p50_ms']} ms, p99 {lat['submit_p99_ms']} ms; bare "
+                      f"backend batch 1 {lat['bare_batch1_ms']} ms; target p99 <= 1.3 x bare + max delay = "
+                      f"{lat['target_p99_ms']} ms."]
+    scr = report.get("screen")
+    if scr:
+        lines += ["", f"Engine.screen over {scr['files']} phantom DICOMs ({scr['size']} x {scr['size']}), "
+                      f"{scr['workers']} worker(s): {scr['images_per_s']} images/s; mean ms per image {scr['mean_ms']}."]
     return "\n".join(lines) + "\n"
 
 
