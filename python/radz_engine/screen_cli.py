@@ -3,12 +3,19 @@
 Folders are searched recursively for DICOM / PNG / JPEG; CSV lists need a `path` column.
 Resumable: files already in --out are skipped. A bad file is a row with `error` set, never a
 crash. Prints a summary table (files, ok, failed, images/s, positives per class) at the end.
+
+With --ray [ADDRESS] the work runs on a Ray cluster (radz_engine.distributed; needs
+pip install 'radz-engine[scale]'): --out is then a Parquet dataset folder (local or a URI such as
+s3://bucket/results/), inputs may be URIs of any pyarrow filesystem, and one engine actor runs
+per GPU (CPU actors otherwise). Put --ray last or write --ray=ADDRESS, so that it does not take
+a path as its address.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections import Counter
@@ -25,18 +32,75 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: cores - 1; 0: none)")
     parser.add_argument("--batch-size", type=int, default=32, help="model batch size (default 32)")
     parser.add_argument("--backend", default="auto", help="auto, onnxruntime, tensorrt (default auto)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda, cuda:N or auto (default cpu; with --ray: auto, GPUs when the cluster has them)")
     parser.add_argument("--threads", type=int, default=None, help="model intra-op threads (default: all cores)")
     parser.add_argument("--add-classes", default=None, help="JSON file {name: knowledge description} to add zero-shot")
     parser.add_argument("--embeddings", action="store_true", help="also write each image's embedding")
     parser.add_argument("--no-resume", action="store_true", help="do not skip files already in --out (appends)")
     parser.add_argument("--summary-json", default=None, help="also write the summary as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ray = parser.add_argument_group("Ray (scale-out; pip install 'radz-engine[scale]')")
+    ray.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                     help="run on a Ray cluster: 'auto', 'HOST:PORT', 'ray://HOST:10001' (no ADDRESS: RAY_ADDRESS, "
+                          "a cluster started here with `ray start`, else a local one); --out is a Parquet folder")
+    ray.add_argument("--ray-actors", type=int, default=None,
+                     help="engine actors (default: one per GPU, or cluster CPUs / --threads)")
+    ray.add_argument("--ray-rows-per-file", type=int, default=1000,
+                     help="rows per Parquet part file (smaller: finer-grained resume; default 1000)")
     return parser
+
+
+_RAY_ADDRESS = re.compile(r"^(auto|local|ray://.+|[A-Za-z0-9_.\-]+:\d+|\[[0-9A-Fa-f:]+\]:\d+)$")
+
+
+def _ray_address(args) -> str | None:
+    """--ray's value, or None for Ray's default; a value that is not an address is a path that
+    argparse gave to --ray (`--ray data/ --out r/`), so it goes back to the paths."""
+    if args.ray and not _RAY_ADDRESS.match(args.ray):
+        args.paths.insert(0, args.ray)
+        return None
+    return args.ray or None
+
+
+def _main_ray(args) -> int:
+    from .screen import format_summary
+
+    address = _ray_address(args)
+    if args.out.lower().endswith((".csv", ".jsonl")):
+        print(f"radz screen: --out {args.out}: with --ray the results are a Parquet dataset folder "
+              "(e.g. results/ or s3://bucket/results/)", file=sys.stderr)
+        return 2
+    if args.workers is not None:
+        print("radz screen: --workers is ignored with --ray (Ray schedules the decoding tasks)", file=sys.stderr)
+    add_classes = None
+    if args.add_classes:
+        with open(args.add_classes) as handle:
+            add_classes = json.load(handle)
+    try:
+        from .distributed import screen_dataset
+
+        summary = screen_dataset(args.paths, args.out, bundle=args.bundle, address=address,
+                                 device=args.device or "auto", actors=args.ray_actors, threads=args.threads,
+                                 batch_size=args.batch_size, backend=args.backend, add_classes=add_classes,
+                                 embeddings=args.embeddings, resume=not args.no_resume,
+                                 rows_per_file=args.ray_rows_per_file, progress=not args.no_progress)
+    except (ValueError, ImportError, FileNotFoundError) as error:
+        print(f"radz screen: {error}", file=sys.stderr)
+        return 2
+    print(f"radz screen: {summary['actors']} {summary['device']} actor(s) on Ray, results in {summary['out']}",
+          file=sys.stderr)
+    print(format_summary(summary))
+    if args.summary_json:
+        with open(args.summary_json, "w") as handle:
+            json.dump(summary, handle, indent=2)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.ray is not None:
+        return _main_ray(args)
     from .engine import Engine
     from .screen import ResultWriter, done_sources, format_summary, summarize
 
@@ -49,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"radz screen: --batch-size must be >= 1, got {args.batch_size}", file=sys.stderr)
         return 2
     try:
-        engine = Engine(args.bundle, backend=args.backend, device=args.device, max_batch_size=args.batch_size,
+        engine = Engine(args.bundle, backend=args.backend, device=args.device or "cpu", max_batch_size=args.batch_size,
                         threads=args.threads)
     except (ValueError, RuntimeError, ImportError, FileNotFoundError) as error:
         print(f"radz screen: {error}", file=sys.stderr)

@@ -1,0 +1,109 @@
+"""The Ray Data pipeline: sources -> decode + preprocess (CPU tasks) -> engine actors -> Parquet.
+
+Each stage reuses the single-machine code: `prepare_file` (screen.py) decodes and preprocesses,
+`screen._run_chunk` runs `Engine.run_preprocessed` on the good files of a batch and turns the rest
+into error Results, and `Result.to_row` makes the same columns as `radz screen`.
+Ray is imported by the caller (radz_engine.distributed), never at module import.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ..results import Result
+
+__all__ = ["preprocess_args", "decode_batch", "EngineActor", "result_schema", "plan_actors"]
+
+
+def preprocess_args(bundle) -> dict:
+    """The bundle's preprocessing arguments, as Engine builds them (tests check they agree), so
+    the decode tasks need only the manifest, not a model."""
+    spec = bundle.input_spec
+    return {"out_size": (int(spec["size"][0]), int(spec["size"][1])), "mean": spec["mean"], "std": spec["std"],
+            "aspect": spec.get("aspect", "letterbox"), "pad_value": float(spec.get("pad_value", 0.0))}
+
+
+def decode_batch(batch: dict, args: dict, channels: int) -> dict:
+    """Ray Data UDF (CPU task): {"source"} -> {"source", "pixels" [B, C, H, W], "error" ("" = ok),
+    "metadata" (JSON), "decode_ms", "preprocess_ms"}. A bad file becomes an error, never a raise;
+    its pixels are zeros (a tensor column needs one shape) and are never run."""
+    from .sources import prepare_source
+
+    prepared = [prepare_source(str(s), args) for s in batch["source"]]
+    height, width = args["out_size"]
+    pixels = np.zeros((len(prepared), channels, height, width), np.float32)
+    for i, p in enumerate(prepared):
+        if p[3] is None:
+            pixels[i] = p[1]
+    return {"source": np.array([p[0] for p in prepared], dtype=object), "pixels": pixels,
+            "error": np.array([p[3] or "" for p in prepared], dtype=object),
+            "metadata": np.array([json.dumps(p[2], default=str) for p in prepared], dtype=object),
+            "decode_ms": np.array([p[4] for p in prepared], np.float64),
+            "preprocess_ms": np.array([p[5] for p in prepared], np.float64)}
+
+
+def result_schema(classes, embeddings: bool):
+    """The Arrow schema of `radz screen`'s rows (Result.to_row), fixed so that every part file
+    agrees even when a batch has only errors (all-null columns)."""
+    import pyarrow as pa
+
+    types = {"source": pa.string(), "ok": pa.bool_(), "error": pa.string(), "positives": pa.string(),
+             "sop_instance_uid": pa.string(), "study_instance_uid": pa.string(), "embedding": pa.list_(pa.float64())}
+    columns = Result(source="").to_row(classes, embedding=embeddings)
+    return pa.schema([(name, types.get(name, pa.float64())) for name in columns])
+
+
+class EngineActor:
+    """A stateful Ray Data UDF: one Engine per actor (one per GPU, or a CPU actor), loaded once."""
+
+    def __init__(self, engine_kwargs: dict, add_classes: dict | None, embeddings: bool) -> None:
+        from ..engine import Engine
+
+        self.engine = Engine(**engine_kwargs)
+        if add_classes:
+            self.engine.add_classes(add_classes)
+        self.classes = list(self.engine.class_names)
+        self.embeddings = embeddings
+        self.schema = result_schema(self.classes, embeddings)
+
+    def __call__(self, batch: dict):
+        import pyarrow as pa
+
+        from ..screen import _run_chunk
+
+        chunk = [(str(s), x, json.loads(m), e or None, float(d), float(p)) for s, x, m, e, d, p in
+                 zip(batch["source"], batch["pixels"], batch["metadata"], batch["error"], batch["decode_ms"],
+                     batch["preprocess_ms"])]
+        rows = [r.to_row(self.classes, embedding=self.embeddings) for r in _run_chunk(self.engine, chunk)]
+        return pa.Table.from_pylist(rows, schema=self.schema)
+
+
+def plan_actors(resources: dict, device: str, actors: int | None, threads: int | None) -> dict:
+    """How many engine actors, on what: {"device", "actors", "num_gpus", "num_cpus", "threads"}.
+
+    GPUs (device "auto" with GPUs in the cluster, or "cuda"): one actor per GPU, num_gpus=1, the
+    engine on "cuda" (Ray sets CUDA_VISIBLE_DEVICES, so each actor sees its own GPU as cuda:0);
+    decoding runs in separate CPU tasks. CPU: actors of `threads` CPUs each (default 1), as many
+    as the cluster's CPUs allow; Ray then fuses decoding into the actors (same resources), so no
+    preprocessed tensor crosses processes.
+    """
+    gpus = int(resources.get("GPU", 0))
+    cpus = max(1, int(resources.get("CPU", 1)))
+    if device in ("cuda", "gpu") or device.startswith("cuda:") or (device == "auto" and gpus > 0):
+        if gpus == 0:
+            raise ValueError(f"device {device!r}: the Ray cluster has no GPUs (resources: {resources})")
+        if device.startswith("cuda:"):
+            raise ValueError("device: with Ray, use 'cuda' (each actor gets its own GPU), not a device number")
+        count = gpus if actors is None else int(actors)
+        return {"device": "cuda", "actors": count, "num_gpus": 1, "num_cpus": 1, "threads": threads}
+    threads_each = max(1, int(threads or 1))
+    count = max(1, cpus // threads_each) if actors is None else int(actors)
+    return {"device": "cpu", "actors": count, "num_gpus": 0, "num_cpus": threads_each, "threads": threads_each}
+
+
+def write_options(rows_per_file: int) -> dict:
+    # Writing is light; 0.25 CPU lets part files be written while the actors hold the CPUs.
+    return {"min_rows_per_file": max(1, int(rows_per_file)), "ray_remote_args": {"num_cpus": 0.25}}
+
