@@ -91,6 +91,8 @@ def preset_model(name: str, device: str = "cpu", dtype: str = "float32", overrid
     config = get_model_config(name, overrides)
     if config.tokenizer.get("type") == "checkpoint":  # the paper preset: a BPE stand-in of the same role
         config = config.with_overrides({"tokenizer": {"type": "bpe", "vocab_size": 2000}})
+    # Inference: plain decoder weights (a trained LoRA is merged before export), so no adapters.
+    config = config.with_overrides({"train_decoder": "frozen", "train_vision": False})
     previous = torch.get_default_dtype()
     torch.set_default_dtype(getattr(torch, dtype))
     try:
