@@ -173,6 +173,11 @@ class ClassScorer:
             self._snapshot = self._build(tuple(old.names[j] for j in keep), embeddings, old.background,
                                          old.thresholds[keep], tuple(old.calibrations[j] for j in keep))
 
+    def thresholds(self) -> dict[str, float]:
+        """{class: positive threshold} of the current classes (inf: never positive)."""
+        snap = self._snapshot
+        return {n: float(t) for n, t in zip(snap.names, snap.thresholds)}
+
     # -- scoring ---------------------------------------------------------------------------------
     def raw_scores(self, embeddings: np.ndarray) -> np.ndarray:
         """[N, D] -> [N, C] scores of the scoring mode before any calibration (numpy)."""

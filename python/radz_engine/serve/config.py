@@ -1,0 +1,132 @@
+"""Every option of `radz serve`, validated in one place."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["ServeConfig", "Peer", "parse_peer", "SCORED_SOP_CLASSES", "ConfigError"]
+
+# SOP classes scored: CR, DX (for presentation and for processing), Secondary Capture.
+SCORED_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.1": "CR",
+    "1.2.840.10008.5.1.4.1.1.1.1": "DX for presentation",
+    "1.2.840.10008.5.1.4.1.1.1.1.1": "DX for processing",
+    "1.2.840.10008.5.1.4.1.1.7": "Secondary Capture",
+}
+_AE_RE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # 16 printable characters, no backslash
+
+
+class ConfigError(ValueError):
+    """A bad option; the message names it."""
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A DICOM node: AE title, host, port."""
+
+    ae_title: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.ae_title}@{self.host}:{self.port}"
+
+
+def _check_ae(value: str, option: str) -> str:
+    value = value.strip()
+    if not _AE_RE.match(value):
+        raise ConfigError(f"{option}: {value!r} is not an AE title (1-16 printable characters, no backslash)")
+    return value
+
+
+def parse_peer(text: str, option: str = "--forward") -> Peer:
+    """"AE@host:port" -> Peer."""
+    match = re.match(r"^([^@]+)@(.+):(\d+)$", text.strip())
+    if not match:
+        raise ConfigError(f"{option}: {text!r} is not AE@host:port (e.g. ORTHANC@127.0.0.1:4242)")
+    port = int(match.group(3))
+    if not 0 < port < 65536:
+        raise ConfigError(f"{option}: port {port} is out of range 1-65535")
+    return Peer(_check_ae(match.group(1), option), match.group(2), port)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class ServeConfig:
+    """Options of `radz serve` (see `radz serve --help` for each)."""
+
+    work_dir: Path
+    bundle: Path | None = None
+    ae_title: str = "RADZ"
+    bind: str = "127.0.0.1"
+    port: int = 11112
+    forward: Peer | None = None
+    allowed_callers: tuple[str, ...] = ()
+    results_dir: Path | None = None
+    webhook: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    max_dataset_mb: float = 512.0
+    max_rows: int = 16384
+    max_columns: int = 16384
+    other_sop_classes: str = "reject"  # or "ignore": accept, journal as ignored, never score
+    allowed_modalities: tuple[str, ...] = ("CR", "DX", "OT")
+    http_port: int | None = 8089  # None: no /healthz, /metrics
+    scoring_workers: int = 2
+    engine_threads: int | None = None
+    retry_base_s: float = 1.0
+    retry_max_s: float = 60.0
+    model_name: str | None = None
+    keep_spool: bool = False  # keep received datasets and SRs after use (default: delete once done)
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.work_dir = Path(self.work_dir)
+        self.results_dir = Path(self.results_dir) if self.results_dir else self.work_dir / "results"
+        self.ae_title = _check_ae(self.ae_title, "--ae-title")
+        self.allowed_callers = tuple(_check_ae(a, "--allow") for a in self.allowed_callers)
+        if not 0 <= int(self.port) < 65536:
+            raise ConfigError(f"--port: {self.port} is out of range 0-65535")
+        if not _is_loopback(self.bind) and not self.allowed_callers:
+            raise ConfigError(f"--bind {self.bind}: listening beyond loopback needs a calling-AE allow-list (--allow AE)")
+        if self.other_sop_classes not in ("reject", "ignore"):
+            raise ConfigError(f"--other-sop-classes: 'reject' or 'ignore', not {self.other_sop_classes!r}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("--tls-cert and --tls-key go together")
+        for option, value in (("--tls-cert", self.tls_cert), ("--tls-key", self.tls_key), ("--tls-ca", self.tls_ca)):
+            if value is not None and not Path(value).is_file():
+                raise ConfigError(f"{option}: {value} is not a file")
+        if self.tls_ca is not None and self.tls_cert is None:
+            raise ConfigError("--tls-ca (verify callers' certificates) needs --tls-cert and --tls-key")
+        for option, value in (("--max-dataset-mb", self.max_dataset_mb), ("--max-rows", self.max_rows),
+                              ("--max-columns", self.max_columns), ("--scoring-workers", self.scoring_workers),
+                              ("--retry-base-s", self.retry_base_s), ("--retry-max-s", self.retry_max_s)):
+            if not value > 0:
+                raise ConfigError(f"{option}: must be > 0, got {value}")
+        if self.webhook is not None and not re.match(r"^https?://", self.webhook):
+            raise ConfigError(f"--webhook: {self.webhook!r} is not an http(s) URL")
+        self.allowed_modalities = tuple(m.strip().upper() for m in self.allowed_modalities if m.strip())
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    @property
+    def max_dataset_bytes(self) -> int:
+        return int(self.max_dataset_mb * 2**20)
+
+    def retry_delay(self, attempts: int) -> float:
+        """Back-off before the next delivery attempt: base * 2^(attempts-1), capped."""
+        return min(self.retry_max_s, self.retry_base_s * 2 ** max(0, attempts - 1))

@@ -1,0 +1,173 @@
+"""radz serve building blocks: journal, config, checks, the SR (read back with pydicom and DCMTK)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pynetdicom")
+pytest.importorskip("highdicom")
+
+from radz_engine.serve.config import ConfigError, ServeConfig, parse_peer  # noqa: E402
+from radz_engine.serve.journal import Journal  # noqa: E402
+
+
+def _phantom_dicoms(folder, n: int, seed: int = 3, size: int = 96):
+    from radz_train.data.dicom_out import write_case
+    from radz_train.data.phantom import generate_cases
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sites = ("site_a", "site_b", "site_c")
+    return [write_case(case, folder / f"{case.index:05d}.dcm")
+            for case in generate_cases(n, seed=seed, sites=sites, size=size)]
+
+
+# -- journal ------------------------------------------------------------------------------------
+def test_journal_walks_the_states_and_is_idempotent(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite")
+    assert journal.record_received("1.2.3", "9.9", "1.2.840.10008.5.1.4.1.1.1", "/spool/a.dcm", "SCU") == "received"
+    assert journal.record_received("1.2.3", "9.9", "1.2.840.10008.5.1.4.1.1.1", "/spool/a.dcm", "SCU") == "received"
+    assert [e.sop_uid for e in journal.pending_scoring()] == ["1.2.3"]
+    journal.mark_scored("1.2.3", "/spool/sr.dcm")
+    # Received again after scoring: stays scored, is not queued for scoring again.
+    assert journal.record_received("1.2.3", "9.9", "1.2.840.10008.5.1.4.1.1.1", "/spool/a.dcm", "SCU") == "scored"
+    assert journal.pending_scoring() == []
+    assert [e.sop_uid for e in journal.pending_delivery()] == ["1.2.3"]
+    assert journal.delivery_failed("1.2.3", "PACS down", retry_in_s=60) == 1
+    assert journal.pending_delivery() == []  # not due for a minute
+    assert journal.get("1.2.3").error == "PACS down" and journal.next_delivery_due() > 0
+    journal.mark_delivered("1.2.3")
+    journal.record_received("4.5.6", None, "x", None, "SCU", state="rejected", error="no pixel data")
+    journal.close()
+    # Everything survives closing (a restart).
+    again = Journal(tmp_path / "j.sqlite")
+    assert again.counts() == {"received": 0, "scored": 0, "delivered": 1, "failed": 0, "rejected": 1, "ignored": 0}
+    assert again.get("4.5.6").error == "no pixel data"
+    # A rejected instance sent again (fixed) is taken.
+    assert again.record_received("4.5.6", None, "x", "/spool/b.dcm", "SCU") == "received"
+    with pytest.raises(ValueError, match="state"):
+        again.record_received("7", None, "x", None, state="delivered")
+
+
+def test_journal_mark_failed_only_from_received(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite")
+    journal.record_received("1", None, "c", "/p", "A")
+    journal.mark_failed("1", "cannot decode")
+    assert journal.get("1").state == "failed" and journal.get("1").error == "cannot decode"
+    journal.mark_scored("1", "/sr")  # no effect: failed is final until the instance is sent again
+    assert journal.get("1").state == "failed"
+
+
+# -- config -------------------------------------------------------------------------------------
+def test_config_names_the_bad_option(tmp_path):
+    assert str(parse_peer("ORTHANC@127.0.0.1:4242")) == "ORTHANC@127.0.0.1:4242"
+    for text in ("ORTHANC@host", "@h:1", "ORTHANC@h:99999"):
+        with pytest.raises(ConfigError, match="--forward"):
+            parse_peer(text)
+    with pytest.raises(ConfigError, match="--ae-title"):
+        ServeConfig(tmp_path, ae_title="A" * 17)
+    with pytest.raises(ConfigError, match="allow-list"):
+        ServeConfig(tmp_path, bind="0.0.0.0")
+    assert ServeConfig(tmp_path, bind="0.0.0.0", allowed_callers=("PACS",)).allowed_callers == ("PACS",)
+    with pytest.raises(ConfigError, match="--tls-cert and --tls-key"):
+        ServeConfig(tmp_path, tls_cert=tmp_path / "c.pem")
+    with pytest.raises(ConfigError, match="--webhook"):
+        ServeConfig(tmp_path, webhook="ftp://x")
+    config = ServeConfig(tmp_path, retry_base_s=1, retry_max_s=10)
+    assert [config.retry_delay(a) for a in (1, 2, 3, 4, 5, 6)] == [1, 2, 4, 8, 10, 10]
+
+
+def test_serve_cli_reports_bad_options_without_a_traceback(tmp_path, capsys):
+    from radz_engine.cli import main
+
+    assert main(["serve", "--work-dir", str(tmp_path), "--forward", "nonsense"]) == 2
+    assert "--forward" in capsys.readouterr().err
+
+
+# -- checks -------------------------------------------------------------------------------------
+def test_checks_reject_with_a_reason(tmp_path):
+    from pydicom import dcmread
+
+    from radz_engine.serve.checks import Rejection, check_dataset
+
+    path = _phantom_dicoms(tmp_path / "d", 1)[0]
+    config = ServeConfig(tmp_path, max_rows=64)
+    ds = dcmread(path)
+    with pytest.raises(Rejection, match="exceeds the limit of 64"):
+        check_dataset(ds, 1000, config)
+    config = ServeConfig(tmp_path, max_dataset_mb=0.001)
+    with pytest.raises(Rejection, match="MiB exceeds"):
+        check_dataset(ds, 10_000, config)
+    config = ServeConfig(tmp_path)
+    check_dataset(ds, 10_000, config)  # fine as it is
+    ds.Modality = "CT"
+    with pytest.raises(Rejection, match="modality CT"):
+        check_dataset(ds, 10_000, config)
+    ds.Modality = "CR"
+    del ds.PixelData
+    with pytest.raises(Rejection, match="no pixel data"):
+        check_dataset(ds, 10_000, config)
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"  # CT Image Storage
+    with pytest.raises(Rejection, match="is not scored"):
+        check_dataset(ds, 10_000, config)
+
+
+# -- the SR -------------------------------------------------------------------------------------
+def test_sr_answers_the_source_instance(tmp_path):
+    from pydicom import dcmread
+
+    from radz_engine.engine import Engine
+    from radz_engine.serve.sr import FINDING_SCHEME, build_sr, sr_uids
+
+    path = _phantom_dicoms(tmp_path / "d", 1, seed=8)[0]
+    source = dcmread(path)
+    with Engine(threads=1) as engine:
+        result = engine.classify([path])[0]
+        thresholds = {n: (None if t == float("inf") else t) for n, t in engine.scorer.thresholds().items()}
+    sr = build_sr(source, result, "radz-default", "v1", thresholds)
+    out = tmp_path / "sr.dcm"
+    sr.save_as(out, enforce_file_format=True)
+    back = dcmread(out)
+    assert back.Modality == "SR" and back.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.33"
+    assert back.StudyInstanceUID == source.StudyInstanceUID
+    assert back.SeriesInstanceUID != source.SeriesInstanceUID
+    assert back.PatientID == source.PatientID  # the PACS files it with the patient
+    evidence = back.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0].ReferencedSOPSequence[0]
+    assert evidence.ReferencedSOPInstanceUID == source.SOPInstanceUID
+    # Deterministic: the same instance and model give the same SR UID; another model another.
+    assert back.SOPInstanceUID == sr_uids(source.SOPInstanceUID, source.SeriesInstanceUID, "radz-default/v1")["sop"]
+    assert build_sr(source, result, "radz-default", "v2", thresholds).SOPInstanceUID != back.SOPInstanceUID
+    # Every class: its probability, threshold and call.
+    findings = {}
+    for item in back.ContentSequence:
+        if item.ValueType == "CONTAINER" and item.ConceptNameCodeSequence[0].CodingSchemeDesignator == FINDING_SCHEME:
+            values = {c.ConceptNameCodeSequence[0].CodeValue: c for c in item.ContentSequence}
+            findings[item.ConceptNameCodeSequence[0].CodeValue] = (
+                float(values["probability"].MeasuredValueSequence[0].NumericValue),
+                values["call"].ConceptCodeSequence[0].CodeMeaning)
+        if item.ValueType == "IMAGE":
+            assert item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+    assert set(findings) == set(result.scores)
+    for name, (probability, call) in findings.items():
+        assert probability == pytest.approx(result.scores[name], abs=1e-9)
+        assert call == ("Yes" if name in result.positives else "No")
+    if shutil.which("dsrdump"):  # DCMTK reads it as a valid SR document
+        dump = subprocess.run(["dsrdump", str(out)], capture_output=True, text=True, timeout=60)
+        assert dump.returncode == 0, dump.stderr
+        assert "Comprehensive SR Document" in dump.stdout and "Diagnostic Imaging Report" in dump.stdout
+        assert not dump.stderr.strip(), dump.stderr
+
+
+def test_spool_writes_atomically_and_hides_uids(tmp_path):
+    from radz_engine.serve.spool import Spool, uid_hash
+
+    spool = Spool(tmp_path)
+    path = spool.write_incoming("1.2.840.99.1", b"abc")
+    assert path.read_bytes() == b"abc" and "1.2.840" not in path.name and uid_hash("1.2.840.99.1") in path.name
+    spool.write_incoming("1.2.840.99.1", b"new")
+    assert path.read_bytes() == b"new"
+    assert [p.name for p in (tmp_path / "incoming").iterdir()] == [path.name]  # no temporary files left
+    assert np.unique([uid_hash(str(i)) for i in range(1000)]).size == 1000
