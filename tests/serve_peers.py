@@ -52,13 +52,13 @@ class Orthanc:
     """An Orthanc process with its own config, storage and ports; `radz` is a known modality."""
 
     def __init__(self, folder: Path, radz_port: int | None = None, route_radiographs: bool = False,
-                 ae_title: str = "ORTHANC") -> None:
+                 ae_title: str = "ORTHANC", dicom_port: int | None = None) -> None:
         if ORTHANC is None:
             raise RuntimeError("Orthanc is not installed (apt install orthanc)")
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.ae_title = ae_title
-        self.dicom_port, self.http_port = free_port(), free_port()
+        self.dicom_port, self.http_port = dicom_port or free_port(), free_port()
         config = {
             "Name": "radz-test", "StorageDirectory": str(self.folder / "storage"),
             "IndexDirectory": str(self.folder / "index"), "HttpPort": self.http_port, "DicomPort": self.dicom_port,
