@@ -139,6 +139,7 @@ class RadzServe:
 
     def start(self) -> None:
         self.log_path = self.work_dir / "serve.log"
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0  # a restart appends
         self.log = self.log_path.open("ab")
         self.process = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
         wait_for(self._ready, 120, "radz serve to listen")
@@ -146,7 +147,7 @@ class RadzServe:
     def _ready(self) -> bool:
         if self.process.poll() is not None:
             raise RuntimeError(f"radz serve exited with {self.process.returncode}:\n{self.log_text()[-3000:]}")
-        return b"listening on" in self.log_path.read_bytes()
+        return b"listening on" in self.log_path.read_bytes()[self._log_start:]
 
     def log_text(self) -> str:
         return self.log_path.read_bytes().decode(errors="replace")

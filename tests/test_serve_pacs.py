@@ -178,3 +178,40 @@ def test_pacs_down_then_up_sr_delivered_after_retries(tmp_path, peers):
     refs = _sr_references(orthanc)
     assert len(refs) == 3 and all(len(v) == 1 for v in refs.values())
     assert "radz_delivery_errors_total" in radz.metrics()
+
+
+@pytest.mark.slow
+def test_sigkill_midway_through_500_instances_loses_nothing(tmp_path, peers):
+    """SIGKILL radz while 500 instances stream in; restart it; the sender re-sends what it is
+    unsure of (here: everything, as a cautious modality would); Orthanc ends up with exactly
+    one SR per instance."""
+    import subprocess
+
+    from pydicom import dcmread
+
+    files = _phantom_dicoms(tmp_path / "in", 500, seed=77, size=64)
+    orthanc = peers(Orthanc, tmp_path / "orthanc")
+    forward = f"ORTHANC@127.0.0.1:{orthanc.dicom_port}"
+    radz = RadzServe(tmp_path / "radz", forward=forward)
+    sender = subprocess.Popen(["storescu", "-aec", "RADZ", "127.0.0.1", str(radz.port), *map(str, files)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: sum(_journal_counts(radz.work_dir).values()) >= 150, 120, "150 instances journaled",
+                 interval=0.01)
+        radz.kill()
+        before = _journal_counts(radz.work_dir)
+        sender.wait(60)
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+    assert sum(before.values()) < 500, f"the kill came too late to test anything: {before}"
+    radz = peers(RadzServe, tmp_path / "radz", port=radz.port, forward=forward)  # same work dir and port
+    resent = storescu(radz.port, files)
+    assert resent.returncode == 0, resent.stderr[-2000:]
+    wait_for(lambda: _journal_counts(radz.work_dir).get("delivered") == 500, 240, "all 500 delivered")
+    refs = _sr_references(orthanc)
+    sources = {str(dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files}
+    assert set(refs) == sources
+    assert all(len(srs) == 1 for srs in refs.values())
+    assert len(orthanc.instances("SR")) == 500
+    assert "resuming after a restart" in radz.log_text() or before.get("received", 0) == 0
