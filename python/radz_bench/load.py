@@ -9,8 +9,9 @@ omission, as in wrk2).
 
 Measurement windows (as Triton's perf_analyzer does): the load runs continuously; requests are
 grouped by the window their arrival fell in; after each window completes, the last
-`stable_windows` windows are compared and the rate's measurement ends when their p50 and their
-achieved throughput agree within `tolerance` (default 3 windows within 10%), or after
+`stable_windows` windows are compared and the rate's measurement ends when their p50 agrees within
+`tolerance` (default 3 windows within 10%) and their achieved throughput within `tolerance` or
+2/sqrt(requests per window), the Poisson scatter of the counts, whichever is wider; or after
 `max_windows` (then reported as not stable). The reported percentiles pool those last windows.
 
 Targets (pluggable, one small interface: open(), send(index, on_done), close(), name):
@@ -253,9 +254,13 @@ def run_rate(target: Target, rate: float, opts: LoadOptions) -> dict:
                 time.sleep(pause)
             windows.append(_window_stats(records, start, end, end + opts.timeout_s))
             last = windows[-opts.stable_windows:]
-            if len(last) == opts.stable_windows and all(x["requests"] for x in last) and \
+            # Poisson counts in a window of n requests scatter by ~1/sqrt(n): throughput is held to
+            # the tolerance or to two such standard deviations, whichever is wider
+            counts = [x["requests"] for x in last]
+            rate_tolerance = max(opts.tolerance, 2.0 / np.sqrt(max(1.0, float(np.mean(counts)))))
+            if len(last) == opts.stable_windows and all(counts) and \
                     within([x["p50_ms"] for x in last], opts.tolerance) and \
-                    within([x["achieved_per_s"] for x in last], opts.tolerance):
+                    within([x["achieved_per_s"] for x in last], rate_tolerance):
                 stable = True
                 break
     finally:
