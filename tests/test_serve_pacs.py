@@ -215,3 +215,36 @@ def test_sigkill_midway_through_500_instances_loses_nothing(tmp_path, peers):
     assert all(len(srs) == 1 for srs in refs.values())
     assert len(orthanc.instances("SR")) == 500
     assert "resuming after a restart" in radz.log_text() or before.get("received", 0) == 0
+
+
+def test_tls_with_a_self_signed_certificate(tmp_path, peers):
+    import shutil
+    import ssl
+    import subprocess
+
+    from pydicom import dcmread
+    from pynetdicom import AE
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=radz-test", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    radz = peers(RadzServe, tmp_path / "radz", extra=["--tls-cert", str(cert), "--tls-key", str(key)])
+    client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cert))
+    files = _phantom_dicoms(tmp_path / "in", 2, seed=13)
+    ae = AE(ae_title="TLSSCU")
+    ae.add_requested_context("1.2.840.10008.1.1")
+    for f in files:
+        ae.add_requested_context(dcmread(f, stop_before_pixels=True).SOPClassUID)
+    assoc = ae.associate("127.0.0.1", radz.port, ae_title="RADZ", tls_args=(client, "127.0.0.1"))
+    assert assoc.is_established
+    assert int(assoc.send_c_echo().Status) == 0
+    assert all(int(assoc.send_c_store(dcmread(f)).Status) == 0 for f in files)
+    assoc.release()
+    wait_for(lambda: _journal_counts(radz.work_dir).get("scored") == 2, 60, "2 instances scored")
+    assert echoscu(radz.port).returncode != 0  # plain DICOM is not spoken on a TLS port
+    untrusting = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)  # does not know the certificate
+    assert not ae.associate("127.0.0.1", radz.port, ae_title="RADZ",
+                                               tls_args=(untrusting, "127.0.0.1")).is_established
