@@ -85,7 +85,7 @@ def _main_ray(args) -> int:
                                  batch_size=args.batch_size, backend=args.backend, add_classes=add_classes,
                                  embeddings=args.embeddings, resume=not args.no_resume,
                                  rows_per_file=args.ray_rows_per_file, progress=not args.no_progress)
-    except (ValueError, ImportError, FileNotFoundError) as error:
+    except (ValueError, ImportError, FileNotFoundError, ConnectionError) as error:  # bad input / no Ray / no cluster
         print(f"radz screen: {error}", file=sys.stderr)
         return 2
     print(f"radz screen: {summary['actors']} {summary['device']} actor(s) on Ray, results in {summary['out']}",

@@ -77,7 +77,8 @@ def screen_dataset(paths, out, *, bundle=None, address: str | None = None, devic
 
         bundle = default_bundle_path()
     bundle = os.path.abspath(bundle)
-    loaded = load_bundle(bundle)
+    # Hashes checked here, before any cluster work; the ONNX sessions only in the actors.
+    loaded = load_bundle(bundle, check_onnx=False)
     args = preprocess_args(loaded)
     channels = int(loaded.input_spec["channels"])
 

@@ -104,6 +104,7 @@ def plan_actors(resources: dict, device: str, actors: int | None, threads: int |
 
 
 def write_options(rows_per_file: int) -> dict:
-    # Writing is light; 0.25 CPU lets part files be written while the actors hold the CPUs.
-    return {"min_rows_per_file": max(1, int(rows_per_file)), "ray_remote_args": {"num_cpus": 0.25}}
+    # Writes ask for no CPU: the engine actors may hold every CPU until the end, and a write
+    # that waited for one would keep all results in memory (nothing on disk to resume from).
+    return {"min_rows_per_file": max(1, int(rows_per_file)), "ray_remote_args": {"num_cpus": 0}}
 
