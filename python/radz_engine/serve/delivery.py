@@ -1,7 +1,9 @@
 """Sends SRs to the PACS by C-STORE, retrying with back-off while it is down.
 
-One thread: takes the journal's due `scored` rows, sends each SR over one association kept
-open between sends, and marks it delivered on a success (or warning) status. A failure
+One thread takes the journal's due `scored` rows and hands them to `workers` sender threads,
+each with its own association to the PACS (kept open while there is work, released after
+`idle_release_s` of quiet), and marks each delivered on a success (or warning) status. Several
+associations let the PACS store SRs in parallel (Orthanc fsyncs each one). A failure
 (association refused, timeout, failure status) schedules the row again after
 `config.retry_delay(attempts)`, so a PACS that is down is retried at 1, 2, 4, ... 60 s
 without losing anything: the rows stay `scored` in the journal, across restarts too.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from .journal import Journal
 from .spool import uid_hash
@@ -25,15 +28,21 @@ _SR_STORAGE = "1.2.840.10008.5.1.4.1.1.88.33"  # Comprehensive SR Storage
 class Deliverer:
     """The delivery thread. `on_delivered(entry, seconds_since_received)` is called per SR."""
 
-    def __init__(self, journal: Journal, config, on_delivered=None, on_error=None) -> None:
+    def __init__(self, journal: Journal, config, on_delivered=None, on_error=None, workers: int = 4,
+                 idle_release_s: float = 5.0) -> None:
         self.journal = journal
         self.config = config
         self.peer = config.forward
         self.on_delivered = on_delivered
         self.on_error = on_error
+        self.idle_release_s = idle_release_s
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._assoc = None
+        self._local = threading.local()  # each sender thread's association
+        self._assocs: list = []
+        self._assocs_lock = threading.Lock()
+        self._senders = ThreadPoolExecutor(workers, thread_name_prefix="radz-deliver")
+        self._down_until = 0.0  # after an association failure: the PACS is left alone till then
         self._thread = threading.Thread(target=self._loop, name="radz-delivery", daemon=True)
         self.last_error: str | None = None
 
@@ -50,28 +59,35 @@ class Deliverer:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
-        self._release()
+        self._senders.shutdown(wait=True)
+        self._release_all()
 
     # -- the loop ----------------------------------------------------------------------------
     def _loop(self) -> None:
+        last_work = time.time()
         while not self._stop.is_set():
-            due = self.journal.pending_delivery(limit=256)
+            due = self.journal.pending_delivery(limit=256) if time.time() >= self._down_until else []
             if not due:
-                self._release_if_idle()
+                if time.time() - last_work > self.idle_release_s:
+                    self._release_all()  # hold no association while idle (PACS limit their number)
                 nxt = self.journal.next_delivery_due()
-                wait = 1.0 if nxt is None else min(1.0, max(0.0, nxt - time.time()))
+                wait = 1.0 if nxt is None else min(1.0, max(0.01, max(nxt, self._down_until) - time.time()))
                 self._wake.wait(wait)
                 self._wake.clear()
                 continue
-            for entry in due:
-                if self._stop.is_set():
-                    return
-                if not self._send(entry):
-                    break  # the PACS is unreachable: the rest wait for their own retry time
+            last_work = time.time()
+            # Each entry goes to exactly one sender; the next query waits for all of them.
+            list(self._senders.map(self._send, due))
 
     def _send(self, entry) -> bool:
-        """Send one SR; False when the association itself failed (stop this round)."""
+        """Send one SR; False when the association itself failed."""
         from pydicom import dcmread
+
+        if self._stop.is_set():
+            return False
+        if time.time() < self._down_until:  # another sender just found the PACS down
+            self._failed(entry, self.last_error or "PACS unreachable")
+            return False
 
         try:
             sr = dcmread(entry.sr_path)
@@ -80,6 +96,7 @@ class Deliverer:
             return True
         assoc = self._association()
         if assoc is None:
+            self._down_until = time.time() + self.config.retry_delay(entry.attempts + 1)
             self._failed(entry, self.last_error or "association failed")
             return False
         try:
@@ -113,8 +130,9 @@ class Deliverer:
 
     # -- the association ---------------------------------------------------------------------
     def _association(self):
-        if self._assoc is not None and self._assoc.is_established:
-            return self._assoc
+        assoc = getattr(self._local, "assoc", None)
+        if assoc is not None and assoc.is_established:
+            return assoc
         from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
         from pynetdicom import AE
 
@@ -125,17 +143,27 @@ class Deliverer:
         if not assoc.is_established:
             self.last_error = f"cannot associate with {self.peer} (refused, rejected or unreachable)"
             return None
-        self._assoc = assoc
+        self._local.assoc = assoc
+        with self._assocs_lock:
+            self._assocs.append(assoc)
         return assoc
 
     def _release(self) -> None:
-        assoc, self._assoc = self._assoc, None
-        if assoc is not None and assoc.is_established:
+        """Drop this sender thread's association (it broke)."""
+        assoc, self._local.assoc = getattr(self._local, "assoc", None), None
+        if assoc is not None:
+            self._close(assoc)
+
+    def _release_all(self) -> None:
+        with self._assocs_lock:
+            assocs, self._assocs = self._assocs, []
+        for assoc in assocs:
+            self._close(assoc)
+
+    @staticmethod
+    def _close(assoc) -> None:
+        if assoc.is_established:
             try:
                 assoc.release()
             except Exception:  # noqa: BLE001 - closing a dead association must not stop delivery
                 log.debug("association release failed", exc_info=True)
-
-    def _release_if_idle(self) -> None:
-        # Keep no association open while there is nothing to send (PACS limit their number).
-        self._release()
