@@ -12,7 +12,7 @@
 #
 # Steps:
 #   1. build the project in place (pip install --no-build-isolation --no-deps -e .; FAISS AUTO -> off)
-#   2. `small` preset, random weights, bf16: PyTorch eager vs the torch backend (autocast), batch 1/64/256
+#   2. `small` preset, random weights, bf16: PyTorch eager vs the torch backend (bf16 weights), batch 1/64/256
 #   3. `small`, bf16: eager vs torch.compile with CUDA graphs (mode reduce-overhead), batch 1/256
 #   4. `paper` preset (CLIP ViT-L/14-336 + 7B Mistral), random weights, bf16: eager vs torch backend, batch 1/32
 #   5. the default bundle on the CPU (ONNX Runtime vs eager), a check that the build works
@@ -70,7 +70,7 @@ step build 240 env SKBUILD_CMAKE_DEFINE="RADZ_WITH_FAISS=AUTO;RADZ_BUILD_TESTS=O
 "$PY" -c "import radz_engine._core as c; print('radz_engine._core', c.__file__)" 2>&1 | tee -a "$LOG"
 
 BENCH=("$PY" -m radz_bench.cli --quiet)
-# 2. small, bf16: eager vs torch backend (autocast), the reference points' batch sizes.
+# 2. small, bf16: eager vs torch backend (bf16 weights), the reference points' batch sizes.
 step small_bf16 110 "${BENCH[@]}" --preset small --device cuda:0 --backend torch --precision bf16 \
   --batch 1,64,256 --warmup 3 --repeats 10 --rounds 3 --max-seconds 5 --out "$OUT/small_bf16"
 # 3. small, bf16: torch.compile + CUDA graphs (compilation happens in the warm-up, per batch size).

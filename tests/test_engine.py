@@ -79,6 +79,28 @@ def test_torch_backend_matches_onnxruntime(tiny_model_and_bundle):
         np.testing.assert_allclose(list(ra.scores.values()), list(rb.scores.values()), atol=1e-4)
 
 
+def test_torch_backend_bfloat16_and_replicas_leave_the_model_alone(tiny_model_and_bundle):
+    import torch
+
+    model, bundle = tiny_model_and_bundle
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    images = [(img, IDENTITY) for img in _phantoms(4, size=32, seed=3)]
+    with Engine(bundle, threads=1) as ort_engine:
+        want = np.stack([r.embedding for r in ort_engine.classify(images)])
+    options = {"checkpoint": model, "dtype": "bfloat16"}
+    with Engine(bundle, backend="torch", device=["cpu", "cpu"], threads=1, backend_options=options) as engine:
+        assert len(engine.backends) == 2 and engine.backends[0].model is not engine.backends[1].model
+        assert engine.backends[0].name == "torch-bfloat16"
+        got = np.stack([r.embedding for r in engine.classify(images)])
+        futures = [engine.submit(im) for im in images]  # both replicas' runners share the queue
+        via_queue = np.stack([f.result(60).embedding for f in futures])
+    cosine = (got * want).sum(1)
+    assert cosine.min() > 0.99, cosine  # bfloat16 keeps ~3 significant digits
+    np.testing.assert_allclose(via_queue, got, atol=2e-2)
+    after = model.state_dict()
+    assert all(after[k].dtype == v.dtype and torch.equal(after[k], v) for k, v in before.items())
+
+
 def test_backend_auto_says_which(default_engine):
     assert default_engine.backend.name == "onnxruntime-cpu"
     assert default_engine.backend.device == "cpu"

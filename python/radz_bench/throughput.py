@@ -312,7 +312,7 @@ def _engine_side(spec_name, name, torch_options, precision, device, opts, bundle
 
 def _torch_label(spec_name: str, precision: str) -> str:
     kind = {"torch": "torch", "torch-compile": "torch compiled", "torch-cudagraphs": "torch CUDA graphs"}[spec_name]
-    return f"{kind} (autocast {precision})" if precision != "fp32" else kind
+    return f"{kind} ({precision} weights)" if precision != "fp32" else kind
 
 
 def _measure(report, sides, phase, precision, batch, make, opts, flops, wall=False) -> None:

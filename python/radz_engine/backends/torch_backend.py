@@ -5,13 +5,21 @@ The runtime never needs it: the bundle's ONNX graph cannot be run by torch, so t
 loads the model itself, from a `radz train` checkpoint folder (via radz_train) or a RadzModel
 object given explicitly, and checks that it matches the bundle (input size, embedding size).
 
-VALIDATED: CPU float32 (tests compare it with the ONNX Runtime backend).
-NOT VALIDATED ON HARDWARE: CUDA, bf16 autocast, torch.compile(mode="reduce-overhead") (which
-captures CUDA graphs per batch size).
+It runs the same image path as the exported ONNX graph (radz_export.encoders.ImageEncoder:
+vision tower -> projector -> decoder truncated at the feature layer -> pooling), not the
+training model's encode_image, which also runs the decoder layers after the feature layer.
+bfloat16 / float16 cast the weights (no per-call autocast re-casting of every weight). A
+RadzModel given as `checkpoint` is copied, never modified, so replicas on several devices
+(Engine(device=[...])) each hold their own.
+
+VALIDATED: CPU float32 and bfloat16 (tests compare them with the ONNX Runtime backend).
+NOT VALIDATED ON HARDWARE: CUDA, float16, torch.compile(mode="reduce-overhead") (which captures
+CUDA graphs per batch size).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from pathlib import Path
@@ -31,7 +39,8 @@ class TorchBackend(Backend):
 
     Args:
         checkpoint: a `radz train` checkpoint folder, or a RadzModel (radz_train) object.
-        dtype: "float32", or "bfloat16" / "float16" autocast (GPU).
+        dtype: "float32", "bfloat16" or "float16" (weights and activations in that type; the
+            embedding is normalised in float32).
         compile: torch.compile the image encoder; on CUDA with cuda_graphs=True the
             "reduce-overhead" mode (CUDA graphs), else the default mode.
         cuda_graphs: see compile.
@@ -70,8 +79,10 @@ class TorchBackend(Backend):
             from radz_train.training.checkpoint import load_model
 
             model = load_model(Path(model), device="cpu")
+        else:
+            model = copy.deepcopy(model)  # the caller's model and other replicas stay untouched
         self.device = "cpu" if kind == "cpu" else f"cuda:{device_id}"
-        model = model.to(self.device).float().eval()
+        model = model.float().eval()
         size = int(model.config.image_size)
         dim = int(model.config.decoder["hidden_size"])
         spec = bundle.input_spec
@@ -79,11 +90,14 @@ class TorchBackend(Backend):
             raise ValueError(f"checkpoint: model input {size} / embedding {dim} do not match bundle {bundle.path} "
                              f"(input {spec['size']}, embedding {bundle.embedding_dim})")
         self.input_shape = (int(spec["channels"]), size, size)
-        self.model = model
-        self._encode = model.encode_image
+        from radz_export.encoders import ImageEncoder  # the exported graph's path, in PyTorch
+
+        self._torch_dtype = getattr(torch, self.dtype)
+        self.model = ImageEncoder(model).eval().to(device=self.device, dtype=self._torch_dtype)
+        self._encode = self.model
         if self.compile:
             mode = "reduce-overhead" if (self.cuda_graphs and kind == "cuda") else None
-            self._encode = torch.compile(model.encode_image, mode=mode)
+            self._encode = torch.compile(self.model, mode=mode)
         self.name = "torch" + ("" if self.dtype == "float32" else f"-{self.dtype}") + ("-compiled" if self.compile else "")
         log.info("radz_engine backend: %s on %s", self.name, self.device)
         return self
@@ -93,16 +107,10 @@ class TorchBackend(Backend):
 
         if self.model is None:
             raise RuntimeError("TorchBackend.run: call load(bundle, device) first")
-        x = torch.from_numpy(check_batch(pixel_values, self.input_shape)).to(self.device)
-        device_type = "cuda" if self.device.startswith("cuda") else "cpu"
+        x = torch.from_numpy(check_batch(pixel_values, self.input_shape)).to(self.device, self._torch_dtype)
         with self._lock, torch.inference_mode():
-            if self.dtype == "float32":
-                out = self._encode(x).global_
-            else:
-                with torch.autocast(device_type, dtype=getattr(torch, self.dtype)):
-                    out = self._encode(x).global_
-            # autocast outputs are re-normalised in float32 (the model normalises in float32 already)
-            return torch.nn.functional.normalize(out.float(), dim=-1).cpu().numpy()
+            out = self._encode(x)  # [B, D] float32, L2-normalised
+            return out.float().cpu().numpy()
 
     def describe(self) -> dict:
         return {"name": self.name, "device": self.device, "dtype": self.dtype, "compile": self.compile,
