@@ -155,13 +155,14 @@ def test_screen_cli_ray_uri_inputs_and_missing_files(ray_cluster, dicom_folder, 
         writer.writerows([[str(f)] for f in files[:3]] + [["missing.dcm"]])
     out = tmp_path / "cli.parquet"
     # `--ray` before the paths: argparse gives it the listing, which goes back to the paths.
-    args = ["--out", str(out), "--threads", "1", "--batch-size", "4", "--no-progress", "--ray", str(listing),
-            f"file://{files[3]}", f"file://{files[4].parent}/absent.dcm"]
+    args = ["--out", str(out), "--threads", "1", "--batch-size", "4", "--embeddings", "--no-progress",
+            "--ray", str(listing), f"file://{files[3]}", f"file://{files[4].parent}/absent.dcm"]
     assert screen_main(args) == 0
     captured = capsys.readouterr()
     assert "| 6 | 4 | 2 | 0 |" in captured.out, captured.out + captured.err
     rows = _rows(out)
     assert len(rows) == 6 and rows[f"file://{files[3]}"]["ok"] is True
+    assert all(len(r["embedding"]) == 128 if r["ok"] else r["embedding"] is None for r in rows.values())
     assert "absent.dcm" in rows[f"file://{files[4].parent}/absent.dcm"]["error"]
     assert rows[str(tmp_path / "missing.dcm")]["ok"] is False
     assert screen_main(args) == 0
@@ -180,7 +181,8 @@ def test_ray_address_or_path():
 
     for value, address, paths in [("", None, ["a"]), ("auto", "auto", ["a"]), ("10.0.0.1:6379", "10.0.0.1:6379", ["a"]),
                                   ("ray://head:10001", "ray://head:10001", ["a"]), ("data/", None, ["data/", "a"])]:
-        args = build_parser().parse_args(["a", "--out", "r/", f"--ray={value}"] if value else ["a", "--out", "r/", "--ray"])
+        argv = ["a", "--out", "r/", f"--ray={value}" if value else "--ray"]
+        args = build_parser().parse_args(argv)
         assert _ray_address(args) == address and args.paths == paths
 
 
@@ -224,6 +226,6 @@ def test_screen_cli_connects_to_the_cluster_by_address(ray_cluster, dicom_folder
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "radz_engine.cli", "screen", str(dicom_folder / "series_0"), "--out", str(out),
                "--threads", "1", "--no-progress", f"--ray={ray_cluster}"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(_rows(out)) == N_DICOMS // 2 + 1

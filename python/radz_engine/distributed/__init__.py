@@ -29,7 +29,7 @@ def _require_ray():
     try:
         import pyarrow  # noqa: F401
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError as error:
         raise ImportError(f"screening on Ray needs Ray Data and pyarrow ({error}): {RAY_HINT}") from error
     return ray

@@ -76,7 +76,7 @@ def prepare_source(source: str, preprocess_args: dict) -> tuple:
     """`radz_engine.screen.prepare_file` for a local path or a URI (read as bytes through pyarrow).
     Never raises; same tuple as prepare_file, with the URI as the source in errors."""
     if not is_uri(source) or source.startswith("file://"):
-        local = source[len("file://"):] if source.startswith("file://") else source
+        local = source.removeprefix("file://")
         result = prepare_file(local, preprocess_args)
         if local == source:
             return result
@@ -86,7 +86,7 @@ def prepare_source(source: str, preprocess_args: dict) -> tuple:
         filesystem, inner, _ = _from_uri(source)
         with filesystem.open_input_file(inner) as handle:
             data = handle.read()
-    except Exception as error:  # missing / unreadable object: an error row, like a missing file
+    except Exception as error:  # noqa: BLE001 - missing / unreadable object: an error row, like a missing file
         return source, None, {}, f"{source}: {type(error).__name__}: {error}", 0.0, 0.0
     result = prepare_file(data, preprocess_args)
     error = None if result[3] is None else result[3].replace("<bytes>", source, 1)
