@@ -196,7 +196,9 @@ def test_plan_and_preprocess_args_agree_with_engine():
     assert (gpu["device"], gpu["actors"], gpu["num_gpus"]) == ("cuda", 8, 1)
     cpu = plan_actors({"CPU": 16.0}, "auto", None, 4)
     assert (cpu["device"], cpu["actors"], cpu["num_cpus"], cpu["threads"]) == ("cpu", 4, 4, 4)
+    assert cpu["decode_cpus"] == cpu["num_cpus"] and gpu["decode_cpus"] == 1  # CPU: fused into the actors
     assert plan_actors({"CPU": 64.0, "GPU": 8.0}, "cpu", 3, None)["actors"] == 3
+    assert plan_actors({"CPU": 8.0, "GPU": 8.0}, "auto", None, None)["num_cpus"] == 0  # leave the CPUs to decoding
     with pytest.raises(ValueError, match="no GPUs"):
         plan_actors({"CPU": 4.0}, "cuda", None, None)
 

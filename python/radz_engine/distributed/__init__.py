@@ -104,7 +104,7 @@ def screen_dataset(paths, out, *, bundle=None, address: str | None = None, devic
                              "max_batch_size": int(batch_size), "threads": plan["threads"]}
             ds = ray.data.from_items([{"source": s} for s in sources])
             ds = ds.map_batches(decode_batch, batch_size=int(decode_batch_size), batch_format="numpy",
-                                fn_kwargs={"args": args, "channels": channels}, num_cpus=1)
+                                fn_kwargs={"args": args, "channels": channels}, num_cpus=plan["decode_cpus"])
             ds = ds.map_batches(EngineActor, batch_size=int(batch_size), batch_format="numpy",
                                 fn_constructor_kwargs={"engine_kwargs": engine_kwargs, "add_classes": add_classes,
                                                        "embeddings": bool(embeddings)},

@@ -81,13 +81,15 @@ class EngineActor:
 
 
 def plan_actors(resources: dict, device: str, actors: int | None, threads: int | None) -> dict:
-    """How many engine actors, on what: {"device", "actors", "num_gpus", "num_cpus", "threads"}.
+    """How many engine actors, on what: {"device", "actors", "num_gpus", "num_cpus", "threads",
+    "decode_cpus" (what each decode task asks for)}.
 
     GPUs (device "auto" with GPUs in the cluster, or "cuda"): one actor per GPU, num_gpus=1, the
     engine on "cuda" (Ray sets CUDA_VISIBLE_DEVICES, so each actor sees its own GPU as cuda:0);
     decoding runs in separate CPU tasks. CPU: actors of `threads` CPUs each (default 1), as many
-    as the cluster's CPUs allow; Ray then fuses decoding into the actors (same resources), so no
-    preprocessed tensor crosses processes.
+    as the cluster's CPUs allow; decode tasks ask for the same CPUs, so Ray fuses decoding into the
+    actors: no preprocessed tensor crosses processes, and no decode task waits for a CPU that the
+    actors hold (with different requests the pipeline would stall once the actors took every CPU).
     """
     gpus = int(resources.get("GPU", 0))
     cpus = max(1, int(resources.get("CPU", 1)))
@@ -97,10 +99,14 @@ def plan_actors(resources: dict, device: str, actors: int | None, threads: int |
         if device.startswith("cuda:"):
             raise ValueError("device: with Ray, use 'cuda' (each actor gets its own GPU), not a device number")
         count = gpus if actors is None else int(actors)
-        return {"device": "cuda", "actors": count, "num_gpus": 1, "num_cpus": 1, "threads": threads}
+        # A CPU each for the runner thread and scoring, unless that would leave none for decoding.
+        actor_cpus = 1 if cpus >= 2 * count else 0
+        return {"device": "cuda", "actors": count, "num_gpus": 1, "num_cpus": actor_cpus, "threads": threads,
+                "decode_cpus": 1}
     threads_each = max(1, int(threads or 1))
     count = max(1, cpus // threads_each) if actors is None else int(actors)
-    return {"device": "cpu", "actors": count, "num_gpus": 0, "num_cpus": threads_each, "threads": threads_each}
+    return {"device": "cpu", "actors": count, "num_gpus": 0, "num_cpus": threads_each, "threads": threads_each,
+            "decode_cpus": threads_each}
 
 
 def write_options(rows_per_file: int) -> dict:
