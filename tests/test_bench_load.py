@@ -7,11 +7,6 @@ stability work, and the engine and DICOM targets complete requests.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import threading
 import time
 
@@ -95,57 +90,28 @@ def test_parse_target():
         parse_target("dicom://127.0.0.1:104")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
 def orthanc(tmp_path):
-    """A real Orthanc on 127.0.0.1 (its own config, free ports, temp storage), stopped by pid."""
-    binary = shutil.which("Orthanc") or ("/usr/sbin/Orthanc" if os.path.exists("/usr/sbin/Orthanc") else None)
-    if binary is None:
-        pytest.skip("Orthanc is not installed")
-    port = _free_port()
-    config = {"Name": "radz-bench-test", "DicomAet": "ORTHANC", "DicomPort": port, "HttpPort": _free_port(),
-              "StorageDirectory": str(tmp_path / "storage"), "IndexDirectory": str(tmp_path / "index"),
-              "RemoteAccessAllowed": False, "DicomCheckCalledAet": False, "HttpServerEnabled": False,
-              "Plugins": [], "StorageCompression": False, "LogExportedResources": False}
-    (tmp_path / "orthanc.json").write_text(json.dumps(config))
-    log = (tmp_path / "orthanc.log").open("w")
-    process = subprocess.Popen([binary, str(tmp_path / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT)
+    """A real Orthanc on 127.0.0.1 (tests/serve_peers.py: own config, ports, storage; stopped by pid)."""
+    from serve_peers import ORTHANC, Orthanc
+
+    if ORTHANC is None:
+        pytest.skip("Orthanc is not installed (apt install orthanc)")
+    peer = Orthanc(tmp_path / "orthanc")
     try:
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if process.poll() is not None:
-                pytest.skip(f"Orthanc exited at start-up: {(tmp_path / 'orthanc.log').read_text()[-500:]}")
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.2)
-        else:
-            pytest.skip("Orthanc did not open its DICOM port in 30 s")
-        yield f"dicom://ORTHANC@127.0.0.1:{port}", tmp_path / "storage"
+        yield peer
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        peer.stop()
 
 
 def test_dicom_target_against_orthanc(orthanc):
     from radz_bench.cli import _phantom_datasets
 
-    url, storage = orthanc
-    target = DicomTarget(url, _phantom_datasets(2, 128), workers=2)
+    target = DicomTarget(f"dicom://ORTHANC@127.0.0.1:{orthanc.dicom_port}", _phantom_datasets(2, 128), workers=2)
     opts = LoadOptions(rates=[10.0], window_s=0.5, min_requests=3, max_windows=3, tolerance=5.0,
                        p99_bound_ms=60000.0, timeout_s=20.0)
     report = run_load(target, opts)
     row = report["rates"][0]
     assert row["requests"] > 0 and row["errors"] == 0, row
-    stored = [p for p in storage.rglob("*") if p.is_file() and len(p.name) > 30]
-    assert len(stored) >= row["requests"]  # Orthanc keeps every C-STOREd instance (fresh UIDs)
+    # Orthanc keeps every C-STOREd instance (fresh UIDs), seen through its REST API.
+    assert len(orthanc.get("/instances")) >= row["requests"]
