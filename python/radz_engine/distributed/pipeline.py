@@ -89,7 +89,7 @@ def plan_actors(resources: dict, device: str, actors: int | None, threads: int |
     decoding runs in separate CPU tasks. CPU: actors of `threads` CPUs each (default 1), as many
     as the cluster's CPUs allow; decode tasks ask for the same CPUs, so Ray fuses decoding into the
     actors: no preprocessed tensor crosses processes, and no decode task waits for a CPU that the
-    actors hold (with different requests the pipeline would stall once the actors took every CPU).
+    actors hold (with different requests, decode tasks could wait for CPUs the actors never give back).
     """
     gpus = int(resources.get("GPU", 0))
     cpus = max(1, int(resources.get("CPU", 1)))
