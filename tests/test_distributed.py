@@ -55,6 +55,7 @@ def ray_cluster():
 
     from ray._private import ray_constants
 
+    assert not ray.is_initialized(), "another test left Ray initialised"
     # A short path: Ray's Unix sockets live under it (108-byte limit).
     temp_dir = tempfile.mkdtemp(prefix="rz_ray_")
     with pytest.MonkeyPatch.context() as mp:
@@ -66,10 +67,9 @@ def ray_cluster():
         mp.delenv("RAY_AUTH_MODE", raising=False)
         mp.setenv("RAY_AUTH_TOKEN", secrets.token_hex(16))
         mp.setenv("RAY_USAGE_STATS_ENABLED", "0")
-        assert not ray.is_initialized(), "another test left Ray initialised"
-        ray.init(num_cpus=2, _temp_dir=temp_dir, include_dashboard=False, object_store_memory=300 * 2**20,
-                 log_to_driver=False)
         try:
+            ray.init(num_cpus=2, _temp_dir=temp_dir, include_dashboard=False, object_store_memory=300 * 2**20,
+                     log_to_driver=False)
             address = ray.get_runtime_context().gcs_address
             assert address.startswith("127.0.0.1:"), address
             yield address
