@@ -95,6 +95,13 @@ class Bundle:
         """size [H, W], channels, layout, dtype, mean, std, aspect, pad_value."""
         return dict(self.manifest["input"])
 
+    def preprocess_args(self) -> dict:
+        """Keyword arguments of `radz_engine.preprocess` / `preprocess_batch` for this bundle's
+        input (out_size, mean, std, aspect, pad_value): one definition for every caller."""
+        spec = self.input_spec
+        return {"out_size": (int(spec["size"][0]), int(spec["size"][1])), "mean": spec["mean"], "std": spec["std"],
+                "aspect": spec.get("aspect", "letterbox"), "pad_value": float(spec.get("pad_value", 0.0))}
+
     def file(self, role: str) -> Path:
         """Absolute path of a role's file ("image_encoder", "tokenizer", ...)."""
         files = self.manifest["files"]

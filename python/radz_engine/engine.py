@@ -107,9 +107,7 @@ class Engine:
         self.scorer = ClassScorer(self.bundle, mode=mode, threshold=threshold)
         spec = self.bundle.input_spec
         self.input_shape = (int(spec["channels"]), int(spec["size"][0]), int(spec["size"][1]))
-        self._preprocess_args = {"out_size": (self.input_shape[1], self.input_shape[2]), "mean": spec["mean"],
-                                 "std": spec["std"], "aspect": spec.get("aspect", "letterbox"),
-                                 "pad_value": float(spec.get("pad_value", 0.0))}
+        self._preprocess_args = self.bundle.preprocess_args()
         self._text_encoder = None
         self._lock = threading.Lock()
         self._batcher = None

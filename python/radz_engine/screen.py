@@ -125,9 +125,7 @@ def screen_paths(engine, paths, *, progress: bool = True, workers: int | None = 
     sources = [s for s in expand_paths(paths) if s not in skip]
     workers = default_workers() if workers is None else int(workers)
     batch = int(batch_size or engine.max_batch_size)
-    args = {"out_size": engine._preprocess_args["out_size"], "mean": engine._preprocess_args["mean"],
-            "std": engine._preprocess_args["std"], "aspect": engine._preprocess_args["aspect"],
-            "pad_value": engine._preprocess_args["pad_value"]}
+    args = engine.bundle.preprocess_args()
     stream = _prepared(sources, args, workers, window=max(2 * batch, 4 * max(1, workers)))
     if progress:
         from .progress import progress as bar
@@ -137,13 +135,13 @@ def screen_paths(engine, paths, *, progress: bool = True, workers: int | None = 
     for item in stream:
         chunk.append(item)
         if sum(1 for c in chunk if c[3] is None) >= batch:
-            yield from _run_chunk(engine, chunk)
+            yield from run_chunk(engine, chunk)
             chunk = []
     if chunk:
-        yield from _run_chunk(engine, chunk)
+        yield from run_chunk(engine, chunk)
 
 
-def _run_chunk(engine, chunk: list[tuple]) -> list[Result]:
+def run_chunk(engine, chunk: list[tuple]) -> list[Result]:
     good = [c for c in chunk if c[3] is None]
     results = {}
     if good:

@@ -66,7 +66,7 @@ def screen_dataset(paths, out, *, bundle=None, address: str | None = None, devic
     ray = _require_ray()
     from ..bundle import load_bundle
     from ..screen import format_summary, summarize
-    from .pipeline import EngineActor, decode_batch, plan_actors, preprocess_args, write_options
+    from .pipeline import EngineActor, decode_batch, plan_actors, write_options
     from .sources import done_sources_in, list_sources
 
     if int(batch_size) < 1 or int(decode_batch_size) < 1:
@@ -79,7 +79,7 @@ def screen_dataset(paths, out, *, bundle=None, address: str | None = None, devic
     bundle = os.path.abspath(bundle)
     # Hashes checked here, before any cluster work; the ONNX sessions only in the actors.
     loaded = load_bundle(bundle, check_onnx=False)
-    args = preprocess_args(loaded)
+    args = loaded.preprocess_args()
     channels = int(loaded.input_spec["channels"])
 
     start = time.perf_counter()

@@ -1,7 +1,7 @@
 """The Ray Data pipeline: sources -> decode + preprocess (CPU tasks) -> engine actors -> Parquet.
 
 Each stage reuses the single-machine code: `prepare_file` (screen.py) decodes and preprocesses,
-`screen._run_chunk` runs `Engine.run_preprocessed` on the good files of a batch and turns the rest
+`screen.run_chunk` runs `Engine.run_preprocessed` on the good files of a batch and turns the rest
 into error Results, and `Result.to_row` makes the same columns as `radz screen`.
 Ray is imported by the caller (radz_engine.distributed), never at module import.
 """
@@ -14,15 +14,7 @@ import numpy as np
 
 from ..results import Result
 
-__all__ = ["preprocess_args", "decode_batch", "EngineActor", "result_schema", "plan_actors"]
-
-
-def preprocess_args(bundle) -> dict:
-    """The bundle's preprocessing arguments, as Engine builds them (tests check they agree), so
-    the decode tasks need only the manifest, not a model."""
-    spec = bundle.input_spec
-    return {"out_size": (int(spec["size"][0]), int(spec["size"][1])), "mean": spec["mean"], "std": spec["std"],
-            "aspect": spec.get("aspect", "letterbox"), "pad_value": float(spec.get("pad_value", 0.0))}
+__all__ = ["decode_batch", "EngineActor", "result_schema", "plan_actors"]
 
 
 def decode_batch(batch: dict, args: dict, channels: int) -> dict:
@@ -71,12 +63,12 @@ class EngineActor:
     def __call__(self, batch: dict):
         import pyarrow as pa
 
-        from ..screen import _run_chunk
+        from ..screen import run_chunk
 
         chunk = [(str(s), x, json.loads(m), e or None, float(d), float(p)) for s, x, m, e, d, p in
                  zip(batch["source"], batch["pixels"], batch["metadata"], batch["error"], batch["decode_ms"],
                      batch["preprocess_ms"])]
-        rows = [r.to_row(self.classes, embedding=self.embeddings) for r in _run_chunk(self.engine, chunk)]
+        rows = [r.to_row(self.classes, embedding=self.embeddings) for r in run_chunk(self.engine, chunk)]
         return pa.Table.from_pylist(rows, schema=self.schema)
 
 
