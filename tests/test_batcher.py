@@ -267,15 +267,15 @@ def test_metrics_dict(batcher):
 
 @pytest.mark.parametrize("adaptive", [True, False])
 def test_adaptive_delay_runs_lone_requests_early_only_when_on(adaptive):
-    # Requests 150 ms apart with max_delay 100 ms: none could ever share a batch, so the
+    # Requests 600 ms apart with max_delay 500 ms: none could ever share a batch, so the
     # adaptive batcher runs each at once; the fixed one waits max_delay for each.
-    batcher = _core.DynamicBatcher(INPUT_SHAPE, OUTPUT_SIZE, max_batch_size=8, max_delay_ms=100,
+    batcher = _core.DynamicBatcher(INPUT_SHAPE, OUTPUT_SIZE, max_batch_size=8, max_delay_ms=500,
                                    adaptive_delay=adaptive)
     runner = Runner(batcher)
     for i in range(3):
         out = batcher.submit(make_input(i)).result(5)
         np.testing.assert_allclose(out, model(make_input(i)[None])[0])
-        time.sleep(0.15)
+        time.sleep(0.6)
     batcher.shutdown(drain=True)
     runner.thread.join(5)
     assert batcher.metrics()["early_dispatches"] == (3 if adaptive else 0)

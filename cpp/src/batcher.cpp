@@ -43,6 +43,8 @@ void validate(const BatcherOptions& options) {
   if (options.max_batch_size == 0) throw_invalid("max_batch_size", "must be > 0");
   if (options.max_queue == 0) throw_invalid("max_queue", "must be > 0");
   if (options.max_delay.count() < 0) throw_invalid("max_delay", "must be >= 0");
+  // A bound so that time arithmetic (oldest request + max_delay) cannot overflow.
+  if (options.max_delay > std::chrono::hours(24)) throw_invalid("max_delay", "must be <= 24 hours");
   if (options.block_timeout.count() < 0) throw_invalid("block_timeout", "must be >= 0");
 }
 
@@ -70,7 +72,6 @@ class BatcherCore : public RequestQueue, public std::enable_shared_from_this<Bat
     throw_if_shut_down();
     const Clock::time_point now = Clock::now();
     request->submitted_at = now;
-    note_arrival(now);
     if (deadline && *deadline <= now) {
       // Never queued: it could not run in time anyway, and must not take a slot.
       request->id = next_request_id_++;
@@ -81,6 +82,7 @@ class BatcherCore : public RequestQueue, public std::enable_shared_from_this<Bat
       return Ticket(request);
     }
     wait_for_room(lock);
+    note_arrival(Clock::now());  // only requests that are queued tell the arrival rate
     request->id = next_request_id_++;
     auto& queue = queue_of(priority);
     request->position = queue.insert(queue.end(), request);
@@ -254,10 +256,13 @@ class BatcherCore : public RequestQueue, public std::enable_shared_from_this<Bat
   }
 
   /// Arrival-rate estimate for adaptive_delay: an exponential moving average of the gaps
-  /// between submits (weight 1/8 for the newest gap).
+  /// between queued requests (weight 1/8 for the newest gap). Each gap counts at most
+  /// 2 x max_delay: any longer gap says the same ("nothing comes in time"), and an idle hour
+  /// must not keep the estimate high (no batching) for the many arrivals after it.
   void note_arrival(Clock::time_point now) {
     if (arrivals_ > 0) {
-      const double gap = std::chrono::duration<double, std::micro>(now - last_arrival_).count();
+      const double cap = 2.0 * static_cast<double>(options_.max_delay.count());
+      const double gap = std::min(cap, std::chrono::duration<double, std::micro>(now - last_arrival_).count());
       mean_gap_us_ = arrivals_ == 1 ? gap : mean_gap_us_ + (gap - mean_gap_us_) / 8.0;
     }
     last_arrival_ = now;

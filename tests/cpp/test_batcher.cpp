@@ -108,11 +108,12 @@ TEST(DynamicBatcher, FullBatchFormsImmediately) {
 }
 
 TEST(DynamicBatcher, AdaptiveDelayRunsALoneRequestAtOnce) {
-  auto options = small_options(8, 200ms);
+  auto options = small_options(8, 1s);
   options.adaptive_delay = true;
   radz::DynamicBatcher batcher(options);
-  // Low load: one request at a time, 300 ms apart (longer than max_delay), so no partner is
-  // expected in time and each runs at once instead of waiting out max_delay.
+  // Low load: one request at a time, 1.2 s apart (longer than max_delay), so no partner is
+  // expected in time and each runs at once instead of waiting out max_delay (a stall of the
+  // runner longer than max_delay would make one ordinarily due: 1 s leaves room on slow CI).
   for (int i = 0; i < 4; ++i) {
     auto ticket = batcher.submit(input_of(float(i)).data());
     const auto batch = batcher.next_batch(10s);
@@ -120,7 +121,7 @@ TEST(DynamicBatcher, AdaptiveDelayRunsALoneRequestAtOnce) {
     EXPECT_EQ(batch->size(), 1u);
     batcher.complete(batch->id, model(*batch).data());
     EXPECT_FLOAT_EQ(ticket.get()[0], float(i) * 2.0f + 1.0f);
-    std::this_thread::sleep_for(300ms);
+    std::this_thread::sleep_for(1200ms);
   }
   EXPECT_EQ(batcher.metrics().early_dispatches, 4u);
 }
@@ -150,6 +151,33 @@ TEST(DynamicBatcher, AdaptiveDelayStillBatchesABurst) {
   } else {
     EXPECT_EQ(taken, 5u);
   }
+}
+
+TEST(DynamicBatcher, AdaptiveDelayBatchesAgainRightAfterAnIdleSpell) {
+  auto options = small_options(4, 100ms);
+  options.adaptive_delay = true;
+  radz::DynamicBatcher batcher(options);
+  // A burst sets a short arrival gap; then an idle spell of 15 x max_delay. Without capping
+  // each gap the estimate would say "nothing comes in time" and the next burst, arriving 5 ms
+  // apart while a runner waits, would run one request at a time.
+  for (int i = 0; i < 4; ++i) batcher.submit(input_of(float(i)).data());
+  auto first = batcher.next_batch(10s);
+  ASSERT_TRUE(first);
+  batcher.complete(first->id, model(*first).data());
+  std::this_thread::sleep_for(1500ms);
+  std::optional<radz::Batch> second;
+  std::thread runner([&] { second = batcher.next_batch(10s); });
+  for (int i = 0; i < 4; ++i) {
+    batcher.submit(input_of(float(i)).data());
+    std::this_thread::sleep_for(5ms);
+  }
+  runner.join();
+  ASSERT_TRUE(second);
+  EXPECT_GT(second->size(), 1u);
+}
+
+TEST(DynamicBatcher, RejectsAMaxDelaySoLongThatTimesWouldOverflow) {
+  EXPECT_THROW(radz::DynamicBatcher{small_options(4, std::chrono::hours(25))}, std::invalid_argument);
 }
 
 TEST(DynamicBatcher, WithoutAdaptiveDelayALoneRequestWaitsMaxDelay) {

@@ -7,7 +7,8 @@
 /// runs the model itself and never calls Python, so runners can wait here with the GIL released.
 ///
 /// A batch is formed when max_batch_size requests are waiting, or when the oldest waiting
-/// request has waited max_delay (low load: bounded extra latency), or at once while draining
+/// request has waited max_delay (low load: bounded extra latency), or earlier when no further
+/// request is expected in time (BatcherOptions::adaptive_delay), or at once while draining
 /// after shutdown(true). Stat requests go first; FIFO within a priority.
 
 #include <chrono>
@@ -57,10 +58,11 @@ struct BatcherOptions {
   size_t max_batch_size = 32;
   /// Longest the oldest waiting request waits for the batch to fill; >= 0.
   std::chrono::microseconds max_delay{2000};
-  /// Dispatch before max_delay when no further request is expected in time (the mean gap
-  /// between recent arrivals, or the quiet time since the last one, reaches past max_delay).
-  /// At low load a lone request then runs at once instead of waiting out max_delay; under
-  /// load the batch still fills. false: always wait the full max_delay for a partial batch.
+  /// Dispatch a partial batch before max_delay when no further request is expected in time:
+  /// at once when the next arrival (one mean gap, an EWMA of recent gaps, after the last one)
+  /// falls after the batch is due; otherwise once the queue has been quiet for as long as
+  /// remains until it is due. At low load a lone request then runs at once instead of waiting
+  /// out max_delay; under load the batch still fills. false: always wait the full max_delay.
   bool adaptive_delay = true;
   /// Most requests waiting (not yet taken by a runner); > 0.
   size_t max_queue = 1024;
