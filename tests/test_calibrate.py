@@ -53,11 +53,14 @@ def test_calibrate_writes_calibration_that_the_engine_applies(tmp_path, calibrat
         want = sorted(c for c, p in result.scores.items() if records[c]["threshold"] is not None
                       and p >= records[c]["threshold"])
         assert sorted(result.positives) == want
-    # A calibration fitted for another scoring mode is not applied: raw scores come back.
-    with Engine(bundle, mode="softmax") as engine:
+    # A calibration fitted for another scoring mode is not applied: raw scores come back, judged
+    # against the default threshold (the bundle's thresholds belong to its own mode).
+    with Engine(bundle, mode="softmax", threshold=0.3) as engine:
+        assert set(engine.scorer.thresholds().values()) == {0.3}
         other = engine.classify(images[:1])[0]
         np.testing.assert_allclose([other.scores[c] for c in engine.class_names],
                                    engine.scorer.raw_scores(other.embedding[None])[0], atol=1e-5)
+        assert sorted(other.positives) == sorted(c for c, p in other.scores.items() if p >= 0.3)
 
 
 def test_calibrated_scores_equal_with_and_without_the_faiss_index(tmp_path, calibration_set):

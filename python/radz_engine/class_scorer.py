@@ -26,6 +26,13 @@ __all__ = ["ClassScorer"]
 log = logging.getLogger(__name__)
 
 
+def _ordered_params(record: dict) -> list[float]:
+    """A calibration record's parameters in the order AnchorIndex.set_calibration takes them."""
+    from radz_train.evaluation.calibration import _PARAM_KEYS
+
+    return [float(record["params"][k]) for k in _PARAM_KEYS[record["method"]]]
+
+
 @dataclass(frozen=True)
 class _Snapshot:
     names: tuple
@@ -57,7 +64,11 @@ class ClassScorer:
         n = len(names)
         background = bundle.anchors[n] if bundle.anchors.shape[0] == n + 1 else None
         calibrations = tuple(self._calibration(c) for c in bundle.classes)
-        thresholds = np.array([cal.threshold if cal is not None else self._threshold(c.get("threshold"))
+        # A bundle's thresholds were fitted on its own scoring mode's scores: another mode uses
+        # the default threshold for every class.
+        own_mode = self.mode == bundle.scoring_mode
+        thresholds = np.array([cal.threshold if cal is not None else
+                               self._threshold(c.get("threshold") if own_mode else None)
                                for c, cal in zip(bundle.classes, calibrations)], dtype=np.float64)
         embeddings = {"softmax": bundle.prompts[0], "posneg": bundle.prompts[1:3], "anchor": bundle.anchors[:n]}
         self._use_index = use_index
@@ -74,8 +85,8 @@ class ClassScorer:
         record = dict(record)
         fitted_for = record.pop("mode", None)
         if fitted_for != self.mode:
-            log.warning("class %s: calibration fitted for scoring mode %r, not %r; using raw scores",
-                        entry.get("name"), fitted_for, self.mode)
+            log.warning("class %s: calibration fitted for scoring mode %r, not %r; using raw scores and "
+                        "the default threshold", entry.get("name"), fitted_for, self.mode)
             return None
         from radz_train.evaluation.calibration import Calibration  # numpy only
 
@@ -103,7 +114,7 @@ class ClassScorer:
                     index.set_calibration(name, "none", [], float(threshold))
                 else:
                     record = cal.to_dict()
-                    index.set_calibration(name, record["method"], list(record["params"].values()), record["threshold"])
+                    index.set_calibration(name, record["method"], _ordered_params(record), record["threshold"])
             probe = np.random.default_rng(0).standard_normal((4, dim)).astype(np.float32)
             probe /= np.linalg.norm(probe, axis=1, keepdims=True)
             got = self._index_scores(index, probe)
