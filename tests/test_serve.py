@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -171,3 +172,74 @@ def test_spool_writes_atomically_and_hides_uids(tmp_path):
     assert path.read_bytes() == b"new"
     assert [p.name for p in (tmp_path / "incoming").iterdir()] == [path.name]  # no temporary files left
     assert np.unique([uid_hash(str(i)) for i in range(1000)]).size == 1000
+
+
+# -- the server in this process (real pynetdicom associations on loopback) ----------------------
+def _send(port: int, datasets) -> list[int]:
+    from pynetdicom import AE
+
+    ae = AE(ae_title="TESTSCU")
+    for sop_class in {str(ds.SOPClassUID) for ds in datasets}:
+        ae.add_requested_context(sop_class)
+    assoc = ae.associate("127.0.0.1", port, ae_title="RADZ")
+    assert assoc.is_established
+    statuses = [int(assoc.send_c_store(ds).Status) for ds in datasets]
+    assoc.release()
+    return statuses
+
+
+def _server(tmp_path, **engine_options):
+    from radz_engine.engine import Engine
+    from radz_engine.serve.server import RadzServer
+
+    config = ServeConfig(tmp_path / "work", port=0, http_port=None, max_in_flight=4)
+    return RadzServer(config, engine=Engine(threads=1, **engine_options)).start()
+
+
+def test_a_full_engine_queue_delays_scoring_but_fails_nothing(tmp_path):
+    from pydicom import dcmread
+
+    datasets = [dcmread(p) for p in _phantom_dicoms(tmp_path / "d", 10, seed=31)]
+    server = _server(tmp_path, max_queue=1, backpressure="reject")  # QueueFull at once when busy
+    real_run = server.engine.backend.run
+
+    def slow_run(x):  # the real model, made slow so that the engine's queue fills up
+        time.sleep(0.1)
+        return real_run(x)
+
+    server.engine.backend.run = slow_run
+    try:
+        assert _send(server.port, datasets) == [0] * 10
+        assert server.wait_idle(120)
+        counts = server.journal.counts()
+        assert counts["scored"] == 10 and counts["failed"] == 0, counts
+        assert server.engine.stats()["batcher_metrics"]["rejected"] > 0  # the queue did fill up
+        # Every received image is removed from the spool once its SR exists (patient data).
+        assert not list(server.spool.incoming.glob("*.dcm"))
+        # Sent again after scoring: acknowledged, not scored again, nothing spooled.
+        assert _send(server.port, datasets[:3]) == [0] * 3
+        assert server.journal.counts()["scored"] == 10
+        assert not list(server.spool.incoming.glob("*.dcm"))
+        lines = (server.config.results_dir / "results.jsonl").read_text().splitlines()
+        assert len(lines) == 10
+    finally:
+        server.stop()
+
+
+def test_stopping_leaves_unfinished_instances_received_for_the_restart(tmp_path):
+    from pydicom import dcmread
+
+    datasets = [dcmread(p) for p in _phantom_dicoms(tmp_path / "d", 24, seed=32)]
+    server = _server(tmp_path)
+    assert _send(server.port, datasets) == [0] * 24
+    server.stop()  # at once: some are scored, the rest must not be marked failed
+    journal = Journal(tmp_path / "work" / "journal.sqlite")
+    counts = journal.counts()
+    assert counts["failed"] == 0 and counts["received"] + counts["scored"] == 24, counts
+    journal.close()
+    again = _server(tmp_path)  # the restart scores the rest
+    try:
+        assert again.wait_idle(120)
+        assert again.journal.counts()["scored"] == 24
+    finally:
+        again.stop()

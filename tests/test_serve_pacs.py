@@ -217,6 +217,15 @@ def test_sigkill_midway_through_500_instances_loses_nothing(tmp_path, peers):
     assert "resuming after a restart" in radz.log_text() or before.get("received", 0) == 0
 
 
+def _refused(assoc) -> bool:
+    """True when the association was not established; closes the TLS socket pynetdicom leaves
+    open after a failed handshake (it would otherwise surface as an unraisable ResourceWarning)."""
+    sock = getattr(getattr(assoc.dul, "socket", None), "socket", None)
+    if sock is not None:
+        sock.close()
+    return not assoc.is_established
+
+
 def test_tls_with_a_self_signed_certificate(tmp_path, peers):
     import shutil
     import ssl
@@ -246,5 +255,13 @@ def test_tls_with_a_self_signed_certificate(tmp_path, peers):
     wait_for(lambda: _journal_counts(radz.work_dir).get("scored") == 2, 60, "2 instances scored")
     assert echoscu(radz.port).returncode != 0  # plain DICOM is not spoken on a TLS port
     untrusting = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)  # does not know the certificate
-    assert not ae.associate("127.0.0.1", radz.port, ae_title="RADZ",
-                                               tls_args=(untrusting, "127.0.0.1")).is_established
+    assert _refused(ae.associate("127.0.0.1", radz.port, ae_title="RADZ", tls_args=(untrusting, "127.0.0.1")))
+    # --tls-ca: callers must present a certificate that CA signed (here the same self-signed one).
+    mutual = peers(RadzServe, tmp_path / "radz-mtls",
+                   extra=["--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(cert)])
+    assert _refused(ae.associate("127.0.0.1", mutual.port, ae_title="RADZ", tls_args=(client, "127.0.0.1")))
+    with_cert = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cert))
+    with_cert.load_cert_chain(str(cert), str(key))
+    assoc = ae.associate("127.0.0.1", mutual.port, ae_title="RADZ", tls_args=(with_cert, "127.0.0.1"))
+    assert assoc.is_established and int(assoc.send_c_echo().Status) == 0
+    assoc.release()

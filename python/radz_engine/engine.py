@@ -35,6 +35,7 @@ __all__ = ["Engine", "EngineClosed"]
 
 log = logging.getLogger(__name__)
 _POLL_MS = 50  # how often idle runners look for expired requests and shutdown
+_NO_PIXELS = np.zeros((1, 1), np.uint8)
 
 
 class EngineClosed(RuntimeError):
@@ -252,7 +253,9 @@ class Engine:
         submitted = time.perf_counter()
         ticket = batcher.submit(x, priority=priority, deadline_ms=deadline_ms)
         future.add_done_callback(lambda f: ticket.cancel() if f.cancelled() else None)
-        pending = _Pending(future, ticket, decoded, timings, submitted, deadline_ms is not None)
+        # Keep only what the Result needs: a queued request must not hold its full-size pixels.
+        light = Decoded(_NO_PIXELS, None, decoded.source, decoded.metadata, decoded.decode_ms)
+        pending = _Pending(future, ticket, light, timings, submitted, deadline_ms is not None)
         with self._lock:
             early = self._early.pop(ticket.id, None)
             if early is None:

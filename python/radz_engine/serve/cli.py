@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http-port", type=int, default=8089, help="/healthz and /metrics on 127.0.0.1 (0: any free "
                                                                "port, -1: off; default 8089)")
     p.add_argument("--scoring-workers", type=int, default=2, help="threads decoding received images (default 2)")
+    p.add_argument("--max-in-flight", type=int, default=64,
+                   help="instances between decoding and their SR at once (bounds memory; default 64)")
     p.add_argument("--threads", type=int, default=None, help="model intra-op threads (default: all cores)")
     p.add_argument("--keep-spool", action="store_true", help="keep received datasets and SRs after use")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -59,6 +61,7 @@ def config_from_args(args) -> ServeConfig:
         max_columns=args.max_columns, other_sop_classes=args.other_sop_classes,
         allowed_modalities=tuple(args.modalities.split(",")),
         http_port=None if args.http_port < 0 else args.http_port, scoring_workers=args.scoring_workers,
+        max_in_flight=args.max_in_flight,
         engine_threads=args.threads, keep_spool=args.keep_spool)
 
 

@@ -85,6 +85,7 @@ class ServeConfig:
     allowed_modalities: tuple[str, ...] = ("CR", "DX", "OT")
     http_port: int | None = 8089  # None: no /healthz, /metrics
     scoring_workers: int = 2
+    max_in_flight: int = 64  # received datasets held in memory between decoding and their SR
     engine_threads: int | None = None
     retry_base_s: float = 1.0
     retry_max_s: float = 60.0
@@ -111,7 +112,7 @@ class ServeConfig:
         if self.tls_ca is not None and self.tls_cert is None:
             raise ConfigError("--tls-ca (verify callers' certificates) needs --tls-cert and --tls-key")
         for option, value in (("--max-dataset-mb", self.max_dataset_mb), ("--max-rows", self.max_rows),
-                              ("--max-columns", self.max_columns), ("--scoring-workers", self.scoring_workers),
+                              ("--max-columns", self.max_columns), ("--scoring-workers", self.scoring_workers), ("--max-in-flight", self.max_in_flight),
                               ("--retry-base-s", self.retry_base_s), ("--retry-max-s", self.retry_max_s)):
             if not value > 0:
                 raise ConfigError(f"{option}: must be > 0, got {value}")

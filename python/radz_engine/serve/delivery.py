@@ -63,7 +63,20 @@ class Deliverer:
         self._release_all()
 
     # -- the loop ----------------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        """The delivery thread is running (or was never needed: no --forward)."""
+        return self.peer is None or self._thread.is_alive()
+
     def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._deliver_until_stopped()
+            except Exception:  # noqa: BLE001 - e.g. the journal's disk is full: log, wait, go on
+                log.exception("SR delivery loop failed; retrying in 5 s")
+                self._stop.wait(5.0)
+
+    def _deliver_until_stopped(self) -> None:
         last_work = time.time()
         while not self._stop.is_set():
             due = self.journal.pending_delivery(limit=256) if time.time() >= self._down_until else []
@@ -152,6 +165,9 @@ class Deliverer:
         """Drop this sender thread's association (it broke)."""
         assoc, self._local.assoc = getattr(self._local, "assoc", None), None
         if assoc is not None:
+            with self._assocs_lock:
+                if assoc in self._assocs:
+                    self._assocs.remove(assoc)
             self._close(assoc)
 
     def _release_all(self) -> None:

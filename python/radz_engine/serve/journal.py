@@ -79,9 +79,10 @@ class Journal:
         with self._lock:
             self._db.close()
 
-    def _run(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+    def _run(self, sql: str, args: tuple = ()) -> list[tuple]:
+        """Execute one statement; rows (if any) are fetched under the lock."""
         with self._lock:
-            return self._db.execute(sql, args)
+            return self._db.execute(sql, args).fetchall()
 
     # -- writes ------------------------------------------------------------------------------
     def record_received(self, sop_uid: str, study_uid: str | None, sop_class: str | None, dataset_path: str,
@@ -137,8 +138,8 @@ class Journal:
 
     # -- reads -------------------------------------------------------------------------------
     def get(self, sop_uid: str) -> Entry | None:
-        row = self._run("SELECT * FROM instances WHERE sop_uid = ?", (sop_uid,)).fetchone()
-        return Entry(*row) if row else None
+        rows = self._run("SELECT * FROM instances WHERE sop_uid = ?", (sop_uid,))
+        return Entry(*rows[0]) if rows else None
 
     def pending_scoring(self) -> list[Entry]:
         """Received and not yet scored (oldest first): resumed after a restart."""
@@ -152,8 +153,8 @@ class Journal:
         return [Entry(*r) for r in rows]
 
     def next_delivery_due(self) -> float | None:
-        row = self._run("SELECT MIN(next_attempt) FROM instances WHERE state = 'scored'").fetchone()
-        return None if row is None or row[0] is None else float(row[0])
+        rows = self._run("SELECT MIN(next_attempt) FROM instances WHERE state = 'scored'")
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(STATES, 0)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,12 @@ from .spool import Spool, uid_hash
 __all__ = ["RadzServer"]
 
 log = logging.getLogger("radz_engine.serve")
+
+
+def _log_exception(future) -> None:
+    """Done-callback for pool tasks: an exception nobody waits for is logged, not lost."""
+    if not future.cancelled() and future.exception() is not None:
+        log.error("radz serve task failed", exc_info=future.exception())
 
 
 class RadzServer:
@@ -63,7 +70,9 @@ class RadzServer:
                                    on_error=lambda error: self.metrics.delivery_errors.inc())
         self._scp = None
         self._http = None
-        self._stopped = threading.Event()
+        self._stopping = threading.Event()
+        self._in_flight = threading.BoundedSemaphore(config.max_in_flight)  # datasets held in memory
+        self._attempts: dict[str, int] = {}  # scoring attempts that failed for a passing reason
 
     @staticmethod
     def _bundle_digest(manifest: dict) -> str:
@@ -86,6 +95,7 @@ class RadzServer:
         from .scp import start_scp
 
         self._warm_up()
+        self._sweep_spool()
 
         resumed = self.journal.pending_scoring()
         for entry in resumed:
@@ -101,6 +111,22 @@ class RadzServer:
             log.info("/healthz and /metrics on http://127.0.0.1:%d", self._http.port)
         return self
 
+    def _sweep_spool(self) -> None:
+        """Remove spool files no journal row needs any more (a crash between a state change and
+        the file's removal leaves one): received images hold patient data."""
+        if self.config.keep_spool:
+            return
+        needed = {Path(e.dataset_path).name for e in self.journal.pending_scoring() if e.dataset_path}
+        needed |= {Path(e.sr_path).name for e in self.journal.entries("scored") if e.sr_path}
+        removed = 0
+        for folder in (self.spool.incoming, self.spool.sr):
+            for path in folder.glob("*.dcm"):
+                if path.name not in needed:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        if removed:
+            log.info("removed %d spool files left by an earlier run", removed)
+
     @property
     def port(self) -> int:
         return self._scp.server_address[1]
@@ -110,13 +136,17 @@ class RadzServer:
         return None if self._http is None else self._http.port
 
     def stop(self) -> None:
-        """Stop accepting, finish what was received (it is journaled either way), stop."""
-        if self._stopped.is_set():
+        """Stop accepting (open associations are aborted: their senders still own what was not
+        acknowledged), score what the engine already holds, stop. Anything unfinished stays
+        `received` or `scored` in the journal and is resumed by the next start."""
+        if self._stopping.is_set():
             return
-        self._stopped.set()
+        self._stopping.set()
         if self._scp is not None:
             self._scp.shutdown()
-        self._scorers.shutdown(wait=True)
+            for assoc in list(getattr(self._scp, "active_associations", [])):
+                assoc.abort()
+        self._scorers.shutdown(wait=True, cancel_futures=True)
         self.engine.close(drain=True)
         self._finishers.shutdown(wait=True)
         self.deliverer.stop()
@@ -142,8 +172,9 @@ class RadzServer:
 
     def health(self) -> dict:
         counts = self.journal.counts()
-        scp_up = self._scp is not None and not self._stopped.is_set()
-        return {"ok": scp_up, "ae_title": self.config.ae_title, "port": self.port if self._scp else None,
+        scp_up = self._scp is not None and not self._stopping.is_set()
+        delivering = self.config.forward is None or self.deliverer.alive
+        return {"ok": scp_up and delivering, "delivery_thread_alive": delivering, "ae_title": self.config.ae_title, "port": self.port if self._scp else None,
                 "backend": self.engine.backend.name, "model": self.model_name, "journal": counts,
                 "forward": str(self.config.forward) if self.config.forward else None,
                 "last_delivery_error": self.deliverer.last_error if counts["scored"] else None}
@@ -154,6 +185,8 @@ class RadzServer:
         sop_uid = str(event.request.AffectedSOPInstanceUID or "")
         sop_class = str(event.request.AffectedSOPClassUID or "")
         caller = str(event.assoc.requestor.ae_title).strip()
+        if self._stopping.is_set():  # the sender keeps it and sends it again later
+            return self._status(OUT_OF_RESOURCES, "radz is shutting down; send again later")
         try:
             return self._store(event, sop_uid, sop_class, caller)
         except Exception as error:  # noqa: BLE001 - the server keeps serving whatever arrives
@@ -192,6 +225,10 @@ class RadzServer:
             self.metrics.received.labels("rejected").inc()
             log.warning("rejected instance %s from %s: %s", uid_hash(sop_uid), caller, reason)
             return self._status(CANNOT_UNDERSTAND, reason)
+        known = self.journal.get(sop_uid)
+        if known is not None and known.state in ("scored", "delivered", "ignored"):
+            self.metrics.received.labels("duplicate").inc()  # answered already: nothing to keep
+            return 0x0000
         path = self.spool.write_incoming(sop_uid, data)
         state = self.journal.record_received(sop_uid, study, sop_class, str(path), caller)
         if state == "received":
@@ -213,69 +250,156 @@ class RadzServer:
         return status
 
     # -- scoring -----------------------------------------------------------------------------
+    # Every instance taken into the pipeline leaves it through _leave, which looks at the journal
+    # again: a copy received meanwhile (state back to `received`) is scored too. Failures for a
+    # passing reason (the engine's queue full, the engine closing) leave the row `received`, to
+    # be retried (up to 3 times while running; always after a restart); only a problem with the
+    # instance itself (cannot decode, cannot make the SR) makes it `failed`.
     def _enqueue(self, sop_uid: str) -> None:
+        if self._stopping.is_set():
+            return
         with self._pipeline_lock:
             if sop_uid in self._in_pipeline:
                 return
             self._in_pipeline.add(sop_uid)
-        self._scorers.submit(self._score, sop_uid)
+        try:
+            self._scorers.submit(self._score, sop_uid).add_done_callback(_log_exception)
+        except RuntimeError:  # the pool is shut down: the row stays `received` for the restart
+            self._leave(sop_uid, recheck=False)
 
-    def _leave(self, sop_uid: str) -> None:
+    def _leave(self, sop_uid: str, recheck: bool = True) -> None:
         with self._pipeline_lock:
             self._in_pipeline.discard(sop_uid)
+        if recheck and not self._stopping.is_set():
+            entry = self.journal.get(sop_uid)
+            if entry is not None and entry.state == "received" and self._attempts.get(sop_uid, 0) < 3:
+                self._enqueue(sop_uid)
 
     def _score(self, sop_uid: str) -> None:
         """Decode + submit (in a scoring thread); the SR is made when the result arrives."""
         from pydicom import dcmread
 
-        entry = self.journal.get(sop_uid)
+        from ..engine import EngineClosed
+
+        entry = None
+        try:
+            entry = self.journal.get(sop_uid)
+            if entry is None or entry.state != "received":
+                self._leave(sop_uid, recheck=False)
+                return
+            while not self._in_flight.acquire(timeout=0.5):  # bounded memory under a burst
+                if self._stopping.is_set():
+                    self._leave(sop_uid, recheck=False)
+                    return
+        except Exception:  # noqa: BLE001 - the journal failed: leave the row for the restart
+            log.exception("scoring instance %s: journal unavailable", uid_hash(sop_uid))
+            self._leave(sop_uid, recheck=False)
+            return
         try:
             ds = dcmread(entry.dataset_path)
-            future = self.engine.submit(ds)
-        except Exception as error:  # noqa: BLE001 - unreadable spool file, engine closed
-            self._fail(entry, f"cannot score: {type(error).__name__}: {error}")
+        except Exception as error:  # noqa: BLE001 - the spooled file is unreadable
+            self._in_flight.release()
+            self._fail(entry, f"cannot read the received dataset: {type(error).__name__}: {error}")
+            self._leave(sop_uid)
             return
-        future.add_done_callback(lambda f: self._finishers.submit(self._finish, entry, ds, f))
+        try:
+            future = self._submit(ds)
+        except EngineClosed:  # stopping: the row stays `received`
+            self._in_flight.release()
+            self._leave(sop_uid, recheck=False)
+            return
+        except Exception as error:  # noqa: BLE001 - the engine refused it for another reason
+            self._in_flight.release()
+            self._fail(entry, f"cannot score: {type(error).__name__}: {error}")
+            self._leave(sop_uid)
+            return
+        if "PixelData" in ds:
+            del ds.PixelData  # decoded and preprocessed already; the SR needs the header only
+        future.add_done_callback(lambda f: self._hand_to_finisher(entry, ds, f))
+
+    def _submit(self, ds):
+        """Engine.submit, waiting while its queue is full (backpressure) rather than failing."""
+        from .. import _core
+
+        while True:
+            try:
+                return self.engine.submit(ds)
+            except _core.QueueFull:
+                if self._stopping.is_set():
+                    from ..engine import EngineClosed
+
+                    raise EngineClosed("radz serve is stopping") from None
+                time.sleep(0.05)
+
+    def _hand_to_finisher(self, entry, ds, future) -> None:
+        try:
+            self._finishers.submit(self._finish, entry, ds, future).add_done_callback(_log_exception)
+        except RuntimeError:  # finishers shut down: the row stays `received` for the restart
+            self._in_flight.release()
+            self._leave(entry.sop_uid, recheck=False)
 
     def _finish(self, entry, ds, future) -> None:
+        from concurrent.futures import CancelledError
+
+        from ..engine import EngineClosed
+
         try:
-            result = future.result()
+            try:
+                result = future.result()
+            except (EngineClosed, CancelledError):  # stopping: resumed after the restart
+                return
+            except Exception as error:  # noqa: BLE001 - the batch failed (backend error): passing, retry
+                self._attempts[entry.sop_uid] = attempts = self._attempts.get(entry.sop_uid, 0) + 1
+                log.warning("instance %s: scoring attempt %d failed: %s", uid_hash(entry.sop_uid), attempts, error)
+                if attempts >= 3:
+                    self._fail(entry, f"scoring failed 3 times, last: {type(error).__name__}: {error}")
+                return
             if result.error:
                 self._fail(entry, result.error)
                 return
-            from .sr import build_sr
-
-            thresholds = self._thresholds()
-            sr = build_sr(ds, result, self.model_name, self.model_version, thresholds)
-            buffer = io.BytesIO()
-            sr.save_as(buffer, enforce_file_format=True)
-            sr_path = self.spool.write_sr(entry.sop_uid, buffer.getvalue())
-            record = {"sop_instance_uid": entry.sop_uid, "study_instance_uid": entry.study_uid,
-                      "sr_sop_instance_uid": str(sr.SOPInstanceUID), "model": self.model_name,
-                      "scores": result.scores, "positives": result.positives, "thresholds": thresholds,
-                      "timings_ms": result.timings, "received_at": entry.received_at, "scored_at": time.time()}
-            self._write_result(record)
-            self.journal.mark_scored(entry.sop_uid, str(sr_path))
-            if not self.config.keep_spool:  # scored: the SR now stands for it
-                Path(entry.dataset_path).unlink(missing_ok=True)
-            self.metrics.scored.inc()
-            self.metrics.to_scored.observe(time.time() - entry.received_at)
-            if self._webhooks is not None:
-                self._webhooks.submit(self._post_webhook, record)
-            self.deliverer.wake()
+            self._answer(entry, ds, result)
         except Exception as error:  # noqa: BLE001 - one bad instance never stops the server
-            log.exception("scoring instance %s failed", uid_hash(entry.sop_uid))
+            log.exception("making the SR for instance %s failed", uid_hash(entry.sop_uid))
             self._fail(entry, f"cannot make the SR: {type(error).__name__}: {error}")
         finally:
+            self._in_flight.release()
             self._leave(entry.sop_uid)
 
+    def _answer(self, entry, ds, result) -> None:
+        """SR -> spool, JSON line, journal `scored`, then the webhook and the delivery."""
+        from .sr import build_sr
+
+        thresholds = self._thresholds()
+        sr = build_sr(ds, result, self.model_name, self.model_version, thresholds)
+        buffer = io.BytesIO()
+        sr.save_as(buffer, enforce_file_format=True)
+        sr_path = self.spool.write_sr(entry.sop_uid, buffer.getvalue())
+        record = {"sop_instance_uid": entry.sop_uid, "study_instance_uid": entry.study_uid,
+                  "sr_sop_instance_uid": str(sr.SOPInstanceUID), "model": self.model_name,
+                  "scores": result.scores, "positives": result.positives, "thresholds": thresholds,
+                  "timings_ms": result.timings, "received_at": entry.received_at, "scored_at": time.time()}
+        self._write_result(record)
+        self.journal.mark_scored(entry.sop_uid, str(sr_path))
+        self._attempts.pop(entry.sop_uid, None)
+        if not self.config.keep_spool:  # scored: the SR now stands for it
+            Path(entry.dataset_path).unlink(missing_ok=True)
+        self.metrics.scored.inc()
+        self.metrics.to_scored.observe(time.time() - entry.received_at)
+        if self._webhooks is not None:
+            self._webhooks.submit(self._post_webhook, record).add_done_callback(_log_exception)
+        self.deliverer.wake()
+
     def _fail(self, entry, reason: str) -> None:
+        """The instance itself cannot be scored: journaled `failed` with the reason."""
         self.journal.mark_failed(entry.sop_uid, reason)
+        self._attempts.pop(entry.sop_uid, None)
         self.metrics.failed.inc()
         self._write_result({"sop_instance_uid": entry.sop_uid, "study_instance_uid": entry.study_uid,
                             "error": reason, "received_at": entry.received_at})
-        log.warning("instance %s not scored: %s", uid_hash(entry.sop_uid), reason.replace(entry.dataset_path or "", "<spool>"))
-        self._leave(entry.sop_uid)
+        log.warning("instance %s not scored: %s", uid_hash(entry.sop_uid),
+                    reason.replace(entry.dataset_path or "", "<spool>"))
+        if not self.config.keep_spool and entry.dataset_path:
+            Path(entry.dataset_path).unlink(missing_ok=True)  # patient data; a resend brings a new copy
 
     def _thresholds(self) -> dict:
         return {n: (None if v == float("inf") else v) for n, v in self.engine.scorer.thresholds().items()}
@@ -285,6 +409,7 @@ class RadzServer:
         with self._results_lock:
             self._results.write(line)
             self._results.flush()
+            os.fsync(self._results.fileno())  # on disk before the row becomes `scored`
 
     def _post_webhook(self, record: dict) -> None:
         import urllib.request
