@@ -164,9 +164,11 @@ def _scaling(bundle, devices, backends, args) -> dict:
         raise ValueError("multi-device scaling runs Engine.submit: it needs --bundle, not --preset")
     name, torch_options = parse_backend(backends[0])
     options = None
-    if name == "torch":
-        raise ValueError("multi-device scaling with the torch backend would need one model per device; use "
-                         "--backend onnxruntime or tensorrt for the scaling table")
+    if name == "torch":  # each replica copies the model onto its device
+        if not args.checkpoint:
+            raise ValueError("multi-device scaling with the torch backend needs --checkpoint (a `radz train` "
+                             "checkpoint folder); or use --backend onnxruntime or tensorrt")
+        options = {"checkpoint": args.checkpoint, **torch_options}
     try:
         return run_scaling(bundle, devices, backend=name, precision=args.precision[0], batch=max(args.batch),
                            images=args.scaling_images, backend_options=options, say=_say)

@@ -27,8 +27,7 @@ def open_engine(engine_factory, bundle_path, devices: list[str], **kwargs):
         if len(devices) > 1 and "device" in str(error).lower():
             raise MultiDeviceUnsupported(
                 f"Engine(device={device!r}) is not supported by this radz_engine ({type(error).__name__}: {error}). "
-                "Multi-GPU replicas (Engine(device=['cuda:0', 'cuda:1'])) are being added to radz_engine/engine.py; "
-                "until then benchmark one device per invocation (--device cuda:0)") from error
+                "Benchmark one device per invocation (--device cuda:0) with this version") from error
         raise
 
 
