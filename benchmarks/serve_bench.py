@@ -38,15 +38,6 @@ def journal_rows(work_dir: Path) -> dict:
         db.close()
 
 
-def make_files(folder: Path, n: int, size: int, seed: int) -> list[Path]:
-    from radz_train.data.dicom_out import write_case
-    from radz_train.data.phantom import generate_cases
-
-    folder.mkdir(parents=True, exist_ok=True)
-    return [Path(write_case(c, folder / f"{c.index:05d}.dcm"))
-            for c in generate_cases(n, seed=seed, sites=("site_a", "site_b", "site_c"), size=size)]
-
-
 def association(port: int, sop_classes):
     from pynetdicom import AE
 
@@ -59,11 +50,13 @@ def association(port: int, sop_classes):
     return assoc
 
 
-def percentiles(values) -> dict:
-    a = np.asarray(values) * 1000.0
-    return {"n": int(a.size), "p50_ms": round(float(np.percentile(a, 50)), 1),
-            "p90_ms": round(float(np.percentile(a, 90)), 1), "p99_ms": round(float(np.percentile(a, 99)), 1),
-            "max_ms": round(float(a.max()), 1)}
+def percentiles(seconds) -> dict:
+    """n, p50/p90/p99 and max in ms (radz_bench's summary, rounded)."""
+    from radz_bench.stats import summarize
+
+    stats = summarize(seconds)
+    return {"n": stats["n"], "p50_ms": round(stats["median_ms"], 1),
+            **{k: round(stats[k], 1) for k in ("p90_ms", "p99_ms", "max_ms")}}
 
 
 def main(argv=None) -> int:
@@ -80,12 +73,12 @@ def main(argv=None) -> int:
     import shutil
 
     from pydicom import dcmread
-    from serve_peers import Orthanc, RadzServe, free_port, wait_for
+    from serve_peers import Orthanc, RadzServe, free_port, phantom_dicoms, wait_for
 
     shutil.rmtree(args.work, ignore_errors=True)
     total = args.single + args.associations * args.per_association
     print(f"making {total} phantom DICOMs at {args.size} px ...", file=sys.stderr)
-    files = make_files(args.work / "in", total, args.size, seed=2024)
+    files = phantom_dicoms(args.work / "in", total, seed=2024, size=args.size)
     datasets = [dcmread(f) for f in files]
     sop_classes = sorted({str(ds.SOPClassUID) for ds in datasets})
     orthanc = Orthanc(args.work / "orthanc")

@@ -32,6 +32,17 @@ end
 """
 
 
+def phantom_dicoms(folder: Path, n: int, seed: int, size: int = 96) -> list[str]:
+    """n phantom radiographs (CR and DX of the three sites) written as DICOM files in folder."""
+    from radz_train.data.dicom_out import write_case
+    from radz_train.data.phantom import generate_cases
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return [write_case(case, folder / f"{case.index:05d}.dcm")
+            for case in generate_cases(n, seed=seed, sites=("site_a", "site_b", "site_c"), size=size)]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -14,16 +14,7 @@ pytest.importorskip("highdicom")
 
 from radz_engine.serve.config import ConfigError, ServeConfig, parse_peer  # noqa: E402
 from radz_engine.serve.journal import Journal  # noqa: E402
-
-
-def _phantom_dicoms(folder, n: int, seed: int = 3, size: int = 96):
-    from radz_train.data.dicom_out import write_case
-    from radz_train.data.phantom import generate_cases
-
-    folder.mkdir(parents=True, exist_ok=True)
-    sites = ("site_a", "site_b", "site_c")
-    return [write_case(case, folder / f"{case.index:05d}.dcm")
-            for case in generate_cases(n, seed=seed, sites=sites, size=size)]
+from serve_peers import phantom_dicoms  # noqa: E402
 
 
 # -- journal ------------------------------------------------------------------------------------
@@ -94,7 +85,7 @@ def test_checks_reject_with_a_reason(tmp_path):
 
     from radz_engine.serve.checks import Rejection, check_dataset
 
-    path = _phantom_dicoms(tmp_path / "d", 1)[0]
+    path = phantom_dicoms(tmp_path / "d", 1, seed=3)[0]
     config = ServeConfig(tmp_path, max_rows=64)
     ds = dcmread(path)
     with pytest.raises(Rejection, match="exceeds the limit of 64"):
@@ -123,7 +114,7 @@ def test_sr_answers_the_source_instance(tmp_path):
     from radz_engine.engine import Engine
     from radz_engine.serve.sr import FINDING_SCHEME, build_sr, sr_uids
 
-    path = _phantom_dicoms(tmp_path / "d", 1, seed=8)[0]
+    path = phantom_dicoms(tmp_path / "d", 1, seed=8)[0]
     source = dcmread(path)
     with Engine(threads=1) as engine:
         result = engine.classify([path])[0]
@@ -199,7 +190,7 @@ def _server(tmp_path, **engine_options):
 def test_a_full_engine_queue_delays_scoring_but_fails_nothing(tmp_path):
     from pydicom import dcmread
 
-    datasets = [dcmread(p) for p in _phantom_dicoms(tmp_path / "d", 10, seed=31)]
+    datasets = [dcmread(p) for p in phantom_dicoms(tmp_path / "d", 10, seed=31)]
     server = _server(tmp_path, max_queue=1, backpressure="reject")  # QueueFull at once when busy
     real_run = server.engine.backend.run
 
@@ -229,7 +220,7 @@ def test_a_full_engine_queue_delays_scoring_but_fails_nothing(tmp_path):
 def test_stopping_leaves_unfinished_instances_received_for_the_restart(tmp_path):
     from pydicom import dcmread
 
-    datasets = [dcmread(p) for p in _phantom_dicoms(tmp_path / "d", 24, seed=32)]
+    datasets = [dcmread(p) for p in phantom_dicoms(tmp_path / "d", 24, seed=32)]
     server = _server(tmp_path)
     assert _send(server.port, datasets) == [0] * 24
     server.stop()  # at once: some are scored, the rest must not be marked failed

@@ -18,20 +18,12 @@ import pytest
 pytest.importorskip("pynetdicom")
 pytest.importorskip("highdicom")
 
-from serve_peers import DCMTK, ORTHANC, Orthanc, RadzServe, echoscu, free_port, storescu, wait_for  # noqa: E402
+from serve_peers import (  # noqa: E402
+    DCMTK, ORTHANC, Orthanc, RadzServe, echoscu, free_port, phantom_dicoms, storescu, wait_for)
 
 needs_peers = pytest.mark.skipif(ORTHANC is None or not DCMTK,
                                  reason="needs Orthanc and DCMTK (apt install orthanc dcmtk)")
 pytestmark = needs_peers
-
-
-def _phantom_dicoms(folder, n: int, seed: int, size: int = 96) -> list:
-    from radz_train.data.dicom_out import write_case
-    from radz_train.data.phantom import generate_cases
-
-    folder.mkdir(parents=True, exist_ok=True)
-    return [write_case(case, folder / f"{case.index:05d}.dcm")
-            for case in generate_cases(n, seed=seed, sites=("site_a", "site_b", "site_c"), size=size)]
 
 
 def _sr_references(orthanc: Orthanc) -> dict[str, list]:
@@ -106,7 +98,7 @@ def test_storescu_to_orthanc_to_radz_and_the_sr_back_in_orthanc(tmp_path, peers)
 
     from radz_engine.engine import Engine
 
-    files = _phantom_dicoms(tmp_path / "in", 6, seed=41)
+    files = phantom_dicoms(tmp_path / "in", 6, seed=41)
     radz_port = free_port()
     orthanc = peers(Orthanc, tmp_path / "orthanc", radz_port=radz_port, route_radiographs=True)
     hook = _Webhook()
@@ -159,13 +151,13 @@ def test_calling_ae_allow_list_rejects_unknown_callers(tmp_path, peers):
     assert echoscu(radz.port, calling="MODALITY1").returncode == 0
     refused = echoscu(radz.port, calling="INTRUDER")
     assert refused.returncode != 0 and "reject" in (refused.stderr + refused.stdout).lower()
-    files = _phantom_dicoms(tmp_path / "in", 1, seed=2)
+    files = phantom_dicoms(tmp_path / "in", 1, seed=2)
     assert storescu(radz.port, files, calling="INTRUDER").returncode != 0
     assert _journal_counts(radz.work_dir) == {}
 
 
 def test_pacs_down_then_up_sr_delivered_after_retries(tmp_path, peers):
-    files = _phantom_dicoms(tmp_path / "in", 3, seed=5)
+    files = phantom_dicoms(tmp_path / "in", 3, seed=5)
     orthanc_port = free_port()
     radz = peers(RadzServe, tmp_path / "radz", forward=f"ORTHANC@127.0.0.1:{orthanc_port}")
     assert storescu(radz.port, files).returncode == 0
@@ -189,7 +181,7 @@ def test_sigkill_midway_through_500_instances_loses_nothing(tmp_path, peers):
 
     from pydicom import dcmread
 
-    files = _phantom_dicoms(tmp_path / "in", 500, seed=77, size=64)
+    files = phantom_dicoms(tmp_path / "in", 500, seed=77, size=64)
     orthanc = peers(Orthanc, tmp_path / "orthanc")
     forward = f"ORTHANC@127.0.0.1:{orthanc.dicom_port}"
     radz = RadzServe(tmp_path / "radz", forward=forward)
@@ -242,7 +234,7 @@ def test_tls_with_a_self_signed_certificate(tmp_path, peers):
                    check=True, capture_output=True)
     radz = peers(RadzServe, tmp_path / "radz", extra=["--tls-cert", str(cert), "--tls-key", str(key)])
     client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cert))
-    files = _phantom_dicoms(tmp_path / "in", 2, seed=13)
+    files = phantom_dicoms(tmp_path / "in", 2, seed=13)
     ae = AE(ae_title="TLSSCU")
     ae.add_requested_context("1.2.840.10008.1.1")
     for f in files:
