@@ -45,3 +45,22 @@ def test_runtime_scoring_equals_training_scoring():
            "anchor": unit(rng.standard_normal((5, 16)))}
     for mode in ("softmax", "posneg", "anchor"):
         np.testing.assert_allclose(class_scores(g, emb, mode, 0.05), score(g, emb, mode, 0.05), rtol=1e-12)
+
+
+def test_default_bundle_int8_encoder_keeps_its_recorded_auc_and_runs_in_the_engine():
+    from radz_engine.engine import Engine
+
+    manifest = json.loads((default_bundle_path() / "manifest.json").read_text())
+    check, recorded = manifest["provenance"]["check"], manifest["parity"]["int8"]
+    assert recorded["min_cosine"] >= 0.99
+    measured = phantom_auc(default_bundle_path(), check["n"], check["seed"], check["site"], role="image_encoder_int8")
+    for mode, row in recorded["macro_auc"].items():
+        assert measured[mode]["macro_auc"] == pytest.approx(row["int8"], abs=0.005), mode
+        assert row["fp32"] - row["int8"] <= 0.01, mode
+    rng = np.random.default_rng(11)
+    images = [rng.random((96, 96), dtype=np.float32) for _ in range(4)]
+    with Engine(threads=1) as fp32, Engine(threads=1, backend_options={"int8": True}) as int8:
+        assert int8.backend.name == "onnxruntime-cpu-int8" and int8.backend.describe()["variant"] == "int8"
+        a = np.stack([r.embedding for r in fp32.classify(images)])
+        b = np.stack([r.embedding for r in int8.classify(images)])
+    assert ((a * b).sum(1) >= 0.99).all()

@@ -175,3 +175,24 @@ def test_auc_parity_passes_and_catches_wrong_anchors(tiny_export_model, tiny_bun
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ExportParityError, match=r"anchor: macro AUC torch .* vs bundle .* largest per-class difference"):
         parity.auc_parity(tiny_export_model, folder, n=16, seed=3, modes=("anchor",))
+
+
+def test_radz_quantize_adds_a_checked_int8_encoder(tiny_bundle, tmp_path):
+    import shutil
+
+    from radz_engine.bundle import load_bundle
+    from radz_engine.cli import main
+
+    out, _ = tiny_bundle
+    bundle = tmp_path / "bundle"
+    shutil.copytree(out, bundle)
+    assert main(["quantize", str(bundle), "--auc-phantoms", "32", "--max-auc-drop", "0.2"]) == 0
+    loaded = load_bundle(bundle)  # hashes valid, the new role's io recorded
+    assert loaded.file("image_encoder_int8").name == "image_encoder_int8.onnx"
+    assert loaded.manifest["parity"]["int8"]["min_cosine"] >= 0.99
+    # A check that cannot pass leaves the bundle as it was (no int8 file, no manifest entry).
+    shutil.copytree(out, tmp_path / "strict")
+    assert main(["quantize", str(tmp_path / "strict"), "--auc-phantoms", "0", "--min-cosine", "1.01"]) == 1
+    strict = load_bundle(tmp_path / "strict")
+    assert "image_encoder_int8" not in strict.manifest["files"]
+    assert not (tmp_path / "strict" / "image_encoder_int8.onnx").exists()

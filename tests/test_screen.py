@@ -120,3 +120,17 @@ def test_screen_parquet_resumes(study_folder, tmp_path, capsys):
     assert pq.read_table(out).num_rows == 6
     assert screen_main(args) == 0
     assert pq.read_table(out).num_rows == 6 and "| 0 | 0 | 0 | 6 |" in capsys.readouterr().out
+
+
+def test_screen_int8_scores_close_to_fp32(study_folder, tmp_path):
+    fp32, int8 = tmp_path / "fp32.csv", tmp_path / "int8.csv"
+    common = ["--workers", "0", "--threads", "1", "--no-progress"]
+    assert screen_main([str(study_folder), "--out", str(fp32), *common]) == 0
+    assert screen_main([str(study_folder), "--out", str(int8), "--int8", *common]) == 0
+    a = {r["source"]: r for r in _rows(fp32)}
+    b = {r["source"]: r for r in _rows(int8)}
+    assert a.keys() == b.keys()
+    for source, row in a.items():
+        assert row["ok"] == b[source]["ok"]
+        for key in (k for k in row if k.startswith("score_") and row[k]):
+            assert abs(float(row[key]) - float(b[source][key])) < 0.05, (source, key)

@@ -31,7 +31,7 @@ from .stats import summarize
 __all__ = ["BenchOptions", "run_throughput", "BACKEND_CHOICES", "parse_backend"]
 
 log = logging.getLogger(__name__)
-BACKEND_CHOICES = ("auto", "onnxruntime", "tensorrt", "torch", "torch-compile", "torch-cudagraphs")
+BACKEND_CHOICES = ("auto", "onnxruntime", "onnxruntime-int8", "tensorrt", "torch", "torch-compile", "torch-cudagraphs")
 
 
 @dataclass
@@ -73,6 +73,8 @@ def parse_backend(spec: str) -> tuple[str, dict]:
         return "torch", {"compile": True}
     if spec == "torch-cudagraphs":
         return "torch", {"compile": True, "cuda_graphs": True}
+    if spec == "onnxruntime-int8":  # the bundle's `radz quantize` graph, against the same eager reference
+        return "onnxruntime", {"int8": True}
     return spec, {}
 
 
@@ -268,6 +270,12 @@ def _engine_side(spec_name, name, torch_options, precision, device, opts, bundle
         if not is_cuda(device) and torch_options.get("cuda_graphs"):
             raise ValueError("torch-cudagraphs needs a CUDA device")
         options = {"checkpoint": model, "dtype": DTYPES[precision], **torch_options}
+    elif name in ("auto", "onnxruntime") and torch_options.get("int8"):
+        if bundle is None or "image_encoder_int8" not in bundle.manifest.get("files", {}):
+            raise ValueError("onnxruntime-int8 needs a bundle with image_encoder_int8.onnx (radz quantize BUNDLE)")
+        if precision != "fp32":
+            raise ValueError("onnxruntime-int8 runs int8 weights with float32 io: measure it under --precision fp32")
+        options = {"int8": True}
     elif name in ("auto", "onnxruntime"):
         if precision == "bf16":
             if not is_cuda(device):
@@ -290,7 +298,8 @@ def _engine_side(spec_name, name, torch_options, precision, device, opts, bundle
         engine = Engine(bundle.path, backend=name, device=device, max_batch_size=max_batch, threads=opts.threads,
                         backend_options=options)
         backend = engine.backend
-        label = backend.name if spec_name in ("auto", "onnxruntime", "tensorrt") else _torch_label(spec_name, precision)
+        label = (backend.name if spec_name in ("auto", "onnxruntime", "onnxruntime-int8", "tensorrt")
+                 else _torch_label(spec_name, precision))
 
         def e2e_fn(images: list):
             items = [(im, identity) for im in images]

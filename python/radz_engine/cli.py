@@ -48,6 +48,17 @@ def _export(argv: list[str]) -> int:
     return export_main(argv)
 
 
+def _quantize(argv: list[str]) -> int:
+    missing = _missing("onnx", "onnxruntime")
+    if missing:
+        print(f"radz quantize: needs onnx and onnxruntime (missing {missing}); pip install 'radz-engine[export]'",
+              file=sys.stderr)
+        return 2
+    from radz_export.quantize import main as quantize_main
+
+    return quantize_main(argv)
+
+
 def _screen(argv: list[str]) -> int:
     from .screen_cli import main as screen_main
 
@@ -89,6 +100,7 @@ COMMANDS = {
     "train": (_train_command("train"), "train a LLaVA-RadZ model (DFAT + DKAM); `radz train dkam-generate` for knowledge"),
     "eval": (_train_command("eval"), "zero-shot evaluation of a checkpoint: per-class AUC/F1/ACC, ROC PNGs, JSON"),
     "export": (_export, "export a checkpoint to an ONNX bundle (parity-checked); --tensorrt for an engine"),
+    "quantize": (_quantize, "add a checked int8 image encoder to a bundle (CPU speed-up; no torch needed)"),
     "screen": (_screen, "classify DICOM/PNG/JPEG folders or CSV lists into csv/jsonl/parquet (resumable)"),
     "serve": (_serve, "a DICOM node: C-STORE in, scored DICOM SR back to the PACS (durable journal)"),
     "bench": (_bench, "throughput/latency across backends, batch sizes, precisions and GPUs (JSON, Markdown, PNG)"),

@@ -18,8 +18,10 @@ def default_bundle_path() -> Path:
     return DEFAULT_BUNDLE
 
 
-def phantom_auc(bundle_path: str | Path, n: int, seed: int, site: str, modes=("anchor", "softmax", "posneg")) -> dict:
-    """Macro and per-class AUC of a bundle on n fresh phantoms (seed, site) at the bundle's input."""
+def phantom_auc(bundle_path: str | Path, n: int, seed: int, site: str, modes=("anchor", "softmax", "posneg"),
+                role: str = "image_encoder") -> dict:
+    """Macro and per-class AUC of a bundle on n fresh phantoms (seed, site) at the bundle's input,
+    with one of its image encoders (`role`: image_encoder, image_encoder_fp16, image_encoder_int8)."""
     import onnxruntime as ort
 
     from radz_train.data.phantom import generate_cases
@@ -41,7 +43,7 @@ def phantom_auc(bundle_path: str | Path, n: int, seed: int, site: str, modes=("a
                               mean=spec.get("mean", CLIP_MEAN), std=spec["std"], aspect=spec.get("aspect", "letterbox"))
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(bundle.file("image_encoder")), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(bundle.file(role)), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     feats = np.concatenate([session.run(None, {name: pixels[i : i + 32]})[0] for i in range(0, n, 32)])
     classes = bundle.class_names

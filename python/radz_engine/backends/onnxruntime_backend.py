@@ -34,6 +34,7 @@ class OnnxRuntimeBackend(Backend):
             the installed onnxruntime has), or "cpu", "cuda", "tensorrt" explicitly.
         threads: intra-op threads (None: ONNX Runtime's default, one per core).
         fp16: use the bundle's image_encoder_fp16.onnx (float32 io) when it has one.
+        int8: use the bundle's image_encoder_int8.onnx (`radz quantize`; dynamic int8 MatMuls, CPU).
         io_binding: bind inputs/outputs on the GPU (default: on for CUDA/TensorRT providers).
         tensorrt_precision: "fp16", "bf16" or "fp32" for the TensorRT EP.
         tensorrt_cache: folder for the TensorRT EP's engine and timing caches
@@ -43,7 +44,7 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
 
-    def __init__(self, provider: str = "auto", *, threads: int | None = None, fp16: bool = False,
+    def __init__(self, provider: str = "auto", *, threads: int | None = None, fp16: bool = False, int8: bool = False,
                  io_binding: bool | None = None, tensorrt_precision: str = "fp16",
                  tensorrt_cache: str | Path | None = None, max_batch_size: int = 64) -> None:
         if provider != "auto" and provider not in PROVIDERS:
@@ -52,7 +53,10 @@ class OnnxRuntimeBackend(Backend):
             raise ValueError(f"threads: must be >= 1 or None, got {threads!r}")
         self.provider = provider
         self.threads = None if threads is None else int(threads)
+        if fp16 and int8:
+            raise ValueError("fp16 and int8: choose one image encoder variant")
         self.fp16 = bool(fp16)
+        self.int8 = bool(int8)
         self.io_binding = io_binding
         self.tensorrt_precision = tensorrt_precision
         self.tensorrt_cache = tensorrt_cache
@@ -94,9 +98,12 @@ class OnnxRuntimeBackend(Backend):
             raise BackendUnavailable("onnxruntime is not installed: pip install onnxruntime "
                                      "(or onnxruntime-gpu for CUDA / TensorRT)") from error
         kind, device_id = parse_device(device)
-        role = "image_encoder_fp16" if self.fp16 and "image_encoder_fp16" in bundle.manifest["files"] else "image_encoder"
-        if self.fp16 and role != "image_encoder_fp16":
-            log.warning("bundle %s has no image_encoder_fp16.onnx; using the fp32 graph", bundle.path)
+        wanted = "image_encoder_fp16" if self.fp16 else "image_encoder_int8" if self.int8 else "image_encoder"
+        role = wanted if wanted in bundle.manifest["files"] else "image_encoder"
+        if role != wanted:
+            hint = " (add one with `radz quantize BUNDLE`)" if self.int8 else ""
+            log.warning("bundle %s has no %s.onnx%s; using the fp32 graph", bundle.path, wanted, hint)
+        self.variant = role.removeprefix("image_encoder").lstrip("_") or "fp32"
         io = bundle.onnx_io(role)
         self.input_name = io["inputs"][0]["name"]
         self.output_name = io["outputs"][0]["name"]
@@ -116,7 +123,7 @@ class OnnxRuntimeBackend(Backend):
                                      f"({str(error).splitlines()[0][:300]})") from None
         self.providers = list(self.session.get_providers())
         first = self.providers[0]
-        self.name = f"onnxruntime-{_SHORT.get(first, first)}"
+        self.name = f"onnxruntime-{_SHORT.get(first, first)}" + ("" if self.variant == "fp32" else f"-{self.variant}")
         self.device = "cpu" if kind == "cpu" else f"cuda:{device_id}"
         self.device_id = device_id
         on_gpu = first != "CPUExecutionProvider"
@@ -148,7 +155,7 @@ class OnnxRuntimeBackend(Backend):
         return binding.copy_outputs_to_cpu()[0]
 
     def describe(self) -> dict:
-        return {"name": self.name, "device": self.device, "providers": self.providers,
+        return {"name": self.name, "device": self.device, "providers": self.providers, "variant": self.variant,
                 "threads": self.threads, "io_binding": bool(getattr(self, "_bind", False))}
 
     def close(self) -> None:

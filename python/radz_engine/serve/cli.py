@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-in-flight", type=int, default=64,
                    help="instances between decoding and their SR at once (bounds memory; default 64)")
     p.add_argument("--threads", type=int, default=None, help="model intra-op threads (default: all cores)")
+    p.add_argument("--int8", action="store_true", help="the bundle's int8 image encoder (radz quantize; faster on CPU)")
     p.add_argument("--keep-spool", action="store_true", help="keep received datasets and SRs after use")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return p
@@ -62,7 +63,7 @@ def config_from_args(args) -> ServeConfig:
         allowed_modalities=tuple(args.modalities.split(",")),
         http_port=None if args.http_port < 0 else args.http_port, scoring_workers=args.scoring_workers,
         max_in_flight=args.max_in_flight,
-        engine_threads=args.threads, keep_spool=args.keep_spool)
+        engine_threads=args.threads, keep_spool=args.keep_spool, int8=args.int8)
 
 
 def main(argv: list[str] | None = None) -> int:

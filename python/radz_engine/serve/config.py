@@ -87,6 +87,7 @@ class ServeConfig:
     scoring_workers: int = 2
     max_in_flight: int = 64  # received datasets held in memory between decoding and their SR
     engine_threads: int | None = None
+    int8: bool = False  # the bundle's int8 image encoder (radz quantize)
     retry_base_s: float = 1.0
     retry_max_s: float = 60.0
     model_name: str | None = None

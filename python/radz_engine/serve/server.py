@@ -53,7 +53,8 @@ class RadzServer:
         if engine is None:
             from ..engine import Engine
 
-            engine = Engine(config.bundle, threads=config.engine_threads, max_delay_ms=2.0)
+            engine = Engine(config.bundle, threads=config.engine_threads, max_delay_ms=2.0,
+                            backend_options={"int8": True} if config.int8 else None)
         self.engine = engine
         manifest = engine.bundle.manifest
         self.model_name = config.model_name or manifest.get("model_name") or Path(engine.bundle.path).name
