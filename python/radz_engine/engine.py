@@ -10,7 +10,8 @@
 `submit` path: decode + preprocess in the caller's thread -> the C++ `_core.DynamicBatcher`
 -> runner threads pop batches (GIL released while waiting), run the backend, score, and resolve
 the caller's `concurrent.futures.Future`. With several devices (`device=["cuda:0", "cuda:1"]`)
-each has its own backend replica and runner threads, all popping from the one queue. Never imports torch (the torch backend imports it lazily).
+each has its own backend replica and runner threads, all popping from the one queue.
+Never imports torch (the torch backend imports it lazily).
 """
 
 from __future__ import annotations
@@ -101,9 +102,15 @@ class Engine:
         self.runners = max(int(runners), len(devices))
         self._batcher_options = {"max_queue": int(max_queue), "backpressure": backpressure,
                                  "block_timeout_ms": float(block_timeout_ms), "adaptive_delay": bool(adaptive_delay)}
-        self.backends = [create_backend(backend, self.bundle, d, threads=self.threads,
-                                        max_batch_size=self.max_batch_size, **dict(backend_options or {}))
-                         for d in devices]
+        self.backends = []
+        try:
+            for d in devices:
+                self.backends.append(create_backend(backend, self.bundle, d, threads=self.threads,
+                                                    max_batch_size=self.max_batch_size, **dict(backend_options or {})))
+        except BaseException:  # a device that fails must not leave the others' sessions open
+            for made in self.backends:
+                made.close()
+            raise
         self.backend = self.backends[0]
         self.scorer = ClassScorer(self.bundle, mode=mode, threshold=threshold)
         spec = self.bundle.input_spec
