@@ -234,3 +234,28 @@ def test_stopping_leaves_unfinished_instances_received_for_the_restart(tmp_path)
         assert again.journal.counts()["scored"] == 24
     finally:
         again.stop()
+
+
+def test_start_removes_spool_files_no_row_needs(tmp_path):
+    from pydicom import dcmread
+
+    datasets = [dcmread(p) for p in phantom_dicoms(tmp_path / "d", 2, seed=33)]
+    server = _server(tmp_path)
+    try:
+        assert _send(server.port, datasets) == [0, 0]
+        assert server.wait_idle(60)
+    finally:
+        server.stop()
+    # Leftovers of a crash between a state change and a file's removal (patient data).
+    uid = str(datasets[0].SOPInstanceUID)
+    from radz_engine.serve.spool import Spool
+
+    spool = Spool(tmp_path / "work" / "spool")
+    spool.write_incoming(uid, b"stale image")
+    spool.write_sr(uid, b"stale SR")  # its row is `scored`: the SR is still needed
+    again = _server(tmp_path)
+    try:
+        assert not spool.incoming_path(uid).exists()
+        assert spool.sr_path(uid).exists()
+    finally:
+        again.stop()

@@ -117,12 +117,13 @@ class RadzServer:
         the file's removal leaves one): received images hold patient data."""
         if self.config.keep_spool:
             return
-        needed = {Path(e.dataset_path).name for e in self.journal.pending_scoring() if e.dataset_path}
-        needed |= {Path(e.sr_path).name for e in self.journal.entries("scored") if e.sr_path}
+        needed = {self.spool.incoming: {Path(e.dataset_path).name for e in self.journal.pending_scoring()
+                                        if e.dataset_path},
+                  self.spool.sr: {Path(e.sr_path).name for e in self.journal.entries("scored") if e.sr_path}}
         removed = 0
-        for folder in (self.spool.incoming, self.spool.sr):
+        for folder, keep in needed.items():
             for path in folder.glob("*.dcm"):
-                if path.name not in needed:
+                if path.name not in keep:
                     path.unlink(missing_ok=True)
                     removed += 1
         if removed:
