@@ -82,7 +82,8 @@ class TorchBackend(Backend):
         else:
             model = copy.deepcopy(model)  # the caller's model and other replicas stay untouched
         self.device = "cpu" if kind == "cpu" else f"cuda:{device_id}"
-        model = model.float().eval()
+        self._torch_dtype = getattr(torch, self.dtype)
+        model = model.to(dtype=self._torch_dtype).eval()  # straight to the precision: no fp32 copy of a 7B model
         size = int(model.config.image_size)
         dim = int(model.config.decoder["hidden_size"])
         spec = bundle.input_spec
@@ -92,7 +93,6 @@ class TorchBackend(Backend):
         self.input_shape = (int(spec["channels"]), size, size)
         from radz_export.encoders import ImageEncoder  # the exported graph's path, in PyTorch
 
-        self._torch_dtype = getattr(torch, self.dtype)
         self.model = ImageEncoder(model).eval().to(device=self.device, dtype=self._torch_dtype)
         self._encode = self.model
         if self.compile:
