@@ -162,16 +162,26 @@ def _scaling(bundle, devices, backends, args) -> dict:
 
     if bundle is None:
         raise ValueError("multi-device scaling runs Engine.submit: it needs --bundle, not --preset")
+    from .device import DTYPES
+
     name, torch_options = parse_backend(backends[0])
-    options = None
+    precision = args.precision[0]
+    options = dict(torch_options)  # the precision is run, not only printed
     if name == "torch":  # each replica copies the model onto its device
         if not args.checkpoint:
             raise ValueError("multi-device scaling with the torch backend needs --checkpoint (a `radz train` "
                              "checkpoint folder); or use --backend onnxruntime or tensorrt")
-        options = {"checkpoint": args.checkpoint, **torch_options}
+        options.update(checkpoint=args.checkpoint, dtype=DTYPES[precision])
+    elif name in ("auto", "onnxruntime"):
+        if options.get("int8") and precision != "fp32":
+            raise ValueError("onnxruntime-int8 runs int8 weights with float32 io: use --precision fp32")
+        if precision == "fp16":
+            options.update(fp16=True, tensorrt_precision="fp16")
+        elif precision == "bf16":
+            options.update(tensorrt_precision="bf16")  # the TensorRT EP's option; CPU/CUDA EPs have no bf16 graph
     try:
-        return run_scaling(bundle, devices, backend=name, precision=args.precision[0], batch=max(args.batch),
-                           images=args.scaling_images, backend_options=options, say=_say)
+        return run_scaling(bundle, devices, backend=name, precision=precision, batch=max(args.batch),
+                           images=args.scaling_images, backend_options=options or None, say=_say)
     except MultiDeviceUnsupported as error:
         _say(str(error))
         return {"error": str(error), "rows": [], "backend": name, "precision": args.precision[0],
