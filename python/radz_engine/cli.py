@@ -95,10 +95,11 @@ def _preprocess(argv: list[str]) -> int:
 
 
 COMMANDS = {
-    "demo": (_demo, "make a phantom DICOM study set and preprocess it with the C++ core (images/s)"),
+    "demo": (_demo, "screen a phantom DICOM set with the shipped model: AUC, images/s, latency, HTML report"),
     "synth": (_synth, "generate phantom radiographs with reports and labels (PNG/NPY/DICOM + CSV)"),
     "train": (_train_command("train"), "train a LLaVA-RadZ model (DFAT + DKAM); `radz train dkam-generate` for knowledge"),
-    "eval": (_train_command("eval"), "zero-shot evaluation of a checkpoint: per-class AUC/F1/ACC, ROC PNGs, JSON"),
+    "eval": (_train_command("eval"), "zero-shot evaluation of a checkpoint (AUC/F1/ACC, ROC PNGs); --bundle B "
+                                     "--csv C [--calibrate]: a bundle, torch-free, Platt calibration"),
     "export": (_export, "export a checkpoint to an ONNX bundle (parity-checked); --tensorrt for an engine"),
     "quantize": (_quantize, "add a checked int8 image encoder to a bundle (CPU speed-up; no torch needed)"),
     "screen": (_screen, "classify DICOM/PNG/JPEG folders or CSV lists into csv/jsonl/parquet (resumable)"),
