@@ -113,7 +113,8 @@ class ServeConfig:
         if self.tls_ca is not None and self.tls_cert is None:
             raise ConfigError("--tls-ca (verify callers' certificates) needs --tls-cert and --tls-key")
         for option, value in (("--max-dataset-mb", self.max_dataset_mb), ("--max-rows", self.max_rows),
-                              ("--max-columns", self.max_columns), ("--scoring-workers", self.scoring_workers), ("--max-in-flight", self.max_in_flight),
+                              ("--max-columns", self.max_columns), ("--scoring-workers", self.scoring_workers),
+                              ("--max-in-flight", self.max_in_flight),
                               ("--retry-base-s", self.retry_base_s), ("--retry-max-s", self.retry_max_s)):
             if not value > 0:
                 raise ConfigError(f"{option}: must be > 0, got {value}")

@@ -176,8 +176,8 @@ class RadzServer:
         counts = self.journal.counts()
         scp_up = self._scp is not None and not self._stopping.is_set()
         delivering = self.config.forward is None or self.deliverer.alive
-        return {"ok": scp_up and delivering, "delivery_thread_alive": delivering, "ae_title": self.config.ae_title, "port": self.port if self._scp else None,
-                "backend": self.engine.backend.name, "model": self.model_name, "journal": counts,
+        return {"ok": scp_up and delivering, "delivery_thread_alive": delivering, "ae_title": self.config.ae_title,
+                "port": self.port if self._scp else None, "backend": self.engine.backend.name, "model": self.model_name, "journal": counts,
                 "forward": str(self.config.forward) if self.config.forward else None,
                 "last_delivery_error": self.deliverer.last_error if counts["scored"] else None}
 
