@@ -115,3 +115,25 @@ def test_dicom_target_against_orthanc(orthanc):
     assert row["requests"] > 0 and row["errors"] == 0, row
     # Orthanc keeps every C-STOREd instance (fresh UIDs), seen through its REST API.
     assert len(orthanc.get("/instances")) >= row["requests"]
+
+
+def test_dicom_target_until_the_sr_is_stored_through_radz_serve(tmp_path, orthanc):
+    """Load against a real `radz serve` forwarding to a real Orthanc, each request done when
+    radz's journal says its SR is stored: every request's SR ends up in Orthanc."""
+    from radz_bench.cli import _phantom_datasets
+    from serve_peers import RadzServe
+
+    radz = RadzServe(tmp_path / "radz", forward=f"ORTHANC@127.0.0.1:{orthanc.dicom_port}")
+    try:
+        target = DicomTarget(f"dicom://RADZ@127.0.0.1:{radz.port}", _phantom_datasets(2, 128), workers=2,
+                             until_journal=radz.work_dir / "journal.sqlite")
+        opts = LoadOptions(rates=[4.0], window_s=1.0, min_requests=3, max_windows=2, tolerance=5.0,
+                           p99_bound_ms=60000.0, timeout_s=60.0)
+        report = run_load(target, opts)
+        row = report["rates"][0]
+        assert row["requests"] > 0 and row["errors"] == 0, row
+        assert "until the SR is stored" in report["target"]
+        srs = orthanc.post("/tools/find", {"Level": "Instance", "Query": {"Modality": "SR"}})
+        assert len(srs) >= row["requests"]
+    finally:
+        radz.stop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -87,6 +88,9 @@ def _load_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=0.10)
     p.add_argument("--max-windows", type=int, default=8)
     p.add_argument("--workers", type=int, default=4, help="dicom target: parallel associations")
+    p.add_argument("--until-sr", type=Path, default=None, metavar="JOURNAL",
+                   help="dicom target sending to radz serve: measure until the SR is stored in its PACS, read "
+                        "from radz serve's WORK_DIR/journal.sqlite (default: until the C-STORE response)")
     p.add_argument("--dicom-size", type=int, default=512, help="dicom target: phantom image side (pixels)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="radz_bench_load")
@@ -201,7 +205,8 @@ def load_main(argv: list[str]) -> int:
         if args.target == "engine":
             target = _engine_target(args)
         elif args.target.startswith("dicom://"):
-            target = DicomTarget(args.target, _phantom_datasets(8, args.dicom_size), workers=args.workers)
+            target = DicomTarget(args.target, _phantom_datasets(8, args.dicom_size), workers=args.workers,
+                                 until_journal=args.until_sr)
         else:
             raise ValueError(f"--target: engine or dicom://AE@host:port, got {args.target!r}")
         report = run_load(target, opts, say=_say)

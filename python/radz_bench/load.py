@@ -17,7 +17,9 @@ grouped by the window their arrival fell in; after each window completes, the la
 Targets (pluggable, one small interface: open(), send(index, on_done), close(), name):
 - EngineTarget: radz_engine Engine.submit (in process);
 - DicomTarget: "dicom://AE@host:port", a C-STORE per request with pynetdicom; the latency is the
-  C-STORE round trip (what a modality or PACS waits for), `workers` associations in parallel.
+  C-STORE round trip (what a modality or PACS waits for), `workers` associations in parallel;
+  with `until_journal` (radz serve's WORK_DIR/journal.sqlite) it is until radz has the SR stored
+  in its PACS instead (the journal row `delivered`): the end-to-end latency of `radz serve`.
 """
 
 from __future__ import annotations
@@ -103,12 +105,14 @@ class DicomTarget(Target):
     associations in parallel (one per worker thread, opened on first use and kept)."""
 
     def __init__(self, url: str, datasets: list, workers: int = 4, calling_ae: str = "RADZBENCH",
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, until_journal=None) -> None:
         self.ae_title, self.host, self.port = parse_target(url)
         if not datasets:
             raise ValueError("DicomTarget: need at least one dataset to send")
         self.datasets, self.workers, self.calling_ae, self.timeout = datasets, int(workers), calling_ae, timeout
-        self.name = f"{url} (C-STORE, {workers} associations)"
+        self.watcher = _JournalWatcher(until_journal, timeout) if until_journal else None
+        until = ", until the SR is stored (radz journal)" if until_journal else ""
+        self.name = f"{url} (C-STORE, {workers} associations{until})"
         self._local = threading.local()
         self._associations: list = []
         self._lock = threading.Lock()
@@ -133,39 +137,54 @@ class DicomTarget(Target):
             self._associations.append(assoc)
         return assoc
 
-    def _store(self, index: int) -> tuple[bool, str | None]:
+    def _store(self, index: int) -> tuple[bool, str | None, str]:
+        """One C-STORE of a fresh instance: (ok, error text, its SOP Instance UID)."""
         from pydicom.uid import generate_uid
 
         ds = self.datasets[index % len(self.datasets)].copy()
         ds.SOPInstanceUID = generate_uid()
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        uid = str(ds.SOPInstanceUID)
         try:
             status = self._association().send_c_store(ds)
         except Exception as error:  # connection dropped: the next request re-associates
-            self._local.assoc = None
-            return False, f"{type(error).__name__}: {error}"
+            self._drop_association()
+            return False, f"{type(error).__name__}: {error}", uid
         code = getattr(status, "Status", None)
         if code is None:
-            self._local.assoc = None
-            return False, "no C-STORE response (association aborted or timed out)"
-        return (code == 0x0000 or (code & 0xF000) == 0xB000), (None if code == 0 else f"status 0x{code:04X}")
+            self._drop_association()
+            return False, "no C-STORE response (association aborted or timed out)", uid
+        ok = code == 0x0000 or (code & 0xF000) == 0xB000
+        return ok, (None if code == 0 else f"status 0x{code:04X}"), uid
+
+    def _drop_association(self) -> None:
+        assoc, self._local.assoc = getattr(self._local, "assoc", None), None
+        if assoc is not None and assoc.is_established:
+            assoc.abort()
 
     def open(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="radz-bench-dicom")
-        ok, error = self._pool.submit(self._store, 0).result()
+        ok, error, _ = self._pool.submit(self._store, 0).result()
         if not ok:
             raise ConnectionError(f"{self.name}: first C-STORE failed: {error}")
+        if self.watcher is not None:
+            self.watcher.start()
 
     def send(self, index: int, on_done: OnDone) -> None:
         def job():
-            ok, error = self._store(index)
-            on_done(ok, error)
+            ok, error, uid = self._store(index)
+            if ok and self.watcher is not None:
+                self.watcher.watch(uid, on_done)  # done when radz has stored the SR
+            else:
+                on_done(ok, error)
 
         self._pool.submit(job)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+        if self.watcher is not None:
+            self.watcher.stop()
         with self._lock:
             for assoc in self._associations:
                 try:
@@ -173,6 +192,66 @@ class DicomTarget(Target):
                 except Exception:  # already gone
                     pass
             self._associations.clear()
+
+
+class _JournalWatcher:
+    """Polls radz serve's journal (read-only) every 5 ms for the UIDs sent, calling each one's
+    on_done once its row is `delivered` (the SR is in the PACS), or an error for `failed` /
+    `rejected` rows and rows not delivered within `timeout` s. One thread for all requests, so
+    the senders stay free (open loop)."""
+
+    def __init__(self, journal_path, timeout: float) -> None:
+        from pathlib import Path
+
+        self.path = Path(journal_path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: no radz serve journal here (WORK_DIR/journal.sqlite)")
+        self.timeout = timeout
+        self._pending: dict[str, tuple] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="radz-bench-journal", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def watch(self, uid: str, on_done: OnDone) -> None:
+        with self._lock:
+            self._pending[uid] = (on_done, time.perf_counter() + self.timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _loop(self) -> None:
+        import sqlite3
+
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30, check_same_thread=False)
+        try:
+            while not self._stop.wait(0.005):
+                with self._lock:
+                    uids = list(self._pending)
+                if not uids:
+                    continue
+                states = {}
+                for i in range(0, len(uids), 500):  # SQLite's bound-parameter limit
+                    chunk = uids[i:i + 500]
+                    query = f"SELECT sop_uid, state, error FROM instances WHERE sop_uid IN ({','.join('?' * len(chunk))})"
+                    states.update({u: (st, err) for u, st, err in db.execute(query, chunk)})
+                now = time.perf_counter()
+                for uid in uids:
+                    state, error = states.get(uid, (None, None))
+                    with self._lock:
+                        on_done, deadline = self._pending.get(uid, (None, 0.0))
+                        finished = state in ("delivered", "failed", "rejected") or now > deadline
+                        if finished:
+                            self._pending.pop(uid, None)
+                    if on_done is not None and finished:
+                        ok = state == "delivered"
+                        on_done(ok, None if ok else (f"radz journal: {state}: {error}" if state else
+                                                     f"SR not stored within {self.timeout:.0f} s"))
+        finally:
+            db.close()
 
 
 @dataclass
