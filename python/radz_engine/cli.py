@@ -7,15 +7,6 @@ import argparse
 import sys
 
 
-def _synth(argv: list[str]) -> int:
-    try:
-        from radz_train.data.synth_cli import main as synth_main
-    except ImportError as error:
-        print(f"radz synth: the phantom generator is not available ({error})", file=sys.stderr)
-        return 2
-    return synth_main(argv)
-
-
 def _missing(*modules: str) -> list[str]:
     """Modules that are not installed, found without importing them (the runtime never imports torch)."""
     import importlib.util
@@ -23,89 +14,53 @@ def _missing(*modules: str) -> list[str]:
     return [m for m in modules if importlib.util.find_spec(m) is None]
 
 
-def _train_command(name: str):
+def _command(name: str, module: str, function: str = "main", needs: tuple[str, ...] = (), extra: str | None = None):
+    """A subcommand that imports `module` only when run, after checking (without importing) that
+    the modules it `needs` are installed; a missing one is a clear message naming the extra."""
+
     def run(argv: list[str]) -> int:
-        missing = _missing("torch", "transformers")
+        missing = _missing(*needs)
         if missing:
-            print(f"radz {name}: needs the training extra (missing {missing}); pip install 'radz-engine[train]'",
+            print(f"radz {name}: needs the {extra} extra (missing {missing}); pip install 'radz-engine[{extra}]'",
                   file=sys.stderr)
             return 2
-        from radz_train import cli
+        import importlib
 
-        return getattr(cli, f"{name}_main")(argv)
+        try:
+            entry = getattr(importlib.import_module(module), function)
+        except ImportError as error:
+            print(f"radz {name}: not available in this installation ({error})", file=sys.stderr)
+            return 2
+        return entry(argv)
 
     return run
 
 
-def _export(argv: list[str]) -> int:
-    missing = _missing("torch", "transformers", "onnx")
-    if missing:
-        print(f"radz export: needs the export extra (missing {missing}); pip install 'radz-engine[export]'",
-              file=sys.stderr)
-        return 2
-    from radz_export.cli import main as export_main
-
-    return export_main(argv)
-
-
-def _quantize(argv: list[str]) -> int:
-    missing = _missing("onnx", "onnxruntime")
-    if missing:
-        print(f"radz quantize: needs onnx and onnxruntime (missing {missing}); pip install 'radz-engine[export]'",
-              file=sys.stderr)
-        return 2
-    from radz_export.quantize import main as quantize_main
-
-    return quantize_main(argv)
-
-
-def _screen(argv: list[str]) -> int:
-    from .screen_cli import main as screen_main
-
-    return screen_main(argv)
-
-
-def _demo(argv: list[str]) -> int:
-    from .demo import main as demo_main
-
-    return demo_main(argv)
-
-
-def _serve(argv: list[str]) -> int:
-    missing = _missing("pynetdicom", "highdicom")
-    if missing:
-        print(f"radz serve: needs the serve extra (missing {missing}); pip install 'radz-engine[serve]'",
-              file=sys.stderr)
-        return 2
-    from .serve.cli import main as serve_main
-
-    return serve_main(argv)
-
-
-def _bench(argv: list[str]) -> int:
-    from radz_bench.cli import main as bench_main
-
-    return bench_main(argv)
-
-
-def _preprocess(argv: list[str]) -> int:
-    from .preprocess_cli import main as preprocess_main
-
-    return preprocess_main(argv)
+_TRAIN = ("torch", "transformers")
 
 
 COMMANDS = {
-    "demo": (_demo, "screen a phantom DICOM set with the shipped model: AUC, images/s, latency, HTML report"),
-    "synth": (_synth, "generate phantom radiographs with reports and labels (PNG/NPY/DICOM + CSV)"),
-    "train": (_train_command("train"), "train a LLaVA-RadZ model (DFAT + DKAM); `radz train dkam-generate` for knowledge"),
-    "eval": (_train_command("eval"), "zero-shot evaluation of a checkpoint (AUC/F1/ACC, ROC PNGs); --bundle B "
-                                     "--csv C [--calibrate]: a bundle, torch-free, Platt calibration"),
-    "export": (_export, "export a checkpoint to an ONNX bundle (parity-checked); --tensorrt for an engine"),
-    "quantize": (_quantize, "add a checked int8 image encoder to a bundle (CPU speed-up; no torch needed)"),
-    "screen": (_screen, "classify DICOM/PNG/JPEG folders or CSV lists into csv/jsonl/parquet (resumable)"),
-    "serve": (_serve, "a DICOM node: C-STORE in, scored DICOM SR back to the PACS (durable journal)"),
-    "bench": (_bench, "throughput/latency across backends, batch sizes, precisions and GPUs (JSON, Markdown, PNG)"),
-    "preprocess": (_preprocess, "DICOM/PNG/JPEG files -> one model-ready .npy tensor, errors recorded"),
+    "demo": (_command("demo", "radz_engine.demo"),
+             "screen a phantom DICOM set with the shipped model: AUC, images/s, latency, HTML report"),
+    "synth": (_command("synth", "radz_train.data.synth_cli"),
+              "generate phantom radiographs with reports and labels (PNG/NPY/DICOM + CSV)"),
+    "train": (_command("train", "radz_train.cli", "train_main", _TRAIN, "train"),
+              "train a LLaVA-RadZ model (DFAT + DKAM); `radz train dkam-generate` for knowledge"),
+    "eval": (_command("eval", "radz_train.cli", "eval_main", _TRAIN, "train"),
+             "zero-shot evaluation of a checkpoint (AUC/F1/ACC, ROC PNGs); --bundle B --csv C [--calibrate]: "
+             "a bundle, torch-free, Platt calibration"),
+    "export": (_command("export", "radz_export.cli", needs=(*_TRAIN, "onnx"), extra="export"),
+               "export a checkpoint to an ONNX bundle (parity-checked); --tensorrt for an engine"),
+    "quantize": (_command("quantize", "radz_export.quantize", needs=("onnx", "onnxruntime"), extra="export"),
+                 "add a checked int8 image encoder to a bundle (CPU speed-up; no torch needed)"),
+    "screen": (_command("screen", "radz_engine.screen_cli"),
+               "classify DICOM/PNG/JPEG folders or CSV lists into csv/jsonl/parquet (resumable)"),
+    "serve": (_command("serve", "radz_engine.serve.cli", needs=("pynetdicom", "highdicom"), extra="serve"),
+              "a DICOM node: C-STORE in, scored DICOM SR back to the PACS (durable journal)"),
+    "bench": (_command("bench", "radz_bench.cli"),
+              "throughput/latency across backends, batch sizes, precisions and GPUs (JSON, Markdown, PNG)"),
+    "preprocess": (_command("preprocess", "radz_engine.preprocess_cli"),
+                   "DICOM/PNG/JPEG files -> one model-ready .npy tensor, errors recorded"),
 }
 
 
