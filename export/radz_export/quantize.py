@@ -25,34 +25,16 @@ class QuantizationCheckError(RuntimeError):
     """The int8 graph strays too far from the float32 one; nothing was added to the bundle."""
 
 
-def _session(path: Path):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def _embed(session, x: np.ndarray) -> np.ndarray:
-    name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: x[i:i + 16]})[0] for i in range(0, len(x), 16)])
-
-
-def _min_cosine(bundle, fp32: Path, int8: Path, seed: int = 0) -> float:
-    from radz_engine.pixel_spec import PixelSpec
-    from radz_engine.preprocessing import preprocess_batch
+def _min_cosine(bundle, role: str, seed: int = 0) -> float:
+    """Smallest embedding cosine between the float32 encoder and `role` on random and phantom inputs."""
+    from radz_engine.default_bundle import encoder_embeddings, phantom_inputs
     from radz_train.data.phantom import generate_cases
 
     spec = bundle.input_spec
     shape = (int(spec["channels"]), int(spec["size"][0]), int(spec["size"][1]))
-    rng = np.random.default_rng(seed)
-    random = rng.standard_normal((16, *shape)).astype(np.float32)
-    identity = PixelSpec(window_center=0.5, window_width=1.0, voi_function="LINEAR_EXACT")
-    phantoms = preprocess_batch([c.image.astype(np.float32) for c in generate_cases(16, seed=seed + 1, size=256)],
-                                identity, shape[1], mean=spec["mean"], std=spec["std"],
-                                aspect=spec.get("aspect", "letterbox"))
-    x = np.concatenate([random, phantoms])
-    a, b = _embed(_session(fp32), x), _embed(_session(int8), x)
+    random = np.random.default_rng(seed).standard_normal((16, *shape)).astype(np.float32)
+    x = np.concatenate([random, phantom_inputs(bundle, generate_cases(16, seed=seed + 1, size=256))])
+    a, b = encoder_embeddings(bundle, x), encoder_embeddings(bundle, x, role)
     cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
     return float(cosine.min())
 
@@ -88,16 +70,17 @@ def add_int8_encoder(bundle_path: str | Path, *, auc_phantoms: int = 300, seed: 
         manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
 
     try:
+        save(register=True)  # the checks load the new role from the bundle
         report = {"method": "onnxruntime.quantization.quantize_dynamic, QInt8 weights, MatMul/Gemm",
-                  "min_cosine": round(_min_cosine(bundle, fp32, out), 6), "auc_phantoms": auc_phantoms}
+                  "min_cosine": round(_min_cosine(load_bundle(bundle_path), "image_encoder_int8"), 6),
+                  "auc_phantoms": auc_phantoms}
         if report["min_cosine"] < min_cosine:
             raise QuantizationCheckError(f"int8 embedding cosine {report['min_cosine']:.4f} < {min_cosine}")
-        save(register=True)  # phantom_auc loads the role from the bundle
         if auc_phantoms:
             before = phantom_auc(bundle_path, auc_phantoms, seed, site)
             after = phantom_auc(bundle_path, auc_phantoms, seed, site, role="image_encoder_int8")
-            report["macro_auc"] = {m: {"fp32": round(before[m]["macro_auc"], 6), "int8": round(after[m]["macro_auc"], 6)}
-                                   for m in before}
+            report["macro_auc"] = {m: {"fp32": round(before[m]["macro_auc"], 6),
+                                       "int8": round(after[m]["macro_auc"], 6)} for m in before}
             drops = {m: round(r["fp32"] - r["int8"], 4) for m, r in report["macro_auc"].items()}
             if max(drops.values()) > max_auc_drop:
                 raise QuantizationCheckError(f"int8 macro AUC drops by {drops} (> {max_auc_drop}) on {auc_phantoms} "
@@ -133,5 +116,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if isinstance(error, QuantizationCheckError) else 2
     print(f"int8 image encoder added to {args.bundle}: embedding cosine >= {report['min_cosine']:.5f}")
     for mode, row in report.get("macro_auc", {}).items():
-        print(f"  macro AUC ({mode}, {report['auc_phantoms']} phantoms): fp32 {row['fp32']:.4f}  int8 {row['int8']:.4f}")
+        print(f"  macro AUC ({mode}, {report['auc_phantoms']} phantoms): "
+              f"fp32 {row['fp32']:.4f}  int8 {row['int8']:.4f}")
     return 0

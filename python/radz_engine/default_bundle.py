@@ -18,34 +18,41 @@ def default_bundle_path() -> Path:
     return DEFAULT_BUNDLE
 
 
-def phantom_auc(bundle_path: str | Path, n: int, seed: int, site: str, modes=("anchor", "softmax", "posneg"),
-                role: str = "image_encoder") -> dict:
-    """Macro and per-class AUC of a bundle on n fresh phantoms (seed, site) at the bundle's input,
-    with one of its image encoders (`role`: image_encoder, image_encoder_fp16, image_encoder_int8)."""
+def phantom_inputs(bundle, cases) -> np.ndarray:
+    """Phantom cases -> the bundle's model input [N, C, H, W] (C++ preprocessing, identity window)."""
+    from .pixel_spec import PixelSpec
+    from .preprocessing import preprocess_batch
+
+    spec = bundle.input_spec
+    identity = PixelSpec(window_center=0.5, window_width=1.0, voi_function="LINEAR_EXACT")
+    return preprocess_batch([c.image.astype(np.float32) for c in cases], identity, int(spec["size"][0]),
+                            **{k: v for k, v in bundle.preprocess_args().items() if k != "out_size"})
+
+
+def encoder_embeddings(bundle, x: np.ndarray, role: str = "image_encoder", batch: int = 32) -> np.ndarray:
+    """[N, D] embeddings of x from one of the bundle's image encoders (ONNX Runtime CPU, 1 thread)."""
     import onnxruntime as ort
 
-    from radz_train.data.phantom import generate_cases
-    from radz_train.evaluation.metrics import binary_auc
-
-    from .bundle import load_bundle
-    from .preprocess_reference import CLIP_MEAN
-    from .preprocessing import preprocess_batch
-    from .scoring import class_scores
-
-    bundle = load_bundle(bundle_path)
-    spec = bundle.input_spec
-    size = int(spec["size"][0])
-    cases = list(generate_cases(n, seed=seed, sites=(site,), size=256))
-    from .pixel_spec import PixelSpec
-
-    identity = PixelSpec(window_center=0.5, window_width=1.0, voi_function="LINEAR_EXACT")
-    pixels = preprocess_batch([c.image.astype(np.float32) for c in cases], identity, size,
-                              mean=spec.get("mean", CLIP_MEAN), std=spec["std"], aspect=spec.get("aspect", "letterbox"))
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(bundle.file(role)), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    feats = np.concatenate([session.run(None, {name: pixels[i : i + 32]})[0] for i in range(0, n, 32)])
+    return np.concatenate([session.run(None, {name: x[i : i + batch]})[0] for i in range(0, len(x), batch)])
+
+
+def phantom_auc(bundle_path: str | Path, n: int, seed: int, site: str, modes=("anchor", "softmax", "posneg"),
+                role: str = "image_encoder") -> dict:
+    """Macro and per-class AUC of a bundle on n fresh phantoms (seed, site) at the bundle's input,
+    with one of its image encoders (`role`: image_encoder, image_encoder_fp16, image_encoder_int8)."""
+    from radz_train.data.phantom import generate_cases
+    from radz_train.evaluation.metrics import binary_auc
+
+    from .bundle import load_bundle
+    from .scoring import class_scores
+
+    bundle = load_bundle(bundle_path)
+    cases = list(generate_cases(n, seed=seed, sites=(site,), size=256))
+    feats = encoder_embeddings(bundle, phantom_inputs(bundle, cases), role)
     classes = bundle.class_names
     labels = np.array([[c.labels[k] for k in classes] for c in cases], dtype=np.float64)
     out = {}
