@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["ServeConfig", "Peer", "parse_peer", "SCORED_SOP_CLASSES", "ConfigError"]
@@ -92,7 +92,6 @@ class ServeConfig:
     retry_max_s: float = 60.0
     model_name: str | None = None
     keep_spool: bool = False  # keep received datasets and SRs after use (default: delete once done)
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.work_dir = Path(self.work_dir)
@@ -102,7 +101,8 @@ class ServeConfig:
         if not 0 <= int(self.port) < 65536:
             raise ConfigError(f"--port: {self.port} is out of range 0-65535")
         if not _is_loopback(self.bind) and not self.allowed_callers:
-            raise ConfigError(f"--bind {self.bind}: listening beyond loopback needs a calling-AE allow-list (--allow AE)")
+            raise ConfigError(f"--bind {self.bind}: listening beyond loopback needs a calling-AE allow-list "
+                              "(--allow AE)")
         if self.other_sop_classes not in ("reject", "ignore"):
             raise ConfigError(f"--other-sop-classes: 'reject' or 'ignore', not {self.other_sop_classes!r}")
         if (self.tls_cert is None) != (self.tls_key is None):

@@ -19,7 +19,8 @@ class Metrics:
         self.received = Counter("radz_received_total", "C-STORE requests handled, by outcome", ["outcome"],
                                 registry=self.registry)
         self.scored = Counter("radz_scored_total", "instances scored and answered with an SR", registry=self.registry)
-        self.failed = Counter("radz_failed_total", "received instances that could not be scored", registry=self.registry)
+        self.failed = Counter("radz_failed_total", "received instances that could not be scored",
+                              registry=self.registry)
         self.delivered = Counter("radz_delivered_total", "SRs stored in the PACS", registry=self.registry)
         self.delivery_errors = Counter("radz_delivery_errors_total", "failed SR delivery attempts",
                                        registry=self.registry)

@@ -57,7 +57,7 @@ class RadzServer:
                             backend_options={"int8": True} if config.int8 else None)
         self.engine = engine
         manifest = engine.bundle.manifest
-        self.model_name = config.model_name or manifest.get("model_name") or Path(engine.bundle.path).name
+        self.model_name = config.model_name or Path(engine.bundle.path).name  # the SR's Algorithm Name
         self.model_version = f"radz {manifest.get('format_version', '?')} sha256:{self._bundle_digest(manifest)}"
         self.metrics = Metrics(self.journal)
         self._results_lock = threading.Lock()
@@ -177,7 +177,8 @@ class RadzServer:
         scp_up = self._scp is not None and not self._stopping.is_set()
         delivering = self.config.forward is None or self.deliverer.alive
         return {"ok": scp_up and delivering, "delivery_thread_alive": delivering, "ae_title": self.config.ae_title,
-                "port": self.port if self._scp else None, "backend": self.engine.backend.name, "model": self.model_name, "journal": counts,
+                "port": self.port if self._scp else None, "backend": self.engine.backend.name,
+                "model": self.model_name, "journal": counts,
                 "forward": str(self.config.forward) if self.config.forward else None,
                 "last_delivery_error": self.deliverer.last_error if counts["scored"] else None}
 
