@@ -320,7 +320,7 @@ class Engine:
                 embeddings = backend.run(np.asarray(batch.inputs))
                 model_ms = (time.perf_counter() - start) * 1000.0
                 batcher.complete(batch, np.ascontiguousarray(embeddings, dtype=np.float32))
-                blank = Decoded(np.zeros((1, 1), np.uint8), None, "")
+                blank = Decoded(_NO_PIXELS, None, "")
                 results = self._score_results(embeddings, [(blank, {"model": model_ms, "_popped": popped}) for _ in ids])
             except Exception as error:  # a failing batch fails its requests, never the runner
                 log.exception("radz_engine: batch of %d failed", len(ids))
