@@ -11,8 +11,8 @@
 #include <utility>
 
 #include "radz/errors.h"
-#include "radz/latency_window.h"
-#include "radz/request_state.h"
+#include "latency_window.h"
+#include "request_state.h"
 
 namespace radz {
 namespace detail {

@@ -1,4 +1,4 @@
-#include "radz/intensity.h"
+#include "intensity.h"
 
 #include <algorithm>
 #include <cmath>

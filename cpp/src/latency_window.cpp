@@ -1,4 +1,4 @@
-#include "radz/latency_window.h"
+#include "latency_window.h"
 
 #include <algorithm>
 #include <cmath>

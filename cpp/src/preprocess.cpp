@@ -4,9 +4,9 @@
 #include <string>
 
 #include "radz/errors.h"
-#include "radz/half.h"
-#include "radz/intensity.h"
-#include "radz/resample.h"
+#include "half.h"
+#include "intensity.h"
+#include "resample.h"
 
 namespace radz {
 namespace {

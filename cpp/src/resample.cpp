@@ -1,4 +1,4 @@
-#include "radz/resample.h"
+#include "resample.h"
 
 #include <algorithm>
 #include <cmath>

@@ -3,7 +3,7 @@
 #include <stdexcept>
 #include <utility>
 
-#include "radz/request_state.h"
+#include "request_state.h"
 
 namespace radz {
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "radz/batcher.h"
-#include "radz/latency_window.h"
+#include "latency_window.h"
 
 namespace {
 

@@ -7,8 +7,8 @@
 #include <stdexcept>
 #include <vector>
 
-#include "radz/half.h"
-#include "radz/intensity.h"
+#include "half.h"
+#include "intensity.h"
 #include "radz/preprocess.h"
 
 namespace {

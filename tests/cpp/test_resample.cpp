@@ -3,7 +3,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "radz/resample.h"
+#include "resample.h"
 
 namespace {
 
