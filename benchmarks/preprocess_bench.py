@@ -26,7 +26,7 @@ import numpy as np
 
 import radz_engine as rz
 from radz_engine import PixelSpec
-from radz_engine.preprocess_reference import CLIP_MEAN, CLIP_STD, letterbox_geometry, preprocess_reference, stored_to_intensity
+from radz_engine.preprocessing.reference import CLIP_MEAN, CLIP_STD, letterbox_geometry, preprocess_reference, stored_to_intensity
 
 
 def timed(fn, repeats: int) -> float:

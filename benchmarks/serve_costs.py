@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     from pynetdicom import AE
     from serve_peers import Orthanc, phantom_dicoms
 
-    from radz_engine.engine import Engine
+    from radz_engine.runtime.engine import Engine
     from radz_engine.serve.spool import write_atomic
     from radz_engine.serve.sr import build_sr
 

@@ -44,7 +44,7 @@ def main() -> None:
                  str(calibration / "labels.csv"), "--calibrate"]
     subprocess.run(calibrate, check=True)
 
-    from radz_engine.default_bundle import phantom_auc
+    from radz_train.evaluation.bundle_check import phantom_auc
 
     check = phantom_auc(DEFAULT, CHECK["n"], CHECK["seed"], CHECK["site"])
     log = (args.work / "log.txt").read_text().splitlines()

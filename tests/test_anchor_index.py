@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from radz_engine import _core
-from radz_engine.scoring import MODES, class_scores
-from radz_train.evaluation.calibration import Calibration
+from radz_engine.scoring.scores import MODES, class_scores
+from radz_engine.scoring.calibration import Calibration
 
 pytestmark = pytest.mark.skipif(
     not getattr(_core, "HAVE_FAISS", False),
@@ -273,8 +273,8 @@ def test_readers_see_consistent_snapshots_while_a_writer_edits() -> None:
 
 
 def test_default_bundle_index_matches_class_scores() -> None:
-    from radz_engine.bundle import load_bundle
-    from radz_engine.default_bundle import default_bundle_path
+    from radz_engine.bundle.loader import load_bundle
+    from radz_engine.bundle.default import default_bundle_path
 
     bundle = load_bundle(default_bundle_path())
     emb = bundle.embeddings()

@@ -97,7 +97,7 @@ def test_reference_checkpoint_mode_needs_a_checkpoint(tmp_path):
 def test_scaling_over_a_device_list():
     """Engine(device=[...]): one replica per device on one queue; on the CPU two ORT replicas."""
     from radz_bench.scaling import run_scaling
-    from radz_engine.default_bundle import default_bundle_path
+    from radz_engine.bundle.default import default_bundle_path
 
     result = run_scaling(default_bundle_path(), ["cpu", "cpu"], batch=8, images=48, submitters=2)
     assert [r["devices"] for r in result["rows"]] == [["cpu"], ["cpu", "cpu"]]

@@ -12,7 +12,7 @@ from blocked_imports import HEAVY, run_blocked
 
 pytest.importorskip("onnxruntime")
 
-from radz_engine.bundle import Bundle, BundleError, load_bundle, sha256_file  # noqa: E402
+from radz_engine.bundle.loader import Bundle, BundleError, load_bundle, sha256_file  # noqa: E402
 
 
 def _copy(tiny_bundle, tmp_path):
@@ -108,7 +108,7 @@ def test_runtime_text_encoder_equals_torch(tiny_export_model, tiny_bundle):
     import onnxruntime as ort
     import torch
 
-    from radz_engine.text_encoder import TextEncoder
+    from radz_engine.runtime.text_encoder import TextEncoder
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -134,8 +134,8 @@ def test_runtime_path_needs_no_torch(tiny_bundle):
     result = run_blocked(
         f"""
         import numpy as np
-        from radz_engine.bundle import load_bundle
-        from radz_engine.text_encoder import TextEncoder
+        from radz_engine.bundle.loader import load_bundle
+        from radz_engine.runtime.text_encoder import TextEncoder
         bundle = load_bundle({str(tiny_bundle[0])!r})
         vectors = TextEncoder(bundle).encode(["pneumomediastinum"])
         assert vectors.shape == (1, bundle.embedding_dim)

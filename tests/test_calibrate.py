@@ -22,11 +22,11 @@ def calibration_set(tmp_path_factory):
 def test_calibrate_writes_calibration_that_the_engine_applies(tmp_path, calibration_set):
     import numpy as np
 
-    from radz_engine.bundle import load_bundle
+    from radz_engine.bundle.loader import load_bundle
     from radz_engine.cli import main
-    from radz_engine.default_bundle import default_bundle_path
-    from radz_engine.engine import Engine
-    from radz_train.evaluation.calibration import Calibration
+    from radz_engine.bundle.default import default_bundle_path
+    from radz_engine.runtime.engine import Engine
+    from radz_engine.scoring.calibration import Calibration
 
     bundle = tmp_path / "bundle"
     shutil.copytree(default_bundle_path(), bundle)
@@ -67,10 +67,10 @@ def test_calibrated_scores_equal_with_and_without_the_faiss_index(tmp_path, cali
     import numpy as np
 
     from radz_engine import _core
-    from radz_engine.bundle import load_bundle
-    from radz_engine.class_scorer import ClassScorer
+    from radz_engine.bundle.loader import load_bundle
+    from radz_engine.scoring.class_scorer import ClassScorer
     from radz_engine.cli import main
-    from radz_engine.default_bundle import default_bundle_path
+    from radz_engine.bundle.default import default_bundle_path
 
     if not getattr(_core, "HAVE_FAISS", False):
         pytest.skip("the extension was built without FAISS")
@@ -91,7 +91,7 @@ def test_calibrated_scores_equal_with_and_without_the_faiss_index(tmp_path, cali
 
 def test_calibrate_reports_bad_csv(tmp_path):
     from radz_engine.cli import main
-    from radz_engine.default_bundle import default_bundle_path
+    from radz_engine.bundle.default import default_bundle_path
 
     (tmp_path / "x.csv").write_text("path,cardiomegaly\nimg.png,1\n")
     assert main(["eval", "--bundle", str(default_bundle_path()), "--csv", str(tmp_path / "x.csv")]) == 2
@@ -101,8 +101,8 @@ def test_calibrate_method_none_keeps_scores_and_fits_thresholds(tmp_path, calibr
     import numpy as np
 
     from radz_engine.cli import main
-    from radz_engine.default_bundle import default_bundle_path
-    from radz_engine.engine import Engine
+    from radz_engine.bundle.default import default_bundle_path
+    from radz_engine.runtime.engine import Engine
 
     bundle = tmp_path / "bundle"
     shutil.copytree(default_bundle_path(), bundle)

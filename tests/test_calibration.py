@@ -1,4 +1,4 @@
-"""Calibration (radz_train.evaluation.calibration): Platt, temperature, records, JSON."""
+"""Calibration (radz_engine.scoring.calibration): Platt, temperature, records, JSON."""
 
 from __future__ import annotations
 

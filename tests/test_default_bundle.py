@@ -10,11 +10,12 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from radz_engine.default_bundle import default_bundle_path, phantom_auc  # noqa: E402
+from radz_engine.bundle.default import default_bundle_path  # noqa: E402
+from radz_train.evaluation.bundle_check import phantom_auc  # noqa: E402
 
 
 def test_default_bundle_is_complete_and_small():
-    from radz_engine.bundle import load_bundle
+    from radz_engine.bundle.loader import load_bundle
 
     path = default_bundle_path()
     bundle = load_bundle(path)
@@ -33,22 +34,8 @@ def test_default_bundle_reaches_its_recorded_auc():
         assert measured[mode]["macro_auc"] == pytest.approx(recorded, abs=0.005), mode
 
 
-def test_runtime_scoring_equals_training_scoring():
-    pytest.importorskip("torch")
-    from radz_engine.scoring import class_scores
-    from radz_train.zero_shot import score
-
-    rng = np.random.default_rng(3)
-    unit = lambda a: a / np.linalg.norm(a, axis=-1, keepdims=True)  # noqa: E731
-    g = unit(rng.standard_normal((6, 16)))
-    emb = {"softmax": unit(rng.standard_normal((4, 16))), "posneg": unit(rng.standard_normal((2, 4, 16))),
-           "anchor": unit(rng.standard_normal((5, 16)))}
-    for mode in ("softmax", "posneg", "anchor"):
-        np.testing.assert_allclose(class_scores(g, emb, mode, 0.05), score(g, emb, mode, 0.05), rtol=1e-12)
-
-
 def test_default_bundle_int8_encoder_keeps_its_recorded_auc_and_runs_in_the_engine():
-    from radz_engine.engine import Engine
+    from radz_engine.runtime.engine import Engine
 
     manifest = json.loads((default_bundle_path() / "manifest.json").read_text())
     check, recorded = manifest["provenance"]["check"], manifest["parity"]["int8"]

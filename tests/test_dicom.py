@@ -16,10 +16,10 @@ from pydicom.encaps import encapsulate
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
 
-from radz_engine.dicom import METADATA_KEYS, DicomImage, dicom_spec, read_dicom, read_dicom_many
+from radz_engine.io.dicom import METADATA_KEYS, DicomImage, dicom_spec, read_dicom, read_dicom_many
 from radz_engine.errors import DicomInputError, RadzInputError, RadzInputWarning
-from radz_engine.pixel_spec import PixelSpec, spec_for_8bit
-from radz_engine.preprocess_reference import SUPPORTED_DTYPES, preprocess_reference, stored_to_intensity
+from radz_engine.preprocessing.pixel_spec import PixelSpec, spec_for_8bit
+from radz_engine.preprocessing.reference import SUPPORTED_DTYPES, preprocess_reference, stored_to_intensity
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 try:  # the PyPI package `pydicom-data` installs its files as the module `data_store`
@@ -478,7 +478,7 @@ def test_library_messages_about_patient_tags_are_withheld(monkeypatch):
     def leaky(*args, **kwargs):
         raise ValueError(f"With tag (0010,0010) got exception: bad value {PATIENT_NAME!r}")
 
-    monkeypatch.setattr("radz_engine.dicom.pixel_array", leaky)
+    monkeypatch.setattr("radz_engine.io.dicom.pixel_array", leaky)
     with pytest.raises(DicomInputError, match="cannot decode .*details withheld") as info:
         read_dicom(make_dataset(ramp()))
     assert "Doe" not in str(info.value)
@@ -562,7 +562,7 @@ def test_missing_decoder_plugin_names_what_to_install(monkeypatch):
         is_available = False
         missing_dependencies = ["pylibjpeg - requires pylibjpeg>=2.0 and pylibjpeg-rle>=2.0"]
 
-    monkeypatch.setattr("radz_engine.dicom.get_decoder", lambda uid: NoPlugins())
+    monkeypatch.setattr("radz_engine.io.dicom.get_decoder", lambda uid: NoPlugins())
     ds = make_dataset(np.zeros((4, 4), np.uint8))
     ds.file_meta.TransferSyntaxUID = RLELossless
     ds.PixelData = encapsulate([b"\x00" * 16])

@@ -94,8 +94,8 @@ def _rows(out) -> dict:
 def test_screen_dataset_one_row_per_file_scores_match_engine_and_resumes(ray_cluster, dicom_folder, tmp_path):
     from radz_engine.distributed import screen_dataset
     from radz_engine.distributed.sources import list_sources
-    from radz_engine.engine import Engine
-    from radz_engine.results import Result
+    from radz_engine.runtime.engine import Engine
+    from radz_engine.runtime.results import Result
 
     sources = list_sources(dicom_folder)
     assert len(sources) == N_DICOMS + 2
@@ -145,7 +145,7 @@ def test_screen_dataset_one_row_per_file_scores_match_engine_and_resumes(ray_clu
 
 
 def test_screen_cli_ray_uri_inputs_and_missing_files(ray_cluster, dicom_folder, tmp_path, capsys):
-    from radz_engine.screen_cli import main as screen_main
+    from radz_engine.cli.screen import main as screen_main
 
     files = sorted((dicom_folder / "series_1").glob("*.dcm"))[:5]
     listing = tmp_path / "list.csv"
@@ -170,14 +170,14 @@ def test_screen_cli_ray_uri_inputs_and_missing_files(ray_cluster, dicom_folder, 
 
 
 def test_screen_cli_ray_rejects_file_outputs(tmp_path, capsys):
-    from radz_engine.screen_cli import main as screen_main
+    from radz_engine.cli.screen import main as screen_main
 
     assert screen_main([str(tmp_path), "--out", str(tmp_path / "r.csv"), "--ray"]) == 2
     assert "Parquet dataset folder" in capsys.readouterr().err
 
 
 def test_ray_address_or_path():
-    from radz_engine.screen_cli import _ray_address, build_parser
+    from radz_engine.cli.screen import _ray_address, build_parser
 
     for value, address, paths in [("", None, ["a"]), ("auto", "auto", ["a"]), ("10.0.0.1:6379", "10.0.0.1:6379", ["a"]),
                                   ("ray://head:10001", "ray://head:10001", ["a"]), ("data/", None, ["data/", "a"])]:
@@ -208,7 +208,7 @@ def test_without_ray_a_clear_message(tmp_path):
             screen_dataset([{str(tmp_path)!r}], {str(tmp_path / "out")!r})
         except ImportError as error:
             print("API:", error)
-        from radz_engine.screen_cli import main
+        from radz_engine.cli.screen import main
         assert main([{str(tmp_path)!r}, "--out", {str(tmp_path / "out")!r}, "--ray"]) == 2
         """,
         blocked=HEAVY + ("ray",),

@@ -13,8 +13,9 @@ from blocked_imports import run_blocked
 pytest.importorskip("onnxruntime")
 
 from radz_engine import _core  # noqa: E402
-from radz_engine.engine import Engine, EngineClosed  # noqa: E402
-from radz_engine.pixel_spec import PixelSpec  # noqa: E402
+from radz_engine.errors import EngineClosed  # noqa: E402
+from radz_engine.runtime.engine import Engine  # noqa: E402
+from radz_engine.preprocessing.pixel_spec import PixelSpec  # noqa: E402
 
 IDENTITY = PixelSpec(window_center=0.5, window_width=1.0, voi_function="LINEAR_EXACT")  # intensities 0..1 as is
 
@@ -49,13 +50,14 @@ def tiny_model_and_bundle(tmp_path_factory):
 def test_engine_scores_equal_pytorch(tiny_model_and_bundle, mode):
     import torch
 
-    from radz_train.zero_shot import class_embeddings, score
+    from radz_engine.scoring.scores import class_scores as score
+    from radz_train.zero_shot import class_embeddings
 
     model, bundle = tiny_model_and_bundle
     images = _phantoms(7, size=48)  # not the model's 32: the engine resizes
     with Engine(bundle, threads=1, max_batch_size=4, mode=mode) as engine:  # 4: two chunks
         results = engine.classify([(img, IDENTITY) for img in images])
-        from radz_engine.inputs import decode
+        from radz_engine.io.inputs import decode
 
         x = engine.preprocess([decode((img, IDENTITY)) for img in images])
     with torch.no_grad():
@@ -230,8 +232,8 @@ def test_engine_works_without_torch():
     result = run_blocked(
         """
         import numpy as np
-        import radz_engine.engine, radz_engine.screen, radz_engine.screen_cli, radz_engine.backends
-        from radz_engine.engine import Engine
+        import radz_engine.runtime.engine, radz_engine.runtime.screen, radz_engine.cli.screen, radz_engine.backends
+        from radz_engine.runtime.engine import Engine
         with Engine(threads=1) as engine:
             engine.add_classes({"pneumomediastinum": "air outlining the mediastinum"})
             r = engine.classify(np.random.default_rng(0).random((64, 64)).astype(np.float32))[0]

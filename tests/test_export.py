@@ -162,7 +162,7 @@ def test_tensorrt_helpers_without_tensorrt():
 def test_auc_parity_passes_and_catches_wrong_anchors(tiny_export_model, tiny_bundle, tmp_path):
     import shutil
 
-    from radz_engine.bundle import sha256_file
+    from radz_engine.bundle.loader import sha256_file
 
     out, _ = tiny_bundle
     report = parity.auc_parity(tiny_export_model, out, n=16, seed=3, modes=("anchor", "posneg"))
@@ -180,7 +180,7 @@ def test_auc_parity_passes_and_catches_wrong_anchors(tiny_export_model, tiny_bun
 def test_radz_quantize_adds_a_checked_int8_encoder(tiny_bundle, tmp_path):
     import shutil
 
-    from radz_engine.bundle import load_bundle
+    from radz_engine.bundle.loader import load_bundle
     from radz_engine.cli import main
 
     out, _ = tiny_bundle

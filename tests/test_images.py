@@ -10,11 +10,11 @@ import pydicom
 import pytest
 from PIL import Image
 
-from radz_engine.dicom import DicomImage
+from radz_engine.io.dicom import DicomImage
 from radz_engine.errors import DicomInputError, RadzInputError, RadzInputWarning
-from radz_engine.images import RasterImage, read_any, read_image, sniff_format
-from radz_engine.pixel_spec import PixelSpec, spec_for_8bit
-from radz_engine.preprocess_reference import stored_to_intensity
+from radz_engine.io.images import RasterImage, read_any, read_image, sniff_format
+from radz_engine.preprocessing.pixel_spec import PixelSpec, spec_for_8bit
+from radz_engine.preprocessing.reference import stored_to_intensity
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 

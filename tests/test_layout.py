@@ -35,7 +35,7 @@ def test_runtime_sources_import_torch_only_in_the_torch_backend():
 def test_runtime_imports_without_torch_or_transformers():
     result = run_blocked(
         """
-        import radz_engine, radz_engine.preprocessing, radz_engine.cli
+        import radz_engine, radz_engine.preprocessing.native, radz_engine.cli
         import numpy as np
         out = radz_engine.preprocess(np.arange(12, dtype=np.uint16).reshape(3, 4), None, 8)
         assert out.shape == (3, 8, 8)
@@ -47,7 +47,7 @@ def test_runtime_imports_without_torch_or_transformers():
     assert result.stdout.strip() == "ok"
 
 
-@pytest.mark.parametrize("module", ["radz_engine.dicom", "radz_engine.images", "radz_engine.bundle", "radz_engine.text_encoder",
+@pytest.mark.parametrize("module", ["radz_engine.io.dicom", "radz_engine.io.images", "radz_engine.bundle", "radz_engine.runtime.text_encoder",
                                     "radz_train", "radz_train.data.phantom"])
 def test_light_modules_import_without_torch(module):
     result = run_blocked(f"import {module}; assert 'torch' not in sys.modules; print('ok')")

@@ -1,4 +1,4 @@
-"""Zero-shot metrics (radz_train.evaluation.metrics) against scikit-learn and hand-worked cases."""
+"""Zero-shot metrics (radz_engine.scoring.metrics) against scikit-learn and hand-worked cases."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import radz_engine as rz
 from radz_engine import PixelSpec
 from radz_engine import _core
-from radz_engine.preprocess_reference import preprocess_reference
+from radz_engine.preprocessing.reference import preprocess_reference
 
 TOL = 1e-5
 DTYPES = (np.uint8, np.uint16, np.int16, np.float32)

@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from radz_engine.screen import done_sources, expand_paths  # noqa: E402
-from radz_engine.screen_cli import main as screen_main  # noqa: E402
+from radz_engine.runtime.screen import done_sources, expand_paths  # noqa: E402
+from radz_engine.cli.screen import main as screen_main  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_screen_jsonl_and_engine_stream(study_folder, tmp_path, capsys):
     assert len(good["embedding"]) == 128 and good["metadata"]["SOPInstanceUID"] and set(good["timings"]) >= {"decode", "model"}
     assert done_sources(out) == {d["source"] for d in docs}
 
-    from radz_engine.engine import Engine
+    from radz_engine.runtime.engine import Engine
 
     with Engine(threads=1, max_batch_size=4) as engine:
         streamed = list(engine.screen(study_folder, progress=False, workers=0))

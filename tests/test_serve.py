@@ -111,7 +111,7 @@ def test_checks_reject_with_a_reason(tmp_path):
 def test_sr_answers_the_source_instance(tmp_path):
     from pydicom import dcmread
 
-    from radz_engine.engine import Engine
+    from radz_engine.runtime.engine import Engine
     from radz_engine.serve.sr import FINDING_SCHEME, build_sr, sr_uids
 
     path = phantom_dicoms(tmp_path / "d", 1, seed=8)[0]
@@ -180,7 +180,7 @@ def _send(port: int, datasets) -> list[int]:
 
 
 def _server(tmp_path, **engine_options):
-    from radz_engine.engine import Engine
+    from radz_engine.runtime.engine import Engine
     from radz_engine.serve.server import RadzServer
 
     config = ServeConfig(tmp_path / "work", port=0, http_port=None, max_in_flight=4)

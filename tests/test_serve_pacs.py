@@ -96,7 +96,7 @@ def test_storescu_to_orthanc_to_radz_and_the_sr_back_in_orthanc(tmp_path, peers)
     """The full loop: storescu -> Orthanc -> (Lua route) -> radz -> SR -> Orthanc, via REST."""
     from pydicom import dcmread
 
-    from radz_engine.engine import Engine
+    from radz_engine.runtime.engine import Engine
 
     files = phantom_dicoms(tmp_path / "in", 6, seed=41)
     radz_port = free_port()

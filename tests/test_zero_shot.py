@@ -1,13 +1,12 @@
-"""Zero-shot scoring formulas (numpy, as the runtime will compute them)."""
+"""Zero-shot scoring formulas (numpy: radz_engine.scoring, the one definition training and the
+runtime share)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-
-from radz_train.zero_shot import score  # noqa: E402
+from radz_engine.scoring.scores import class_scores as score
 
 
 def unit(a):

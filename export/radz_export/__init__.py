@@ -18,11 +18,11 @@ __all__ = ["write_bundle", "ExportParityError"]
 
 def __getattr__(name: str):
     if name == "write_bundle":
-        from .bundle import write_bundle
+        from radz_export.bundle import write_bundle
 
         return write_bundle
     if name == "ExportParityError":
-        from .parity import ExportParityError
+        from radz_export.parity import ExportParityError
 
         return ExportParityError
     raise AttributeError(f"module 'radz_export' has no attribute {name!r}")

@@ -1,6 +1,7 @@
 """write_bundle: a trained RadzModel (or a checkpoint folder) -> a runtime bundle folder.
 
-The layout is documented in radz_engine/bundle.py (the reader). Order of work:
+The layout is documented in radz_engine/bundle/loader.py (the reader) and
+radz_engine/bundle/format.py (version, file roles, hashing). Order of work:
 export both encoders (+ fp16 image encoder) -> graph parity (raises on failure) -> tokenizer,
 class embeddings, classes.json -> manifest with SHA-256 of every file -> runtime parity (the
 torch-free text path, zero-shot AUC) -> manifest rewritten with the parity table.
@@ -18,13 +19,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from . import onnx_export, parity
+from radz_engine.bundle.format import FILES, FORMAT_VERSION, FP16_FILE, MANIFEST, PROMPT_BLOCKS, write_manifest
+from radz_export import onnx_export, parity
 
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-FILES = {"image_encoder": "image_encoder.onnx", "text_encoder": "text_encoder.onnx", "tokenizer": "tokenizer.json",
-         "anchors": "anchors.npy", "prompts": "prompts.npy", "classes": "classes.json"}
-FP16_FILE = "image_encoder_fp16.onnx"
 
 
 @dataclass
@@ -119,7 +116,7 @@ def _classes_doc(model, classes: Sequence[str], knowledge: dict[str, str], backg
                      "negative_prompt": prompts.negative_template.format(shown),
                      "knowledge": knowledge.get(canonical_name(name)), "threshold": None})
     doc = {"classes": rows, "background": None,
-           "thresholds": "null until calibrated (radz_train.evaluation.calibration)"}
+           "thresholds": "null until calibrated (radz_engine.scoring.calibration)"}
     if background:
         doc["background"] = {"name": BACKGROUND, "knowledge": knowledge[BACKGROUND]}
     return doc
@@ -204,7 +201,7 @@ def write_bundle(checkpoint_dir_or_model, out_dir, *, classes: Sequence[str] | N
         "classes": classes,
         "anchors": {"file": FILES["anchors"], "rows": classes + ([BACKGROUND] if background else []),
                     "background_row": len(classes) if background else None},
-        "prompts": {"file": FILES["prompts"], "blocks": ["softmax", "posneg_positive", "posneg_negative"],
+        "prompts": {"file": FILES["prompts"], "blocks": list(PROMPT_BLOCKS),
                     "shape": list(prompts.shape)},
         "text": _text_spec(model),
         "onnx": {role: {"inputs": e.inputs, "outputs": e.outputs, "external_data": e.external_files,
@@ -215,7 +212,7 @@ def write_bundle(checkpoint_dir_or_model, out_dir, *, classes: Sequence[str] | N
                               f"scoring_mode={scoring_mode!r}, fp16={fp16})",
         "parity": {"graph": parity.rows_to_json(rows)},
     }
-    _write_manifest(out, manifest)
+    write_manifest(out, manifest)
     if parity_checks:
         # The torch-free path the runtime uses to add classes: tokenizer.json + text_encoder.onnx.
         probe = [row["prompt"] for row in _classes_doc(model, classes, knowledge, background)["classes"]]
@@ -226,18 +223,8 @@ def write_bundle(checkpoint_dir_or_model, out_dir, *, classes: Sequence[str] | N
         manifest["parity"]["graph"] = parity.rows_to_json(rows)
         if auc_phantoms:
             manifest["parity"]["zero_shot_auc"] = parity.auc_parity(model, out, n=auc_phantoms, threads=threads)
-        _write_manifest(out, manifest)
+        write_manifest(out, manifest)
     return ExportReport(out, manifest, rows)
-
-
-def _write_manifest(out: Path, manifest: dict) -> None:
-    from radz_engine.bundle import sha256_file
-
-    names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != MANIFEST)
-    manifest["sha256"] = {name: sha256_file(out / name) for name in names}
-    tmp = out / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, default=float))
-    tmp.replace(out / MANIFEST)
 
 
 def command_line(argv: Sequence[str] | None = None) -> str:

@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import torch
 
-    from .bundle import command_line, write_bundle
-    from .parity import ExportParityError, format_table
+    from radz_export.bundle import command_line, write_bundle
+    from radz_export.parity import ExportParityError, format_table
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.skip_parity:
         print("parity checks skipped (--skip-parity)")
     if args.tensorrt:
-        from .tensorrt_build import TensorRTUnavailable, build_engine
+        from radz_export.tensorrt_build import TensorRTUnavailable, build_engine
 
         try:
             engine = build_engine(args.out / "image_encoder.onnx", precision=args.trt_precision,

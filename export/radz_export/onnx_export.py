@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .encoders import ImageEncoder, TextEncoder, resolved_feature_layer
+from radz_export.encoders import ImageEncoder, TextEncoder, resolved_feature_layer
 
 IMAGE_INPUTS = ("pixel_values",)
 IMAGE_OUTPUTS = ("image_embedding",)

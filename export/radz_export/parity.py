@@ -163,8 +163,8 @@ def check_runtime_text(model, bundle_dir, texts: Sequence[str], threads: int = 1
     against model.encode_texts. Token ids must be identical; embeddings within fp32 limits."""
     import onnxruntime as ort
 
-    from radz_engine.bundle import load_bundle
-    from radz_engine.text_encoder import TextEncoder
+    from radz_engine.bundle.loader import load_bundle
+    from radz_engine.runtime.text_encoder import TextEncoder
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -187,10 +187,11 @@ def auc_parity(model, bundle_dir, *, n: int = 64, seed: int = 7, classes: Sequen
 
     Returns {"modes": {mode: {"torch": macro AUC, "bundle": macro AUC, "max_class_diff": d}}, "n": n}.
     """
-    from radz_engine.bundle import load_bundle
+    from radz_engine.bundle.loader import load_bundle
     from radz_train.data.phantom import labels_from_findings, sample_findings
     from radz_train.evaluation import zero_shot_metrics
-    from radz_train.zero_shot import MODES, class_embeddings, score
+    from radz_engine.scoring.scores import MODES, class_scores
+    from radz_train.zero_shot import class_embeddings
 
     bundle = load_bundle(bundle_dir, check_onnx=False)
     classes = list(classes) if classes is not None else bundle.class_names
@@ -209,8 +210,8 @@ def auc_parity(model, bundle_dir, *, n: int = 64, seed: int = 7, classes: Sequen
     report: dict = {"n": n, "modes": {}}
     failures = []
     for mode in modes:
-        ours = zero_shot_metrics(labels, score(bundle_features, bundle.embeddings(), mode, bundle.tau), classes)
-        ref = zero_shot_metrics(labels, score(torch_features, torch_embeddings, mode, model.config.tau), classes)
+        ours = zero_shot_metrics(labels, class_scores(bundle_features, bundle.embeddings(), mode, bundle.tau), classes)
+        ref = zero_shot_metrics(labels, class_scores(torch_features, torch_embeddings, mode, model.config.tau), classes)
         diffs = [abs(ours["per_class"][c]["auc"] - ref["per_class"][c]["auc"]) for c in classes
                  if not (math.isnan(ours["per_class"][c]["auc"]) and math.isnan(ref["per_class"][c]["auc"]))]
         diffs.append(abs(ours["macro"]["auc"] - ref["macro"]["auc"]))

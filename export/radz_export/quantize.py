@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from radz_engine.bundle.format import INT8_FILE
+
 __all__ = ["add_int8_encoder", "INT8_FILE", "QuantizationCheckError"]
 
-INT8_FILE = "image_encoder_int8.onnx"
 
 
 class QuantizationCheckError(RuntimeError):
@@ -27,7 +28,7 @@ class QuantizationCheckError(RuntimeError):
 
 def _min_cosine(bundle, role: str, seed: int = 0) -> float:
     """Smallest embedding cosine between the float32 encoder and `role` on random and phantom inputs."""
-    from radz_engine.default_bundle import encoder_embeddings, phantom_inputs
+    from radz_train.evaluation.bundle_check import encoder_embeddings, phantom_inputs
     from radz_train.data.phantom import generate_cases
 
     spec = bundle.input_spec
@@ -45,8 +46,8 @@ def add_int8_encoder(bundle_path: str | Path, *, auc_phantoms: int = 300, seed: 
     check report. Raises QuantizationCheckError (and removes the file) when a check fails."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from radz_engine.bundle import load_bundle, sha256_file
-    from radz_engine.default_bundle import phantom_auc
+    from radz_engine.bundle.loader import load_bundle, sha256_file
+    from radz_train.evaluation.bundle_check import phantom_auc
 
     bundle_path = Path(bundle_path)
     bundle = load_bundle(bundle_path)
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-cosine", type=float, default=0.99)
     parser.add_argument("--max-auc-drop", type=float, default=0.01)
     args = parser.parse_args(argv)
-    from radz_engine.bundle import BundleError
+    from radz_engine.errors import BundleError
 
     try:
         report = add_int8_encoder(args.bundle, auc_phantoms=args.auc_phantoms, min_cosine=args.min_cosine,

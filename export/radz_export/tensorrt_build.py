@@ -105,7 +105,7 @@ def build_engine(onnx_path, out=None, *, precision: str = "fp16", batch_profiles
         The path of the plan file.
     """
     trt = import_tensorrt()
-    from radz_engine.bundle import sha256_file
+    from radz_engine.bundle.loader import sha256_file
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision: must be one of {PRECISIONS}, got {precision!r}")

@@ -33,7 +33,7 @@ def _say(message: str) -> None:
 
 
 def _throughput_parser() -> argparse.ArgumentParser:
-    from .throughput import BACKEND_CHOICES
+    from radz_bench.throughput import BACKEND_CHOICES
 
     p = argparse.ArgumentParser(prog="radz bench", description=__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group()
@@ -99,9 +99,9 @@ def _load_parser() -> argparse.ArgumentParser:
 
 def throughput_main(argv: list[str]) -> int:
     args = _throughput_parser().parse_args(argv)
-    from .device import CudaUnavailable
-    from .report import plot_throughput, throughput_markdown, write_outputs
-    from .throughput import BenchOptions, run_throughput
+    from radz_bench.device import CudaUnavailable
+    from radz_bench.report import plot_throughput, throughput_markdown, write_outputs
+    from radz_bench.throughput import BenchOptions, run_throughput
 
     devices = [d.strip() for d in args.device.split(",") if d.strip()]
     if len(devices) > 1 and not all(d.startswith("cuda") for d in devices):
@@ -109,7 +109,7 @@ def throughput_main(argv: list[str]) -> int:
         return 2
     bundle = args.bundle
     if bundle is None and args.preset is None:
-        from radz_engine.default_bundle import default_bundle_path
+        from radz_engine.bundle.default import default_bundle_path
 
         bundle = str(default_bundle_path())
     backends = args.backend or (["torch"] if args.preset else ["auto"])
@@ -137,11 +137,11 @@ def throughput_main(argv: list[str]) -> int:
 def _extras(bundle, device, backend, args) -> dict:
     import numpy as np
 
-    from radz_engine.engine import Engine
-    from radz_engine.pixel_spec import PixelSpec
+    from radz_engine.runtime.engine import Engine
+    from radz_engine.preprocessing.pixel_spec import PixelSpec
 
-    from .extras import screen_throughput, submit_latency
-    from .throughput import parse_backend
+    from radz_bench.extras import screen_throughput, submit_latency
+    from radz_bench.throughput import parse_backend
 
     name, _ = parse_backend(backend)
     if name == "torch":
@@ -161,12 +161,12 @@ def _extras(bundle, device, backend, args) -> dict:
 
 
 def _scaling(bundle, devices, backends, args) -> dict:
-    from .scaling import MultiDeviceUnsupported, run_scaling
-    from .throughput import parse_backend
+    from radz_bench.scaling import MultiDeviceUnsupported, run_scaling
+    from radz_bench.throughput import parse_backend
 
     if bundle is None:
         raise ValueError("multi-device scaling runs Engine.submit: it needs --bundle, not --preset")
-    from .device import DTYPES
+    from radz_bench.device import DTYPES
 
     name, torch_options = parse_backend(backends[0])
     precision = args.precision[0]
@@ -194,8 +194,8 @@ def _scaling(bundle, devices, backends, args) -> dict:
 
 def load_main(argv: list[str]) -> int:
     args = _load_parser().parse_args(argv)
-    from .load import DicomTarget, EngineTarget, LoadOptions, run_load
-    from .report import load_markdown, plot_load, write_outputs
+    from radz_bench.load import DicomTarget, EngineTarget, LoadOptions, run_load
+    from radz_bench.report import load_markdown, plot_load, write_outputs
 
     opts = LoadOptions(rates=args.rates, start_rate=args.start_rate, factor=args.factor, max_rate=args.max_rate,
                        p99_bound_ms=args.p99_bound_ms, window_s=args.window_s, min_requests=args.min_requests,
@@ -214,7 +214,7 @@ def load_main(argv: list[str]) -> int:
         print(f"radz bench load: {error}", file=sys.stderr)
         return 2
     report["command"] = "radz bench load " + " ".join(argv)
-    from .device import machine_info
+    from radz_bench.device import machine_info
 
     report["machine"] = machine_info([])
     markdown = load_markdown(report)
@@ -227,10 +227,10 @@ def load_main(argv: list[str]) -> int:
 def _engine_target(args):
     import numpy as np
 
-    from radz_engine.engine import Engine
-    from radz_engine.pixel_spec import PixelSpec
+    from radz_engine.runtime.engine import Engine
+    from radz_engine.preprocessing.pixel_spec import PixelSpec
 
-    from .load import EngineTarget
+    from radz_bench.load import EngineTarget
 
     engine = Engine(args.bundle, backend=args.backend, device=args.device, max_batch_size=args.max_batch,
                     max_delay_ms=args.max_delay_ms, threads=args.threads)

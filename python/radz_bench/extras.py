@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .device import time_calls
+from radz_bench.device import time_calls
 
 __all__ = ["submit_latency", "screen_throughput"]
 
@@ -18,7 +18,7 @@ __all__ = ["submit_latency", "screen_throughput"]
 def submit_latency(engine, images: list, requests: int = 300) -> dict:
     """Closed loop, one request at a time: p50/p99 of submit() -> result, the bare backend's
     batch-1 time, and the target p99 <= 1.3 x bare + max_delay."""
-    x1 = engine.preprocess([__import__("radz_engine.inputs", fromlist=["decode"]).decode(images[0])])
+    x1 = engine.preprocess([__import__("radz_engine.io.inputs", fromlist=["decode"]).decode(images[0])])
     engine.backend.run(x1)
     bare = sorted(time_calls(lambda: engine.backend.run(x1), 50))[25] * 1000.0
     engine.submit(images[0]).result(30)  # start the runners

@@ -34,7 +34,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from .stats import within
+from radz_bench.stats import within
 
 __all__ = ["Target", "EngineTarget", "DicomTarget", "parse_target", "run_rate", "run_load", "LoadOptions"]
 

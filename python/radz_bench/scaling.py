@@ -69,8 +69,8 @@ def run_scaling(bundle_path, devices: list[str], backend: str = "auto", precisio
                 image_shape: tuple[int, int] | None = None, say=None) -> dict:
     """Images/s of Engine.submit over devices[:k] for k = 1 .. len(devices)."""
     if engine_factory is None:
-        from radz_engine.engine import Engine as engine_factory
-    from radz_engine.pixel_spec import PixelSpec
+        from radz_engine.runtime.engine import Engine as engine_factory
+    from radz_engine.preprocessing.pixel_spec import PixelSpec
 
     identity = PixelSpec(window_center=0.5, window_width=1.0, voi_function="LINEAR_EXACT")
     rng = np.random.default_rng(0)

@@ -24,9 +24,9 @@ from typing import Callable
 
 import numpy as np
 
-from .device import DTYPES, MemorySampler, is_cuda, machine_info, matmul_peak, require_cuda, time_calls
-from .flops import image_flops, prompt_length
-from .stats import summarize
+from radz_bench.device import DTYPES, MemorySampler, is_cuda, machine_info, matmul_peak, require_cuda, time_calls
+from radz_bench.flops import image_flops, prompt_length
+from radz_bench.stats import summarize
 
 __all__ = ["BenchOptions", "run_throughput", "BACKEND_CHOICES", "parse_backend"]
 
@@ -114,7 +114,7 @@ def run_throughput(opts: BenchOptions) -> dict:
     device = opts.device
     bundle = None
     if opts.bundle is not None:
-        from radz_engine.bundle import load_bundle
+        from radz_engine.bundle.loader import load_bundle
 
         bundle = load_bundle(Path(opts.bundle))
     torch_backends = [b for b in opts.backends if parse_backend(b)[0] == "torch"]
@@ -126,7 +126,7 @@ def run_throughput(opts: BenchOptions) -> dict:
     if is_cuda(device) and "fp32" not in opts.precisions:
         build_dtype = DTYPES[opts.precisions[0]]  # build big models directly in the low precision
     if need_model:
-        from .models import load_reference_model, preset_model
+        from radz_bench.models import load_reference_model, preset_model
 
         _say("building the PyTorch model ...")
         start = time.perf_counter()
@@ -139,7 +139,7 @@ def run_throughput(opts: BenchOptions) -> dict:
         _say(f"model ready in {time.perf_counter() - start:.1f} s: {ref.weights}")
     config = ref.config if ref is not None else bundle.manifest["model"]["config"]
     if ref is not None and bundle is None:
-        from .models import PresetBundle
+        from radz_bench.models import PresetBundle
 
         bundle_like = PresetBundle(config)
     else:
@@ -171,13 +171,13 @@ def run_throughput(opts: BenchOptions) -> dict:
     # -- the sides ------------------------------------------------------------------------------------
     identity = None
     if bundle is not None:
-        from radz_engine.pixel_spec import PixelSpec
+        from radz_engine.preprocessing.pixel_spec import PixelSpec
 
         identity = PixelSpec(window_center=0.5, window_width=1.0, voi_function="LINEAR_EXACT")
     sides: list[Side] = []
     eager_models = {}
     if ref is not None and opts.reference != "none":
-        from .models import eager_copy
+        from radz_bench.models import eager_copy
 
         for p in opts.precisions:
             eager_models[p] = eager_copy(ref.model, DTYPES[p])
@@ -211,7 +211,7 @@ def run_throughput(opts: BenchOptions) -> dict:
 
         images = [c.image.astype(np.float32) for c in generate_cases(min(max(opts.batches), 64), seed=7, size=shape[1])]
     plan = [(p, b) for p in opts.precisions for b in opts.batches]
-    from radz_engine.progress import progress
+    from radz_engine.runtime.progress import progress
 
     for p, b in (progress(plan, total=len(plan), desc="radz bench", unit="config") if opts.progress else plan):
         x = rng.standard_normal((b, *shape), dtype=np.float32)
@@ -245,7 +245,7 @@ def _eager_side(model, precision: str, device: str, bundle, spec: dict) -> Side:
 
     e2e_fn = None
     if bundle is not None:
-        from radz_engine.scoring import class_scores
+        from radz_engine.scoring.scores import class_scores
 
         mean = torch.tensor(spec["mean"], device=device)[None, :, None, None]
         std = torch.tensor(spec["std"], device=device)[None, :, None, None]
@@ -293,7 +293,7 @@ def _engine_side(spec_name, name, torch_options, precision, device, opts, bundle
                          f"measured once, under {opts.precisions[0]}")
     max_batch = max(opts.batches)
     if bundle is not None:
-        from radz_engine.engine import Engine
+        from radz_engine.runtime.engine import Engine
 
         engine = Engine(bundle.path, backend=name, device=device, max_batch_size=max_batch, threads=opts.threads,
                         backend_options=options)

@@ -1,24 +1,81 @@
 """radz_engine: the runtime of radz (zero-shot radiograph recognition).
 
-Never imports torch or transformers (tests/test_layout.py enforces it). Attributes that need the
-C++ extension are loaded on first use, so `import radz_engine` stays cheap and the pure-Python
-parts (DICOM reading, pixel specs) work even where the extension is not built.
+    import radz_engine as rz
+    with rz.Engine() as engine:                # the shipped default bundle
+        results = engine.classify(["a.dcm"])   # list[rz.Result]
+
+Sub-packages: io (reading images), preprocessing (pixels -> model input), scoring (class
+scores, calibration, metrics), bundle (the model bundle format), backends (ONNX Runtime,
+TensorRT, torch), runtime (Engine, screening), serve (`radz serve`), distributed (Ray), cli.
+
+Never imports torch or transformers (tests/test_layout.py enforces it), nor radz_train,
+radz_export or radz_bench outside cli/ and backends/torch_backend.py (tests/test_imports.py).
+Attributes that need the C++ extension are loaded on first use, so `import radz_engine` stays
+cheap and the pure-Python parts (DICOM reading) work even where the extension is not built.
 """
 
 from __future__ import annotations
 
-from .pixel_spec import PixelSpec
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from radz_engine.errors import (
+    BackendUnavailable,
+    BundleError,
+    DeadlineExceeded,
+    DicomInputError,
+    EngineClosed,
+    QueueFull,
+    RadzError,
+    RadzInputError,
+    RadzInputWarning,
+    RequestCancelled,
+)
+from radz_engine.preprocessing.pixel_spec import PixelSpec
+
+if TYPE_CHECKING:
+    from radz_engine.bundle.loader import Bundle, load_bundle
+    from radz_engine.preprocessing.native import preprocess, preprocess_batch
+    from radz_engine.runtime.engine import Engine
+    from radz_engine.runtime.results import Result
 
 __version__ = "0.1.0"
-__all__ = ["Engine", "PixelSpec", "Result", "load_bundle", "preprocess", "preprocess_batch", "__version__"]
+__all__ = [
+    "Engine",
+    "Result",
+    "Bundle",
+    "load_bundle",
+    "PixelSpec",
+    "preprocess",
+    "preprocess_batch",
+    "RadzError",
+    "RadzInputError",
+    "DicomInputError",
+    "RadzInputWarning",
+    "BundleError",
+    "BackendUnavailable",
+    "EngineClosed",
+    "QueueFull",
+    "DeadlineExceeded",
+    "RequestCancelled",
+    "__version__",
+]
 
-_LAZY = {"preprocess": ".preprocessing", "preprocess_batch": ".preprocessing", "Engine": ".engine",
-         "Result": ".results", "load_bundle": ".bundle"}
+_LAZY = {
+    "Engine": "radz_engine.runtime.engine",
+    "Result": "radz_engine.runtime.results",
+    "Bundle": "radz_engine.bundle.loader",
+    "load_bundle": "radz_engine.bundle.loader",
+    "preprocess": "radz_engine.preprocessing.native",
+    "preprocess_batch": "radz_engine.preprocessing.native",
+}
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'radz_engine' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)  # the public API, not the helpers this module imports

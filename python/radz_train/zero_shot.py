@@ -1,6 +1,6 @@
 """Zero-shot scoring and evaluation (paper protocol) for a trained RadzModel.
 
-Scoring modes (DESIGN.md section 1), from the image-global feature g and per-class text features:
+Scoring modes (DESIGN.md section 1; the numpy scoring itself is radz_engine.scoring.class_scores), from the image-global feature g and per-class text features:
 - softmax: p_c = softmax_c(cos(g, t_c) / tau), t_c = "This is a chest X-ray showing {class}";
 - posneg:  p_c = softmax over {cos(g, "{class}"), cos(g, "no {class}")} / tau, positive part
   (the CheXzero protocol: each class its own two-way choice, suited to multi-label);
@@ -19,9 +19,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from radz_engine.scoring.scores import MODES, class_scores
 from radz_train.dkam import descriptions_for, display_name, load_knowledge
 
-MODES = ("softmax", "posneg", "anchor")
 BACKGROUND = "no_finding"
 
 
@@ -39,21 +39,6 @@ def class_embeddings(model, classes: Sequence[str], knowledge: dict[str, str] | 
     anchors = model.encode_texts(descriptions_for(anchor_classes, knowledge)).global_
     return {"softmax": softmax.cpu().numpy(), "posneg": torch.stack([positive, negative]).cpu().numpy(),
             "anchor": anchors.cpu().numpy()}
-
-
-def score(image_features: np.ndarray, embeddings: dict[str, np.ndarray], mode: str, tau: float) -> np.ndarray:
-    """[N, C] class scores in [0, 1] for one mode (numpy, as the runtime does it)."""
-    if mode in ("softmax", "anchor"):
-        logits = image_features @ embeddings[mode].T / tau
-        logits -= logits.max(1, keepdims=True)
-        e = np.exp(logits)
-        n_classes = embeddings["softmax"].shape[0]  # anchors may carry a background row last
-        return (e / e.sum(1, keepdims=True))[:, :n_classes]
-    if mode == "posneg":
-        pos = image_features @ embeddings["posneg"][0].T / tau
-        neg = image_features @ embeddings["posneg"][1].T / tau
-        return 1.0 / (1.0 + np.exp(neg - pos))
-    raise ValueError(f"mode: must be one of {MODES}, got {mode!r}")
 
 
 @torch.no_grad()
@@ -88,7 +73,7 @@ def evaluate(model, data, classes: Sequence[str], modes: Sequence[str] = MODES, 
     results: dict = {"n_images": len(data), "classes": list(classes), "modes": {}}
     tables = []
     for mode in modes:
-        scores = score(feats, emb, mode, model.config.tau)
+        scores = class_scores(feats, emb, mode, model.config.tau)
         metrics = zero_shot_metrics(labels, scores, list(classes))
         results["modes"][mode] = metrics
         tables.append(format_table(metrics, title=f"{title} {mode}".strip()))

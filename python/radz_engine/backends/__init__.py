@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from .base import Backend, BackendUnavailable, parse_device
+from radz_engine.backends.base import Backend, BackendUnavailable, parse_device
 
 __all__ = ["Backend", "BackendUnavailable", "BACKENDS", "available_backends", "create_backend", "resolve_device"]
 
@@ -66,16 +66,16 @@ def create_backend(backend, bundle, device: str = "cpu", *, threads: int | None 
     if isinstance(backend, Backend):
         loaded = backend.load(bundle, device)
     elif backend in ("auto", "onnxruntime"):
-        from .onnxruntime_backend import OnnxRuntimeBackend
+        from radz_engine.backends.onnxruntime_backend import OnnxRuntimeBackend
 
         provider = options.pop("provider", "auto")
         loaded = OnnxRuntimeBackend(provider, threads=threads, max_batch_size=max_batch_size, **options).load(bundle, device)
     elif backend == "tensorrt":
-        from .tensorrt_backend import TensorRTBackend
+        from radz_engine.backends.tensorrt_backend import TensorRTBackend
 
         loaded = TensorRTBackend(**options).load(bundle, device)
     elif backend == "torch":
-        from .torch_backend import TorchBackend
+        from radz_engine.backends.torch_backend import TorchBackend
 
         loaded = TorchBackend(options.pop("checkpoint", None), threads=threads, **options).load(bundle, device)
     else:

@@ -11,12 +11,9 @@ import abc
 
 import numpy as np
 
+from radz_engine.errors import BackendUnavailable
+
 __all__ = ["Backend", "BackendUnavailable", "check_batch"]
-
-
-class BackendUnavailable(RuntimeError):
-    """The backend cannot run here (package not installed, no GPU, no engine file). The message
-    says what is missing and how to get it."""
 
 
 class Backend(abc.ABC):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Backend, BackendUnavailable, check_batch, parse_device
+from radz_engine.backends.base import Backend, BackendUnavailable, check_batch, parse_device
 
 __all__ = ["OnnxRuntimeBackend", "PROVIDERS"]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Backend, BackendUnavailable, check_batch, parse_device
+from radz_engine.backends.base import Backend, BackendUnavailable, check_batch, parse_device
 
 __all__ = ["TensorRTBackend", "find_engine"]
 

@@ -64,16 +64,16 @@ def screen_dataset(paths, out, *, bundle=None, address: str | None = None, devic
     Raises ImportError naming `pip install 'radz-engine[scale]'` when Ray is missing.
     """
     ray = _require_ray()
-    from ..bundle import load_bundle
-    from ..screen import format_summary, summarize
-    from .pipeline import EngineActor, decode_batch, plan_actors, write_options
-    from .sources import done_sources_in, list_sources
+    from radz_engine.bundle.loader import load_bundle
+    from radz_engine.runtime.screen import format_summary, summarize
+    from radz_engine.distributed.pipeline import EngineActor, decode_batch, plan_actors, write_options
+    from radz_engine.distributed.sources import done_sources_in, list_sources
 
     if int(batch_size) < 1 or int(decode_batch_size) < 1:
         raise ValueError(f"batch_size and decode_batch_size must be >= 1, got {batch_size}, {decode_batch_size}")
     out = str(out) if "://" in str(out) else os.path.abspath(out)
     if bundle is None:
-        from ..default_bundle import default_bundle_path
+        from radz_engine.bundle.default import default_bundle_path
 
         bundle = default_bundle_path()
     bundle = os.path.abspath(bundle)
@@ -131,7 +131,7 @@ def _count(out: str, prefix: str) -> dict:
 
     import pyarrow.parquet as pq
 
-    from .sources import result_files
+    from radz_engine.distributed.sources import result_files
 
     filesystem, files = result_files(out)
     seen = {"ok": 0, "failed": 0, "positives": Counter()}

@@ -1,8 +1,7 @@
 """The Ray Data pipeline: sources -> decode + preprocess (CPU tasks) -> engine actors -> Parquet.
 
 Each stage reuses the single-machine code: `prepare_file` (screen.py) decodes and preprocesses,
-`screen.run_chunk` runs `Engine.run_preprocessed` on the good files of a batch and turns the rest
-into error Results, and `Result.to_row` makes the same columns as `radz screen`.
+`screen.run_chunk` runs `Engine.run_prepared` on a batch (error Results pass through), and `Result.to_row` makes the same columns as `radz screen`.
 Ray is imported by the caller (radz_engine.distributed), never at module import.
 """
 
@@ -12,7 +11,8 @@ import json
 
 import numpy as np
 
-from ..results import Result
+from radz_engine.runtime.prepare import Prepared
+from radz_engine.runtime.results import Result
 
 __all__ = ["decode_batch", "EngineActor", "result_schema", "plan_actors"]
 
@@ -21,19 +21,20 @@ def decode_batch(batch: dict, args: dict, channels: int) -> dict:
     """Ray Data UDF (CPU task): {"source"} -> {"source", "pixels" [B, C, H, W], "error" ("" = ok),
     "metadata" (JSON), "decode_ms", "preprocess_ms"}. A bad file becomes an error, never a raise;
     its pixels are zeros (a tensor column needs one shape) and are never run."""
-    from .sources import prepare_source
+    from radz_engine.distributed.sources import prepare_source
 
     prepared = [prepare_source(str(s), args) for s in batch["source"]]
     height, width = args["out_size"]
     pixels = np.zeros((len(prepared), channels, height, width), np.float32)
     for i, p in enumerate(prepared):
-        if p[3] is None:
-            pixels[i] = p[1]
-    return {"source": np.array([p[0] for p in prepared], dtype=object), "pixels": pixels,
-            "error": np.array([p[3] or "" for p in prepared], dtype=object),
-            "metadata": np.array([json.dumps(p[2], default=str) for p in prepared], dtype=object),
-            "decode_ms": np.array([p[4] for p in prepared], np.float64),
-            "preprocess_ms": np.array([p[5] for p in prepared], np.float64)}
+        if isinstance(p, Prepared):
+            pixels[i] = p.tensor
+    ok = [isinstance(p, Prepared) for p in prepared]
+    return {"source": np.array([p.source for p in prepared], dtype=object), "pixels": pixels,
+            "error": np.array(["" if good else p.error for p, good in zip(prepared, ok)], dtype=object),
+            "metadata": np.array([json.dumps(p.metadata, default=str) for p in prepared], dtype=object),
+            "decode_ms": np.array([p.decode_ms if good else 0.0 for p, good in zip(prepared, ok)], np.float64),
+            "preprocess_ms": np.array([p.preprocess_ms if good else 0.0 for p, good in zip(prepared, ok)], np.float64)}
 
 
 def result_schema(classes, embeddings: bool):
@@ -51,7 +52,7 @@ class EngineActor:
     """A stateful Ray Data UDF: one Engine per actor (one per GPU, or a CPU actor), loaded once."""
 
     def __init__(self, engine_kwargs: dict, add_classes: dict | None, embeddings: bool) -> None:
-        from ..engine import Engine
+        from radz_engine.runtime.engine import Engine
 
         self.engine = Engine(**engine_kwargs)
         if add_classes:
@@ -63,9 +64,10 @@ class EngineActor:
     def __call__(self, batch: dict):
         import pyarrow as pa
 
-        from ..screen import run_chunk
+        from radz_engine.runtime.screen import run_chunk
 
-        chunk = [(str(s), x, json.loads(m), e or None, float(d), float(p)) for s, x, m, e, d, p in
+        chunk = [Result(source=str(s), error=e, metadata=json.loads(m)) if e else
+                 Prepared(str(s), x, json.loads(m), float(d), float(p)) for s, x, m, e, d, p in
                  zip(batch["source"], batch["pixels"], batch["metadata"], batch["error"], batch["decode_ms"],
                      batch["preprocess_ms"])]
         rows = [r.to_row(self.classes, embedding=self.embeddings) for r in run_chunk(self.engine, chunk)]

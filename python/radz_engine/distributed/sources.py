@@ -1,7 +1,7 @@
 """Where the files are and what is already done: local paths and pyarrow filesystem URIs
 (s3://, gs://, hdfs://, file://, ...), and the sources already in a Parquet result dataset.
 
-Local inputs go through `radz_engine.screen.expand_paths` (the same folders / CSV lists as
+Local inputs go through `radz_engine.runtime.screen.expand_paths` (the same folders / CSV lists as
 `radz screen`) and become absolute, because Ray workers on other nodes (or in another working
 directory) must find them. URIs are listed with `pyarrow.fs` and read as bytes by the workers.
 """
@@ -14,7 +14,9 @@ import logging
 import os
 import posixpath
 
-from ..screen import IMAGE_SUFFIXES, expand_paths, prepare_file
+from radz_engine.runtime.prepare import Prepared
+from radz_engine.runtime.results import Result
+from radz_engine.runtime.screen import IMAGE_SUFFIXES, expand_paths, prepare_file
 
 __all__ = ["is_uri", "list_sources", "prepare_source", "done_sources_in", "result_files"]
 
@@ -72,25 +74,27 @@ def list_sources(paths) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def prepare_source(source: str, preprocess_args: dict) -> tuple:
-    """`radz_engine.screen.prepare_file` for a local path or a URI (read as bytes through pyarrow).
-    Never raises; same tuple as prepare_file, with the URI as the source in errors."""
+def prepare_source(source: str, preprocess_args: dict) -> Prepared | Result:
+    """`prepare_file` for a local path or a URI (read as bytes through pyarrow). Never raises;
+    the source (the URI as given) names the result and its error."""
     if not is_uri(source) or source.startswith("file://"):
         local = source.removeprefix("file://")
-        result = prepare_file(local, preprocess_args)
-        if local == source:
-            return result
-        return (source, result[1], result[2], None if result[3] is None else result[3].replace(local, source, 1),
-                *result[4:])
+        return _renamed(prepare_file(local, preprocess_args), local, source)
     try:
         filesystem, inner, _ = _from_uri(source)
         with filesystem.open_input_file(inner) as handle:
             data = handle.read()
     except Exception as error:  # noqa: BLE001 - missing / unreadable object: an error row, like a missing file
-        return source, None, {}, f"{source}: {type(error).__name__}: {error}", 0.0, 0.0
-    result = prepare_file(data, preprocess_args)
-    error = None if result[3] is None else result[3].replace("<bytes>", source, 1)
-    return (source, result[1], result[2], error, *result[4:])
+        return Result(source=source, error=f"{source}: {type(error).__name__}: {error}")
+    return _renamed(prepare_file(data, preprocess_args), "<bytes>", source)
+
+
+def _renamed(item: Prepared | Result, name: str, source: str) -> Prepared | Result:
+    if name != source:
+        if isinstance(item, Result) and item.error:
+            item.error = item.error.replace(name, source, 1)
+        item.source = source
+    return item
 
 
 def result_files(out: str) -> tuple:

@@ -13,7 +13,6 @@ Modules, one job each:
     scp         the pynetdicom SCP: C-ECHO, C-STORE, calling-AE allow-list, TLS
     server      RadzServer: ties them together, recovers pending work after a restart
     http        /healthz and /metrics (prometheus-client) on loopback
-    cli         the `radz serve` command
 
-Needs the `serve` extra (pynetdicom, highdicom, prometheus-client).
+The `radz serve` command is radz_engine/cli/serve.py. Needs the `serve` extra (pynetdicom, highdicom, prometheus-client).
 """

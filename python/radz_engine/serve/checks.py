@@ -4,7 +4,7 @@ the journal keeps it."""
 
 from __future__ import annotations
 
-from .config import SCORED_SOP_CLASSES, ServeConfig
+from radz_engine.serve.config import SCORED_SOP_CLASSES, ServeConfig
 
 __all__ = ["check_dataset", "check_size", "Rejection"]
 

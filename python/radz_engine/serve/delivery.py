@@ -16,8 +16,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .journal import Journal
-from .spool import uid_hash
+from radz_engine.serve.journal import Journal
+from radz_engine.serve.spool import uid_hash
 
 __all__ = ["Deliverer"]
 

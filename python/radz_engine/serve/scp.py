@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import ssl
 
-from .config import SCORED_SOP_CLASSES, ServeConfig
+from radz_engine.serve.config import SCORED_SOP_CLASSES, ServeConfig
 
 __all__ = ["make_ae", "start_scp", "decodable_transfer_syntaxes", "tls_context"]
 

@@ -23,12 +23,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .checks import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, Rejection, check_dataset, check_size
-from .config import SCORED_SOP_CLASSES, ServeConfig
-from .delivery import Deliverer
-from .http import Metrics, StatusServer
-from .journal import Journal
-from .spool import Spool, uid_hash
+from radz_engine.serve.checks import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, Rejection, check_dataset, check_size
+from radz_engine.serve.config import SCORED_SOP_CLASSES, ServeConfig
+from radz_engine.serve.delivery import Deliverer
+from radz_engine.serve.http import Metrics, StatusServer
+from radz_engine.serve.journal import Journal
+from radz_engine.serve.spool import Spool, uid_hash
 
 __all__ = ["RadzServer"]
 
@@ -51,7 +51,7 @@ class RadzServer:
         self.journal = Journal(config.work_dir / "journal.sqlite")
         self.spool = Spool(config.work_dir / "spool")
         if engine is None:
-            from ..engine import Engine
+            from radz_engine.runtime.engine import Engine
 
             engine = Engine(config.bundle, threads=config.engine_threads, max_delay_ms=2.0,
                             backend_options={"int8": True} if config.int8 else None)
@@ -87,13 +87,13 @@ class RadzServer:
         import highdicom  # noqa: F401 - a slow first import (seconds)
         import numpy as np
 
-        from ..pixel_spec import PixelSpec
+        from radz_engine.preprocessing.pixel_spec import PixelSpec
 
         identity = PixelSpec(window_center=0.5, window_width=1.0, voi_function="LINEAR_EXACT")
         self.engine.classify([(np.random.default_rng(0).random((64, 64), dtype=np.float32), identity)])
 
     def start(self) -> "RadzServer":
-        from .scp import start_scp
+        from radz_engine.serve.scp import start_scp
 
         self._warm_up()
         self._sweep_spool()
@@ -282,7 +282,7 @@ class RadzServer:
         """Decode + submit (in a scoring thread); the SR is made when the result arrives."""
         from pydicom import dcmread
 
-        from ..engine import EngineClosed
+        from radz_engine.errors import EngineClosed
 
         entry = None
         try:
@@ -322,14 +322,14 @@ class RadzServer:
 
     def _submit(self, ds):
         """Engine.submit, waiting while its queue is full (backpressure) rather than failing."""
-        from .. import _core
+        from radz_engine import _core
 
         while True:
             try:
                 return self.engine.submit(ds)
             except _core.QueueFull:
                 if self._stopping.is_set():
-                    from ..engine import EngineClosed
+                    from radz_engine.errors import EngineClosed
 
                     raise EngineClosed("radz serve is stopping") from None
                 time.sleep(0.05)
@@ -344,7 +344,7 @@ class RadzServer:
     def _finish(self, entry, ds, future) -> None:
         from concurrent.futures import CancelledError
 
-        from ..engine import EngineClosed
+        from radz_engine.errors import EngineClosed
 
         try:
             try:
@@ -370,7 +370,7 @@ class RadzServer:
 
     def _answer(self, entry, ds, result) -> None:
         """SR -> spool, JSON line, journal `scored`, then the webhook and the delivery."""
-        from .sr import build_sr
+        from radz_engine.serve.sr import build_sr
 
         thresholds = self._thresholds()
         sr = build_sr(ds, result, self.model_name, self.model_version, thresholds)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from .phantom import SITES, PhantomCase, to_stored
+from radz_train.data.phantom import SITES, PhantomCase, to_stored
 
 if TYPE_CHECKING:  # pragma: no cover
     import pydicom

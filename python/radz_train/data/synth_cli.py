@@ -21,7 +21,7 @@ import sys
 import time
 from typing import Sequence
 
-from .phantom import FINDINGS, SITES, generate_case
+from radz_train.data.phantom import FINDINGS, SITES, generate_case
 
 __all__ = ["main", "build_parser", "CSV_COLUMNS"]
 
@@ -80,7 +80,7 @@ def _write_one(job: tuple) -> dict:
 
         np.save(path, case.image)
     else:
-        from .dicom_out import write_case
+        from radz_train.data.dicom_out import write_case
 
         write_case(case, path)
     row = {"path": rel, "report": case.report, "site": case.site, **case.labels,

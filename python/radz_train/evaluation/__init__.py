@@ -4,7 +4,7 @@ Light on purpose: everything here needs only numpy at import time (matplotlib is
 inside the plotting functions), so the torch-free runtime can use the calibration records.
 """
 
-from .calibration import (
+from radz_engine.scoring.calibration import (
     Calibration,
     apply_calibration,
     apply_platt,
@@ -12,8 +12,8 @@ from .calibration import (
     fit_platt,
     fit_temperature,
 )
-from .metrics import binary_auc, format_table, max_f1, roc_curve, zero_shot_metrics
-from .plots import plot_roc_curves, plot_score_histograms
+from radz_engine.scoring.metrics import binary_auc, format_table, max_f1, roc_curve, zero_shot_metrics
+from radz_train.evaluation.plots import plot_roc_curves, plot_score_histograms
 
 __all__ = [
     "Calibration",

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .metrics import _matrix_inputs, binary_auc, roc_curve
+from radz_engine.scoring.metrics import _matrix_inputs, binary_auc, roc_curve
 
 __all__ = ["plot_roc_curves", "plot_score_histograms"]
 

@@ -16,9 +16,9 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from .config import ModelConfig
-from .modeling import MLP2xGelu, RadzModel
-from .registry import get_model_config
+from radz_train.model.config import ModelConfig
+from radz_train.model.modeling import MLP2xGelu, RadzModel
+from radz_train.model.registry import get_model_config
 
 
 def _vision_config(spec: dict):
@@ -64,7 +64,7 @@ def load_llava_checkpoint(path) -> tuple[nn.Module, nn.Module, nn.Module, object
     """(vision tower, projector, language model, tokenizer, dims) from a llava-hf folder."""
     from transformers import LlavaForConditionalGeneration
 
-    from .tokenizer import load_tokenizer
+    from radz_train.model.tokenizer import load_tokenizer
 
     path = _local_dir(path, "checkpoint")
     llava = LlavaForConditionalGeneration.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
@@ -80,7 +80,7 @@ def load_separate_checkpoints(vision_path, language_path):
     """(vision tower, language model, tokenizer) from a CLIP/SigLIP folder and a causal-LM folder."""
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, CLIPVisionModel, SiglipVisionModel
 
-    from .tokenizer import load_tokenizer
+    from radz_train.model.tokenizer import load_tokenizer
 
     vision_path = _local_dir(vision_path, "vision_checkpoint")
     language_path = _local_dir(language_path, "language_checkpoint")
@@ -158,21 +158,21 @@ def create_model(
         if tokenizer is None:
             if corpus is None:
                 raise ValueError(f"model {config.name!r}: trains its own tokenizer: pass `tokenizer` or a text `corpus`")
-            from .tokenizer import train_bpe_tokenizer
+            from radz_train.model.tokenizer import train_bpe_tokenizer
 
             tokenizer = train_bpe_tokenizer(corpus, int(config.tokenizer.get("vocab_size", 2000)))
         vision = _vision_model(_vision_config(config.vision))
         decoder = _decoder_model(_decoder_config(config.decoder, len(tokenizer), tokenizer))
         projector = MLP2xGelu(int(config.vision["hidden_size"]), int(config.decoder["hidden_size"]))
 
-    from .tokenizer import add_modality_tokens, ensure_special_tokens
+    from radz_train.model.tokenizer import add_modality_tokens, ensure_special_tokens
 
     ensure_special_tokens(tokenizer)
     add_modality_tokens(tokenizer, config.n_image_tokens, config.n_text_tokens)
     _grow_embeddings(decoder, len(tokenizer))
     config.decoder["vocab_size"] = len(tokenizer)
     model = RadzModel(config, vision, projector, decoder, tokenizer)
-    from .trainable import configure_trainable
+    from radz_train.model.trainable import configure_trainable
 
     configure_trainable(model)
     return model

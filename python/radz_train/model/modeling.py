@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
+from radz_train.model.config import ModelConfig
 
 
 @dataclass
@@ -62,7 +62,7 @@ class RadzModel(nn.Module):
 
     def __init__(self, config: ModelConfig, vision_tower: nn.Module, projector: nn.Module, decoder: nn.Module, tokenizer) -> None:
         super().__init__()
-        from .tokenizer import add_modality_tokens
+        from radz_train.model.tokenizer import add_modality_tokens
 
         self.config = config
         self.vision_tower = vision_tower

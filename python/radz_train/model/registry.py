@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .config import ModelConfig
+from radz_train.model.config import ModelConfig
 
 PRESET_DIR = Path(__file__).with_name("presets")
 

@@ -53,7 +53,7 @@ def load_pixels(path: Path):
     """(stored pixels, PixelSpec) for .npy phantom intensities, DICOM, PNG or JPEG."""
     if path.suffix == ".npy":
         return np.load(path).astype(np.float32), PHANTOM_SPEC
-    from radz_engine.images import read_any
+    from radz_engine.io.images import read_any
 
     image = read_any(str(path))
     return image.pixels, image.spec

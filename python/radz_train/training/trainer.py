@@ -23,9 +23,9 @@ from radz_train.losses import RadzLoss
 from radz_train.model import create_model
 from radz_train.model.trainable import count_parameters, parameter_groups
 
-from .checkpoint import load_model, load_trainer_state, restore_rng, save_checkpoint
-from .config import TrainConfig
-from .data import ImageReportSet, load_image_report_set, same_text_mask, to_model_input
+from radz_train.training.checkpoint import load_model, load_trainer_state, restore_rng, save_checkpoint
+from radz_train.training.config import TrainConfig
+from radz_train.training.data import ImageReportSet, load_image_report_set, same_text_mask, to_model_input
 
 
 def pick_device(name: str) -> torch.device:
@@ -97,7 +97,7 @@ class Trainer:
             model_config = get_model_config(config.model, config.model_overrides)
             corpus = None
             if model_config.tokenizer.get("type") == "bpe" and config.checkpoint is None and config.language_checkpoint is None:
-                from .data import read_rows
+                from radz_train.training.data import read_rows
 
                 corpus = [r["report"] for r in read_rows(config.train_csv)[: config.limit]]
                 # descriptions of the training classes only: an unseen class stays unseen

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import (UNCERTAIN_POLICIES, ChestDataset, DatasetLayoutError, Record,
+from radz_train.data.datasets.base import (UNCERTAIN_POLICIES, ChestDataset, DatasetLayoutError, Record,
                    normalize_split)
-from .chestxray14 import ChestXray14
-from .chexpert import CheXpert
-from .covidx import Covidx
-from .mimic_cxr import MimicCxr
-from .padchest import PadChest
-from .rsna_pneumonia import RsnaPneumonia
-from .siim_acr import SiimAcr
+from radz_train.data.datasets.chestxray14 import ChestXray14
+from radz_train.data.datasets.chexpert import CheXpert
+from radz_train.data.datasets.covidx import Covidx
+from radz_train.data.datasets.mimic_cxr import MimicCxr
+from radz_train.data.datasets.padchest import PadChest
+from radz_train.data.datasets.rsna_pneumonia import RsnaPneumonia
+from radz_train.data.datasets.siim_acr import SiimAcr
 
 __all__ = ["DATASETS", "load_dataset", "list_datasets", "ChestDataset", "Record",
            "DatasetLayoutError", "UNCERTAIN_POLICIES"]

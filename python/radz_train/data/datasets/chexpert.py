@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from pathlib import Path, PurePosixPath
 
-from .base import (ChestDataset, DatasetLayoutError, Record, find_file, normalize_split,
+from radz_train.data.datasets.base import (ChestDataset, DatasetLayoutError, Record, find_file, normalize_split,
                    parse_label_value, read_table, select_records)
 
 __all__ = ["CheXpert", "CHEXPERT_CLASSES", "COMPETITION_CLASSES", "CHEXPERT_PROMPTS"]

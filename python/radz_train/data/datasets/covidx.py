@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import (ChestDataset, DatasetLayoutError, Record, normalize_split, select_records)
+from radz_train.data.datasets.base import (ChestDataset, DatasetLayoutError, Record, normalize_split, select_records)
 
 __all__ = ["Covidx", "BINARY_CLASSES", "THREE_CLASSES"]
 

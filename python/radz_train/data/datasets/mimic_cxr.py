@@ -24,9 +24,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .base import (ChestDataset, DatasetLayoutError, Record, find_file, normalize_split,
+from radz_train.data.datasets.base import (ChestDataset, DatasetLayoutError, Record, find_file, normalize_split,
                    parse_label_value, read_table, select_records)
-from .chexpert import CHEXPERT_CLASSES, CHEXPERT_PROMPTS
+from radz_train.data.datasets.chexpert import CHEXPERT_CLASSES, CHEXPERT_PROMPTS
 
 __all__ = ["MimicCxr", "parse_report_sections", "report_text", "FRONTAL_VIEWS"]
 

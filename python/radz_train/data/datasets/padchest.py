@@ -27,7 +27,7 @@ import ast
 from collections import Counter
 from pathlib import Path
 
-from .base import (ChestDataset, DatasetLayoutError, Record, find_file, read_table,
+from radz_train.data.datasets.base import (ChestDataset, DatasetLayoutError, Record, find_file, read_table,
                    select_records)
 
 __all__ = ["PadChest", "parse_label_list"]

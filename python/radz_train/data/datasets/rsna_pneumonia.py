@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import (ChestDataset, DatasetLayoutError, Record, find_file, read_table,
+from radz_train.data.datasets.base import (ChestDataset, DatasetLayoutError, Record, find_file, read_table,
                    select_records)
 
 __all__ = ["RsnaPneumonia"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .base import (ChestDataset, DatasetLayoutError, Record, find_file, read_table,
+from radz_train.data.datasets.base import (ChestDataset, DatasetLayoutError, Record, find_file, read_table,
                    select_records)
 
 __all__ = ["SiimAcr", "index_dicoms"]

@@ -1,6 +1,6 @@
 """Fast preprocessing through the C++ core: stored pixels -> normalised [C, H, W] tensors.
 
-Same semantics as `preprocess_reference.preprocess_reference` (the test oracle). This wrapper
+Same semantics as `reference.preprocess_reference` (the test oracle). This wrapper
 only cleans inputs (dtype, contiguity, shapes) and raises ValueError naming the argument.
 """
 
@@ -12,11 +12,11 @@ from typing import Sequence
 
 import numpy as np
 
-from .pixel_spec import PixelSpec
-from .preprocess_reference import ASPECTS, CLIP_MEAN, CLIP_STD
+from radz_engine.preprocessing.pixel_spec import PixelSpec, to_core
+from radz_engine.preprocessing.reference import ASPECTS, CLIP_MEAN, CLIP_STD
 
 try:
-    from . import _core
+    from radz_engine import _core
 except ImportError as error:  # pragma: no cover - only when the package was not built
     raise ImportError(
         "radz_engine._core (the C++ extension) is missing: install the package with "
@@ -52,21 +52,7 @@ def core_spec(spec: PixelSpec | None) -> "_core.PixelSpec":
     spec = spec or PixelSpec()
     if not isinstance(spec, PixelSpec):
         raise ValueError(f"spec: need a radz_engine.PixelSpec, got {type(spec).__name__}")
-    out = _core.PixelSpec()
-    out.rescale_slope = float(spec.rescale_slope)
-    out.rescale_intercept = float(spec.rescale_intercept)
-    out.window_center = None if spec.window_center is None else float(spec.window_center)
-    out.window_width = None if spec.window_width is None else float(spec.window_width)
-    out.voi_function = _core.VoiFunction.__members__[spec.voi_function]
-    if spec.voi_lut is not None:
-        out.voi_lut = np.asarray(spec.voi_lut, dtype=np.float64).tolist()
-    out.voi_lut_first = int(spec.voi_lut_first)
-    out.voi_lut_bits = int(spec.voi_lut_bits)
-    out.invert = bool(spec.invert)
-    out.bits_stored = int(spec.bits_stored)
-    out.padding_value = None if spec.padding_value is None else float(spec.padding_value)
-    out.padding_limit = None if spec.padding_limit is None else float(spec.padding_limit)
-    return out
+    return to_core(spec)
 
 
 def output_spec(

@@ -41,8 +41,8 @@ def list_inputs(inputs: list[Path]) -> list[Path]:
 
 
 def _read(path: str):
-    from .errors import RadzInputError
-    from .images import read_any
+    from radz_engine.errors import RadzInputError
+    from radz_engine.io.images import read_any
 
     try:
         image = read_any(path)
@@ -53,8 +53,8 @@ def _read(path: str):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .preprocessing import preprocess_batch
-    from .progress import progress
+    from radz_engine.preprocessing.native import preprocess_batch
+    from radz_engine.runtime.progress import progress
 
     files = list_inputs(args.inputs)
     if not files:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .timing import StageTimer
+from radz_engine.runtime.timing import StageTimer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,10 +47,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     from radz_train.data.synth_cli import main as synth_main
-    from radz_train.evaluation.metrics import binary_auc
+    from radz_engine.scoring.metrics import binary_auc
 
-    from .default_bundle import default_bundle_path
-    from .engine import Engine
+    from radz_engine.bundle.default import default_bundle_path
+    from radz_engine.runtime.engine import Engine
 
     timer = StageTimer()
     study = args.out / "phantom_dicom"
@@ -111,7 +111,7 @@ def _run(args) -> int:
 
 def _submit_latencies(engine, paths: list[str], n: int) -> np.ndarray:
     """End-to-end submit() latency at low load: one request in flight at a time."""
-    from .inputs import decode  # decoded once, so the timing is preprocess + queue + model
+    from radz_engine.io.inputs import decode  # decoded once, so the timing is preprocess + queue + model
 
     decoded = [decode(p) for p in paths]
     samples = []
@@ -127,9 +127,9 @@ def _submit_latencies(engine, paths: list[str], n: int) -> np.ndarray:
 def _write_report(args, study: Path, classes, labels, scores, good, auc_rows, macro, summary) -> Path:
     from radz_train.evaluation.plots import plot_roc_curves  # imports matplotlib only when called
 
-    from .demo_report import write_report
-    from .images import read_any
-    from .preprocess_reference import stored_to_intensity
+    from radz_engine.cli.demo_report import write_report
+    from radz_engine.io.images import read_any
+    from radz_engine.preprocessing.reference import stored_to_intensity
 
     try:
         roc = plot_roc_curves(labels, scores, list(classes), args.out / "roc.png", title="radz demo: zero-shot ROC")

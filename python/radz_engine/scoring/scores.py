@@ -1,5 +1,5 @@
-"""Zero-shot class scores from image embeddings, numpy only (the runtime's copy of
-radz_train.zero_shot.score; tests/test_default_bundle.py checks the two agree).
+"""Zero-shot class scores from image embeddings, numpy only: the one definition, used by the
+runtime and by radz_train's evaluation.
 
 - softmax: softmax over classes of cos(image, class prompt) / tau;
 - posneg:  per class, the positive part of a two-way softmax "{class}" vs "no {class}";

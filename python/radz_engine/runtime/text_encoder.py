@@ -14,7 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .bundle import Bundle, BundleError
+from radz_engine.bundle.loader import Bundle
+from radz_engine.errors import BundleError
 
 __all__ = ["TextEncoder"]
 

@@ -19,10 +19,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Iterable, Iterator
 
-import numpy as np
-
-from .inputs import Decoded
-from .results import Result
+from radz_engine.runtime.prepare import Prepared, prepare
+from radz_engine.runtime.results import Result
 
 __all__ = ["IMAGE_SUFFIXES", "expand_paths", "screen_paths", "ResultWriter", "done_sources", "summarize",
            "format_summary"]
@@ -62,29 +60,15 @@ def _csv_paths(path: Path) -> list[str]:
 
 
 # -- workers ------------------------------------------------------------------------------------
-def prepare_file(source: str, preprocess_args: dict) -> tuple:
-    """Read + preprocess one file (runs in a worker). Never raises: errors come back as text.
-
-    Returns (source, tensor [C, H, W] float32 or None, metadata, error or None, decode_ms,
-    preprocess_ms)."""
-    from .inputs import decode
-    from .preprocessing import preprocess
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # e.g. colour -> luminance notes; not errors here
-            decoded = decode(source)
-            start = time.perf_counter()
-            x = preprocess(decoded.pixels, decoded.spec, **preprocess_args)
-        return source, x, decoded.metadata, None, decoded.decode_ms, (time.perf_counter() - start) * 1000.0
-    except Exception as error:  # any bad file is a per-file error, never fatal
-        from .errors import RadzInputError
-
-        message = str(error) if isinstance(error, RadzInputError) else f"{source}: {type(error).__name__}: {error}"
-        return source, None, {}, message, 0.0, 0.0
+def prepare_file(source: str | bytes, preprocess_args: dict) -> Prepared | Result:
+    """`prepare` for one file in a worker: never raises (errors are Results), reader notes such
+    as colour -> luminance are not errors here and are not printed by every worker."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return prepare(source, preprocess_args)
 
 
-def _prepared(sources: list[str], preprocess_args: dict, workers: int, window: int) -> Iterator[tuple]:
+def _prepared(sources: list[str], preprocess_args: dict, workers: int, window: int) -> Iterator[Prepared | Result]:
     """prepare_file over sources, in order, with at most `window` files in flight."""
     if workers <= 0:
         for source in sources:
@@ -128,34 +112,31 @@ def screen_paths(engine, paths, *, progress: bool = True, workers: int | None = 
     args = engine.bundle.preprocess_args()
     stream = _prepared(sources, args, workers, window=max(2 * batch, 4 * max(1, workers)))
     if progress:
-        from .progress import progress as bar
+        from radz_engine.runtime.progress import progress as bar
 
         stream = bar(stream, total=len(sources), desc="radz screen", unit="img")
-    chunk: list[tuple] = []
+    chunk: list[Prepared | Result] = []
     for item in stream:
         chunk.append(item)
-        if sum(1 for c in chunk if c[3] is None) >= batch:
+        if sum(1 for c in chunk if isinstance(c, Prepared)) >= batch:
             yield from run_chunk(engine, chunk)
             chunk = []
     if chunk:
         yield from run_chunk(engine, chunk)
 
 
-def run_chunk(engine, chunk: list[tuple]) -> list[Result]:
-    good = [c for c in chunk if c[3] is None]
-    results = {}
-    if good:
-        x = np.stack([c[1] for c in good])
-        decoded = [Decoded(np.zeros((1, 1), np.uint8), None, c[0], c[2], c[4]) for c in good]
-        timings = [{"decode": c[4], "preprocess": c[5], "queue": 0.0} for c in good]
-        try:
-            for c, r in zip(good, engine.run_preprocessed(x, decoded, timings)):
-                results[id(c)] = r
-        except Exception as error:  # a failing batch fails its files, not the screen
-            for c in good:
-                results[id(c)] = Result(source=c[0], error=f"{c[0]}: model failed ({type(error).__name__}: {error})",
-                                        metadata=c[2])
-    return [results[id(c)] if c[3] is None else Result(source=c[0], error=c[3], metadata=c[2]) for c in chunk]
+def run_chunk(engine, chunk: list[Prepared | Result]) -> list[Result]:
+    """engine.run_prepared, with a failing batch failing its files instead of the screen."""
+    try:
+        results = engine.run_prepared(chunk)
+    except Exception as error:
+        return [c if isinstance(c, Result) else
+                Result(source=c.source, error=f"{c.source}: model failed ({type(error).__name__}: {error})",
+                       metadata=c.metadata) for c in chunk]
+    for result, item in zip(results, chunk):
+        if isinstance(item, Prepared):
+            result.timings["queue"] = 0.0  # no queue in screening (the column stays filled)
+    return results
 
 
 # -- output -------------------------------------------------------------------------------------

@@ -19,49 +19,16 @@ Everything is checked when the bundle is loaded, so a bad bundle fails at start-
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from radz_engine.bundle.format import FORMAT_VERSION, MANIFEST, ONNX_ROLES, PROMPT_BLOCKS, REQUIRED_ROLES, sha256_file
+from radz_engine.errors import BundleError
+
 __all__ = ["FORMAT_VERSION", "Bundle", "BundleError", "load_bundle", "sha256_file"]
-
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-# Roles every bundle has; the manifest maps each to a file name.
-REQUIRED_ROLES = ("image_encoder", "text_encoder", "tokenizer", "anchors", "prompts", "classes")
-ONNX_ROLES = ("image_encoder", "text_encoder", "image_encoder_fp16")
-PROMPT_BLOCKS = ("softmax", "posneg_positive", "posneg_negative")
-
-
-class BundleError(ValueError):
-    """A bundle could not be used. str() is "<bundle>/<file>: <reason>".
-
-    Attributes:
-        file: the file at fault, relative to the bundle folder (e.g. "text_encoder.onnx").
-        reason: what is wrong with it.
-    """
-
-    def __init__(self, bundle: str | Path, file: str, reason: str) -> None:
-        super().__init__(f"bundle {bundle}: {file}: {reason}")
-        self.bundle = str(bundle)
-        self.file = str(file)
-        self.reason = str(reason)
-
-    def __reduce__(self):
-        return (type(self), (self.bundle, self.file, self.reason))
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks (bundles may hold multi-GB external data)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 @dataclass
 class Bundle:

@@ -66,7 +66,7 @@ def _ray_address(args) -> str | None:
 
 
 def _main_ray(args) -> int:
-    from .screen import format_summary
+    from radz_engine.runtime.screen import format_summary
 
     address = _ray_address(args)
     if args.out.lower().endswith((".csv", ".jsonl")):
@@ -80,7 +80,7 @@ def _main_ray(args) -> int:
         with open(args.add_classes) as handle:
             add_classes = json.load(handle)
     try:
-        from .distributed import screen_dataset
+        from radz_engine.distributed import screen_dataset
 
         summary = screen_dataset(args.paths, args.out, bundle=args.bundle, address=address,
                                  device=args.device or "auto", actors=args.ray_actors, threads=args.threads,
@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.ray is not None:
         return _main_ray(args)
-    from .engine import Engine
-    from .screen import ResultWriter, done_sources, format_summary, summarize
+    from radz_engine.runtime.engine import Engine
+    from radz_engine.runtime.screen import ResultWriter, done_sources, format_summary, summarize
 
     try:
         skip = set() if args.no_resume else done_sources(args.out)

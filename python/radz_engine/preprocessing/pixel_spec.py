@@ -8,13 +8,12 @@ preprocessor. The order of operations is the DICOM one (PS3.3 C.11):
     -> VOI: LUT table, or window (LINEAR / LINEAR_EXACT / SIGMOID), or min-max of the image
     -> MONOCHROME1 inversion -> intensity in [0, 1] (padding pixels -> 0)
 
-The numpy reference (`preprocess_reference.py`) and the C++ core (`cpp/src/preprocess.cpp`)
-implement exactly this; this module only holds and validates the parameters.
+The numpy reference (`reference.py`) and the C++ core (`cpp/src/preprocess.cpp`)
+implement exactly this; this module holds the parameters, and the C++ core validates them.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
@@ -55,37 +54,20 @@ class PixelSpec:
     padding_limit: Optional[float] = None
 
     def __post_init__(self) -> None:
-        _check_finite("rescale_slope", self.rescale_slope)
-        _check_finite("rescale_intercept", self.rescale_intercept)
-        if self.rescale_slope == 0:
-            raise ValueError("rescale_slope: must not be 0")
-        if (self.window_center is None) != (self.window_width is None):
-            raise ValueError("window_center/window_width: give both or neither")
-        if self.window_center is not None:
-            _check_finite("window_center", self.window_center)
-            _check_finite("window_width", self.window_width)
-            if self.voi_function == "LINEAR" and not self.window_width >= 1.0:
-                raise ValueError(f"window_width: must be >= 1 for LINEAR, got {self.window_width}")
-            if not self.window_width > 0.0:
-                raise ValueError(f"window_width: must be > 0, got {self.window_width}")
+        # Only conversions here (numbers, enum names, a 1-D table); the value rules are defined
+        # once, in the C++ core (cpp/src/pixel_spec.cpp), and applied through to_core().
+        for name in ("rescale_slope", "rescale_intercept", "window_center", "window_width", "padding_value",
+                     "padding_limit"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_number(name, value)
         if self.voi_function not in VOI_FUNCTIONS:
             raise ValueError(f"voi_function: must be one of {VOI_FUNCTIONS}, got {self.voi_function!r}")
         if self.voi_lut is not None:
             lut = np.asarray(self.voi_lut)
             if lut.ndim != 1 or lut.size == 0:
                 raise ValueError(f"voi_lut: must be a non-empty 1-D table, got shape {lut.shape}")
-            if not np.all(np.isfinite(lut.astype(np.float64))):
-                raise ValueError("voi_lut: contains NaN or Inf")
-            if not 1 <= self.voi_lut_bits <= 16:
-                raise ValueError(f"voi_lut_bits: must be in 1..16, got {self.voi_lut_bits}")
-        if not 0 <= self.bits_stored <= 32:
-            raise ValueError(f"bits_stored: must be in 0..32, got {self.bits_stored}")
-        for name in ("padding_value", "padding_limit"):
-            value = getattr(self, name)
-            if value is not None:
-                _check_finite(name, value)
-        if self.padding_limit is not None and self.padding_value is None:
-            raise ValueError("padding_limit: needs padding_value")
+        to_core(self).validate()
 
     def with_(self, **changes) -> "PixelSpec":
         """A copy with some fields changed (validated again)."""
@@ -98,13 +80,32 @@ class PixelSpec:
         return out
 
 
-def _check_finite(name: str, value) -> None:
+def _check_number(name: str, value) -> None:
     try:
-        ok = math.isfinite(float(value))
+        float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name}: must be a number, got {value!r}") from None
-    if not ok:
-        raise ValueError(f"{name}: must be finite, got {value!r}")
+
+
+def to_core(spec: PixelSpec):
+    """The C++ `_core.PixelSpec` of a PixelSpec (not validated: call .validate() on it)."""
+    from radz_engine import _core
+
+    out = _core.PixelSpec()
+    out.rescale_slope = float(spec.rescale_slope)
+    out.rescale_intercept = float(spec.rescale_intercept)
+    out.window_center = None if spec.window_center is None else float(spec.window_center)
+    out.window_width = None if spec.window_width is None else float(spec.window_width)
+    out.voi_function = _core.VoiFunction.__members__[spec.voi_function]
+    if spec.voi_lut is not None:
+        out.voi_lut = np.asarray(spec.voi_lut, dtype=np.float64).tolist()
+    out.voi_lut_first = int(spec.voi_lut_first)
+    out.voi_lut_bits = int(spec.voi_lut_bits)
+    out.invert = bool(spec.invert)
+    out.bits_stored = int(spec.bits_stored)
+    out.padding_value = None if spec.padding_value is None else float(spec.padding_value)
+    out.padding_limit = None if spec.padding_limit is None else float(spec.padding_limit)
+    return out
 
 
 def spec_for_8bit() -> PixelSpec:

@@ -38,8 +38,8 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, get_decoder, pixel_array
 from pydicom.uid import UID
 
-from .errors import DicomInputError, RadzInputWarning
-from .pixel_spec import VOI_FUNCTIONS, PixelSpec
+from radz_engine.errors import DicomInputError, RadzInputWarning
+from radz_engine.preprocessing.pixel_spec import VOI_FUNCTIONS, PixelSpec
 
 __all__ = ["DicomImage", "DicomSource", "METADATA_KEYS", "dicom_spec", "read_dicom", "read_dicom_many"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bundle import load_bundle, sha256_file
+from radz_engine.bundle.loader import load_bundle, sha256_file
 
 
 def read_labelled_csv(csv_path: Path, classes: list[str]) -> tuple[list[str], np.ndarray]:
@@ -46,10 +46,10 @@ METHODS = ("platt", "none")
 def fit_thresholds(bundle_path: str | Path, csv_path: str | Path, workers: int = 0, method: str = "platt") -> dict:
     """Score the CSV's images with the bundle and return, per class, its calibration record
     and {threshold, f1, auc, n_pos, brier_raw, brier}: thresholds are on calibrated probabilities."""
-    from radz_train.evaluation.calibration import fit_calibration
-    from radz_train.evaluation.metrics import binary_auc, max_f1
+    from radz_engine.scoring.calibration import fit_calibration
+    from radz_engine.scoring.metrics import binary_auc, max_f1
 
-    from .engine import Engine
+    from radz_engine.runtime.engine import Engine
 
     if method not in METHODS:
         raise ValueError(f"--method: must be one of {METHODS}, got {method!r}")

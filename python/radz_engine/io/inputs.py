@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import RadzInputError
-from .pixel_spec import PixelSpec
+from radz_engine.errors import RadzInputError
+from radz_engine.preprocessing.pixel_spec import PixelSpec
 
 __all__ = ["Decoded", "decode", "source_name", "is_single_image"]
 
@@ -68,7 +68,7 @@ def decode(item, index: int | None = None) -> Decoded:
     start = time.perf_counter()
     name = source_name(item, index)
     if isinstance(item, (str, os.PathLike, bytes, bytearray, memoryview)) or _is_dataset(item):
-        from .images import read_any
+        from radz_engine.io.images import read_any
 
         image = read_any(item)
         pixels, spec, metadata = image.pixels, image.spec, dict(image.metadata)

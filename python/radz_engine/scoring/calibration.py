@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .metrics import _as_1d, _check_labels_binary, _check_scores_finite, _matrix_inputs, max_f1
+from radz_engine.scoring.metrics import _as_1d, _check_labels_binary, _check_scores_finite, _matrix_inputs, max_f1
 
 __all__ = [
     "Calibration",
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 METHODS = ("platt", "temperature", "none")
-_PARAM_KEYS = {"platt": ("a", "b"), "temperature": ("temperature",), "none": ()}
+PARAM_KEYS = {"platt": ("a", "b"), "temperature": ("temperature",), "none": ()}
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -190,7 +190,7 @@ class Calibration:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        expected = _PARAM_KEYS[self.method]
+        expected = PARAM_KEYS[self.method]
         if set(self.params) != set(expected):
             raise ValueError(
                 f"params for method {self.method!r} must have keys {list(expected)}, got {sorted(self.params)}"

@@ -40,7 +40,7 @@ _TRAIN = ("torch", "transformers")
 
 
 COMMANDS = {
-    "demo": (_command("demo", "radz_engine.demo"),
+    "demo": (_command("demo", "radz_engine.cli.demo"),
              "screen a phantom DICOM set with the shipped model: AUC, images/s, latency, HTML report"),
     "synth": (_command("synth", "radz_train.data.synth_cli"),
               "generate phantom radiographs with reports and labels (PNG/NPY/DICOM + CSV)"),
@@ -53,13 +53,13 @@ COMMANDS = {
                "export a checkpoint to an ONNX bundle (parity-checked); --tensorrt for an engine"),
     "quantize": (_command("quantize", "radz_export.quantize", needs=("onnx", "onnxruntime"), extra="export"),
                  "add a checked int8 image encoder to a bundle (CPU speed-up; no torch needed)"),
-    "screen": (_command("screen", "radz_engine.screen_cli"),
+    "screen": (_command("screen", "radz_engine.cli.screen"),
                "classify DICOM/PNG/JPEG folders or CSV lists into csv/jsonl/parquet (resumable)"),
-    "serve": (_command("serve", "radz_engine.serve.cli", needs=("pynetdicom", "highdicom"), extra="serve"),
+    "serve": (_command("serve", "radz_engine.cli.serve", needs=("pynetdicom", "highdicom"), extra="serve"),
               "a DICOM node: C-STORE in, scored DICOM SR back to the PACS (durable journal)"),
     "bench": (_command("bench", "radz_bench.cli"),
               "throughput/latency across backends, batch sizes, precisions and GPUs (JSON, Markdown, PNG)"),
-    "preprocess": (_command("preprocess", "radz_engine.preprocess_cli"),
+    "preprocess": (_command("preprocess", "radz_engine.cli.preprocess"),
                    "DICOM/PNG/JPEG files -> one model-ready .npy tensor, errors recorded"),
 }
 
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     if argv[0] == "--version":
-        from . import __version__
+        from radz_engine import __version__
 
         print(f"radz-engine {__version__}")
         return 0
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         parser.error(f"unknown command {command!r} (choose from {', '.join(COMMANDS)})")
     if command == "eval" and "--bundle" in rest:  # bundles are evaluated without torch
-        from .calibrate import main as bundle_eval_main
+        from radz_engine.cli.bundle_eval import main as bundle_eval_main
 
         return bundle_eval_main(rest)
     try:

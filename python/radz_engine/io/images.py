@@ -19,9 +19,9 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .dicom import DicomImage, read_dicom
-from .errors import RadzInputError, RadzInputWarning
-from .pixel_spec import PixelSpec, spec_for_8bit
+from radz_engine.io.dicom import DicomImage, read_dicom
+from radz_engine.errors import RadzInputError, RadzInputWarning
+from radz_engine.preprocessing.pixel_spec import PixelSpec, spec_for_8bit
 
 __all__ = ["RasterImage", "read_image", "read_any", "sniff_format"]
 

@@ -1,7 +1,5 @@
-"""The shipped default model: the `tiny` preset trained on phantoms by the project's own
-commands (recorded in its manifest under "provenance"), and the check that it still reaches
-its recorded AUC on freshly generated phantoms (torch-free: phantoms, C++ preprocessing,
-ONNX Runtime, numpy scoring)."""
+"""Check a bundle on fresh phantoms, torch-free: phantoms -> C++ preprocessing -> ONNX Runtime
+-> numpy scoring. Used by the default-bundle test, `radz quantize` and make_default_bundle.py."""
 
 from __future__ import annotations
 
@@ -9,20 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_BUNDLE = Path(__file__).with_name("assets") / "default"
-
-
-def default_bundle_path() -> Path:
-    if not (DEFAULT_BUNDLE / "manifest.json").exists():
-        raise FileNotFoundError(f"the default bundle is missing from {DEFAULT_BUNDLE} (a broken install?)")
-    return DEFAULT_BUNDLE
+from radz_engine.bundle.loader import load_bundle
+from radz_engine.preprocessing.native import preprocess_batch
+from radz_engine.preprocessing.pixel_spec import PixelSpec
+from radz_engine.scoring.metrics import binary_auc
+from radz_engine.scoring.scores import class_scores
+from radz_train.data.phantom import generate_cases
 
 
 def phantom_inputs(bundle, cases) -> np.ndarray:
     """Phantom cases -> the bundle's model input [N, C, H, W] (C++ preprocessing, identity window)."""
-    from .pixel_spec import PixelSpec
-    from .preprocessing import preprocess_batch
-
     spec = bundle.input_spec
     identity = PixelSpec(window_center=0.5, window_width=1.0, voi_function="LINEAR_EXACT")
     return preprocess_batch([c.image.astype(np.float32) for c in cases], identity, int(spec["size"][0]),
@@ -44,12 +38,6 @@ def phantom_auc(bundle_path: str | Path, n: int, seed: int, site: str, modes=("a
                 role: str = "image_encoder") -> dict:
     """Macro and per-class AUC of a bundle on n fresh phantoms (seed, site) at the bundle's input,
     with one of its image encoders (`role`: image_encoder, image_encoder_fp16, image_encoder_int8)."""
-    from radz_train.data.phantom import generate_cases
-    from radz_train.evaluation.metrics import binary_auc
-
-    from .bundle import load_bundle
-    from .scoring import class_scores
-
     bundle = load_bundle(bundle_path)
     cases = list(generate_cases(n, seed=seed, sites=(site,), size=256))
     feats = encoder_embeddings(bundle, phantom_inputs(bundle, cases), role)

@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .pixel_spec import PixelSpec
+from radz_engine.preprocessing.pixel_spec import PixelSpec
 
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.int16, np.float32)
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)

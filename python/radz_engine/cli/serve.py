@@ -9,7 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-from .config import ConfigError, ServeConfig, parse_peer
+from radz_engine.serve.config import ConfigError, ServeConfig, parse_peer
 
 __all__ = ["main"]
 
@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"radz serve: {error}", file=sys.stderr)
         return 2
-    from ..bundle import BundleError
-    from .server import RadzServer
+    from radz_engine.errors import BundleError
+    from radz_engine.serve.server import RadzServer
 
     try:
         server = RadzServer(config).start()

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scoring import MODES, class_scores
+from radz_engine.scoring.calibration import PARAM_KEYS, Calibration
+from radz_engine.scoring.scores import MODES, class_scores
 
 __all__ = ["ClassScorer"]
 
@@ -28,9 +29,7 @@ log = logging.getLogger(__name__)
 
 def _ordered_params(record: dict) -> list[float]:
     """A calibration record's parameters in the order AnchorIndex.set_calibration takes them."""
-    from radz_train.evaluation.calibration import _PARAM_KEYS
-
-    return [float(record["params"][k]) for k in _PARAM_KEYS[record["method"]]]
+    return [float(record["params"][k]) for k in PARAM_KEYS[record["method"]]]
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ class _Snapshot:
     embeddings: dict  # softmax [C, D], posneg [2, C, D], anchor [C (+1), D]
     background: np.ndarray | None  # [D] or None
     thresholds: np.ndarray  # [C]
-    calibrations: tuple  # per class: radz_train Calibration, or None (scores used as they are)
+    calibrations: tuple  # per class: a Calibration, or None (scores used as they are)
     index: object  # _core.AnchorIndex or None
 
 
@@ -88,8 +87,6 @@ class ClassScorer:
             log.warning("class %s: calibration fitted for scoring mode %r, not %r; using raw scores and "
                         "the default threshold", entry.get("name"), fitted_for, self.mode)
             return None
-        from radz_train.evaluation.calibration import Calibration  # numpy only
-
         return Calibration.from_dict(record)
 
     def _build(self, names, embeddings, background, thresholds, calibrations) -> _Snapshot:
@@ -98,7 +95,7 @@ class ClassScorer:
         return _Snapshot(tuple(names), embeddings, background, thresholds, tuple(calibrations), index)
 
     def _make_index(self, names, embeddings, background, thresholds, calibrations):
-        from . import _core
+        from radz_engine import _core
 
         if not (getattr(_core, "HAVE_FAISS", False) and hasattr(_core, "AnchorIndex")):
             return None
