@@ -1,13 +1,16 @@
-"""radz_engine._core.DynamicBatcher from Python: runner threads, many producers, errors, GIL."""
+"""radz_engine._core.DynamicBatcher from Python: caller-owned futures, runner threads, errors, GIL."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
+from concurrent.futures import Future
 
 import numpy as np
 import pytest
 
+import radz_engine.errors
 from radz_engine import _core
 
 INPUT_SHAPE = (3, 4, 4)
@@ -25,13 +28,37 @@ def make_input(value: float) -> np.ndarray:
 
 
 class Runner:
-    """A Python runner thread: pops batches and completes them with `model`."""
+    """The caller's side of the batcher, as an engine would write it: one Future per request,
+    registered under its id before submit(), resolved by a runner thread from what next_batch()
+    reports (a run, or an expired / cancelled / dropped id). A Future resolved twice raises
+    InvalidStateError in the runner thread, which pytest turns into a failure."""
 
-    def __init__(self, batcher: _core.DynamicBatcher) -> None:
+    def __init__(self, batcher: _core.DynamicBatcher, runners: int = 1) -> None:
         self.batcher = batcher
         self.batch_sizes: list[int] = []
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
+        self._futures: dict[int, Future] = {}
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self.threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(runners)]
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, x: np.ndarray, **kwargs) -> tuple[int, Future]:
+        future: Future = Future()
+        with self._lock:
+            request_id = next(self._ids)
+            self._futures[request_id] = future  # before submit(): a runner may take it at once
+        try:
+            self.batcher.submit(request_id, x, **kwargs)
+        except BaseException:
+            with self._lock:
+                del self._futures[request_id]
+            raise
+        return request_id, future
+
+    def _pop(self, request_id: int) -> Future:
+        with self._lock:
+            return self._futures.pop(request_id)
 
     def _loop(self) -> None:
         while True:
@@ -40,13 +67,35 @@ class Runner:
                 if self.batcher.is_shut_down:
                     return
                 continue
-            self.batch_sizes.append(len(batch))
-            self.batcher.complete(batch, model(batch.inputs))
+            for request_id in batch.expired:
+                self._pop(request_id).set_exception(radz_engine.errors.DeadlineExceeded(f"request {request_id}"))
+            for request_id in batch.cancelled:
+                self._pop(request_id).set_exception(radz_engine.errors.RequestCancelled(f"request {request_id}"))
+            for request_id in batch.dropped:
+                self._pop(request_id).set_exception(radz_engine.errors.EngineClosed(f"request {request_id}"))
+            if len(batch) == 0:
+                continue
+            with self._lock:
+                self.batch_sizes.append(len(batch))
+            outputs = model(batch.inputs)
+            for request_id, output in zip(batch.ids, outputs, strict=True):
+                self._pop(request_id).set_result(output)
+            self.batcher.complete(batch)
 
-    def stop(self) -> None:
-        self.batcher.shutdown(drain=True)
-        self.thread.join(timeout=5)
-        assert not self.thread.is_alive()
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._futures)
+
+    def stop(self, drain: bool = True) -> None:
+        self.batcher.shutdown(drain=drain)
+        for thread in self.threads:
+            thread.join(timeout=10)
+            assert not thread.is_alive()
+
+
+def assert_counts_add_up(m: dict) -> None:
+    ended = m["completed"] + m["failed"] + m["expired"] + m["cancelled"] + m["dropped"]
+    assert m["submitted"] == ended + m["queue_depth"] + m["in_flight_requests"]
 
 
 @pytest.fixture
@@ -66,31 +115,30 @@ def test_properties(batcher):
 def test_a_python_runner_completes_a_request(batcher):
     runner = Runner(batcher)
     x = make_input(1.0)
-    ticket = batcher.submit(x)
-    out = ticket.result(timeout=5)
+    _, future = runner.submit(x)
+    out = future.result(timeout=5)
     assert out.dtype == np.float32 and out.shape == (OUTPUT_SIZE,)
     np.testing.assert_array_equal(out, model(x[None])[0])
-    assert ticket.done()
-    assert ticket.latency_ms is not None and ticket.latency_ms >= 0
     runner.stop()
+    m = batcher.metrics()
+    assert m["completed"] == 1 and m["latency_samples"] == 1 and m["latency_p50_ms"] >= 0
 
 
 def test_sixteen_threads_submitting_concurrently_each_get_their_own_result(batcher):
-    runner = Runner(batcher)
+    # Two runners race the producers: a request may be taken before its submit() returns, so
+    # the Future must already be registered (Runner.submit does that first).
+    runner = Runner(batcher, runners=2)
     per_thread = 25
     results: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
     start = threading.Barrier(16)
 
     def producer(index: int) -> None:
         start.wait()
-        pairs = []
-        tickets = []
+        submitted = []
         for i in range(per_thread):
             x = make_input(index * 1000 + i)
-            tickets.append((x, batcher.submit(x, priority="stat" if i % 4 == 0 else "routine")))
-        for x, ticket in tickets:
-            pairs.append((x, ticket.result(timeout=10)))
-        results[index] = pairs
+            submitted.append((x, runner.submit(x, priority="stat" if i % 4 == 0 else "routine")[1]))
+        results[index] = [(x, future.result(timeout=10)) for x, future in submitted]
 
     threads = [threading.Thread(target=producer, args=(i,)) for i in range(16)]
     for t in threads:
@@ -102,6 +150,7 @@ def test_sixteen_threads_submitting_concurrently_each_get_their_own_result(batch
         for x, out in pairs:
             np.testing.assert_array_equal(out, model(x[None])[0])
     runner.stop()
+    assert runner.pending() == 0
     metrics = batcher.metrics()
     assert metrics["submitted"] == metrics["completed"] == 16 * per_thread
     assert sum(runner.batch_sizes) == 16 * per_thread
@@ -111,46 +160,65 @@ def test_sixteen_threads_submitting_concurrently_each_get_their_own_result(batch
 
 
 def test_batch_inputs_are_a_view_that_outlives_completion(batcher):
-    tickets = [batcher.submit(make_input(v)) for v in (1.0, 2.0)]
+    batcher.submit(11, make_input(1.0))
+    batcher.submit(12, make_input(2.0))
     batcher.shutdown(drain=True)
     batch = batcher.next_batch(timeout_ms=1000)
-    assert batch is not None and len(batch) == 2 and batch.ids == [t.id for t in tickets]
+    assert batch is not None and len(batch) == 2 and batch.ids == [11, 12] and batch.id != 0
+    assert batch.expired == batch.cancelled == batch.dropped == []
     inputs = batch.inputs
     assert inputs.shape == (2, *INPUT_SHAPE) and inputs.dtype == np.float32
     assert not inputs.flags.owndata  # zero-copy
-    batcher.complete(batch, model(inputs))
+    batcher.complete(batch)
     del batch  # the view keeps the batch's buffer alive
     np.testing.assert_array_equal(inputs[1], make_input(2.0))
     assert batcher.next_batch(timeout_ms=1000) is None  # shut down and empty: returns at once
 
 
 def test_stat_requests_are_served_first(batcher):
-    routine = batcher.submit(make_input(0))
-    stat = batcher.submit(make_input(1), priority="stat")
+    batcher.submit(1, make_input(0))
+    batcher.submit(2, make_input(1), priority="stat")
     batcher.shutdown(drain=True)
     batch = batcher.next_batch(timeout_ms=100)
-    assert batch.ids == [stat.id, routine.id]
+    assert batch.ids == [2, 1]
 
 
-def test_submit_rejects_wrong_shape_dtype_and_priority(batcher):
+def test_submit_rejects_wrong_shape_dtype_priority_and_id(batcher):
     with pytest.raises(ValueError, match=r"x: shape must be \(3, 4, 4\), got \(4, 4\)"):
-        batcher.submit(np.zeros((4, 4), np.float32))
+        batcher.submit(1, np.zeros((4, 4), np.float32))
     with pytest.raises(ValueError, match="x: dtype must be float32, got float64"):
-        batcher.submit(np.zeros(INPUT_SHAPE))
+        batcher.submit(1, np.zeros(INPUT_SHAPE))
     with pytest.raises(ValueError, match="priority: must be 'stat' or 'routine', got 'urgent'"):
-        batcher.submit(make_input(0), priority="urgent")
+        batcher.submit(1, make_input(0), priority="urgent")
     with pytest.raises(ValueError, match="deadline_ms"):
-        batcher.submit(make_input(0), deadline_ms=float("nan"))
+        batcher.submit(1, make_input(0), deadline_ms=float("nan"))
+    with pytest.raises(TypeError):
+        batcher.submit(-1, make_input(0))  # ids are unsigned 64-bit
+    assert batcher.metrics()["submitted"] == 0
+    batcher.submit(1, make_input(0))
+    with pytest.raises(ValueError, match="id: request 1 is already queued"):
+        batcher.submit(1, make_input(0))
+    assert batcher.metrics()["submitted"] == 1
+
+
+def test_an_id_is_free_again_once_its_request_is_reported(batcher):
+    batcher.submit(5, make_input(0))
+    assert batcher.cancel(5)
+    with pytest.raises(ValueError, match="not yet reported"):
+        batcher.submit(5, make_input(0))
+    assert batcher.next_batch(timeout_ms=100).cancelled == [5]
+    batcher.submit(5, make_input(0))
+    batcher.shutdown(drain=True)
+    batch = batcher.next_batch(timeout_ms=100)
+    assert batch.ids == [5]
 
 
 def test_submit_accepts_non_contiguous_input(batcher):
-    x = np.asfortranarray(make_input(3.0))
-    ticket = batcher.submit(x)
+    batcher.submit(3, np.asfortranarray(make_input(3.0)))
     batcher.shutdown(drain=True)
     batch = batcher.next_batch(timeout_ms=100)
     np.testing.assert_array_equal(batch.inputs[0], make_input(3.0))
-    batcher.complete(batch, model(batch.inputs))
-    ticket.result(timeout=1)
+    batcher.complete(batch)
 
 
 def test_constructor_rejects_bad_options():
@@ -164,70 +232,156 @@ def test_constructor_rejects_bad_options():
         _core.DynamicBatcher(INPUT_SHAPE, OUTPUT_SIZE, max_delay_ms=-1.0)
 
 
-def test_complete_checks_the_outputs_and_fail_reaches_every_ticket(batcher):
-    tickets = [batcher.submit(make_input(v)) for v in (1.0, 2.0)]
+def test_complete_and_fail_only_take_a_batch_in_flight(batcher):
+    for request_id in (1, 2):
+        batcher.submit(request_id, make_input(request_id))
     batcher.shutdown(drain=True)
     batch = batcher.next_batch(timeout_ms=100)
-    with pytest.raises(ValueError, match=r"outputs: shape must be \(2, 5\), got \(2, 4\)"):
-        batcher.complete(batch, np.zeros((2, 4), np.float32))
-    with pytest.raises(ValueError, match="outputs: dtype must be float32"):
-        batcher.complete(batch, np.zeros((2, 5), np.float16))
+    with pytest.raises(TypeError):
+        batcher.complete(batch, model(batch.inputs))  # outputs stay with the caller
     batcher.fail(batch, "backend crashed: CUDA out of memory")
-    for ticket in tickets:
-        with pytest.raises(RuntimeError, match="backend crashed: CUDA out of memory"):
-            ticket.result(timeout=1)
     with pytest.raises(ValueError, match="batch_id: no batch"):
-        batcher.complete(batch, np.zeros((2, 5), np.float32))
+        batcher.complete(batch)
+    with pytest.raises(ValueError, match="batch_id: no batch"):
+        batcher.fail(batch, "again")
+    m = batcher.metrics()
+    assert m["failed"] == 2 and m["completed"] == 0 and m["in_flight_requests"] == 0
 
 
-def test_result_times_out_with_timeout_error(batcher):
-    ticket = batcher.submit(make_input(0))
-    with pytest.raises(TimeoutError, match="no result after"):
-        ticket.result(timeout=0.02)
-    assert not ticket.done()
+def test_an_expired_request_is_reported_and_never_runs(batcher):
+    batcher.submit(7, make_input(0), deadline_ms=0.0)
+    start = time.monotonic()
+    batch = batcher.next_batch(timeout_ms=5000)
+    assert time.monotonic() - start < 1.0
+    assert batch.expired == [7] and batch.ids == [] and len(batch) == 0 and batch.id == 0
+    assert batch.inputs.shape == (0, *INPUT_SHAPE)
+    with pytest.raises(ValueError, match="batch_id: no batch 0"):
+        batcher.complete(batch)  # nothing to run: not in flight
+    assert batcher.next_batch(timeout_ms=10) is None  # reported once
+    m = batcher.metrics()
+    assert m["expired"] == 1 and m["batches"] == 0
+    assert_counts_add_up(m)
 
 
-def test_deadline_exceeded_is_raised_and_the_request_never_runs(batcher):
-    ticket = batcher.submit(make_input(0), deadline_ms=0.0)
-    with pytest.raises(_core.DeadlineExceeded, match="deadline exceeded"):
-        ticket.result(timeout=1)
-    assert issubclass(_core.DeadlineExceeded, TimeoutError)
-    assert batcher.next_batch(timeout_ms=10) is None
-    assert batcher.metrics()["expired"] == 1
+def test_a_deadline_is_reported_while_a_runner_waits_without_new_arrivals():
+    batcher = _core.DynamicBatcher(INPUT_SHAPE, OUTPUT_SIZE, max_delay_ms=10_000, adaptive_delay=False)
+    batcher.submit(1, make_input(0))  # would wait 10 s for company
+    batcher.submit(2, make_input(1), deadline_ms=50)
+    start = time.monotonic()
+    batch = batcher.next_batch(timeout_ms=5000)
+    waited = time.monotonic() - start
+    assert batch.expired == [2] and len(batch) == 0
+    assert 0.04 <= waited < 1.0
+    assert batcher.metrics()["queue_depth"] == 1
+    batcher.shutdown(drain=False)
+
+
+def test_futures_of_expired_requests_raise_deadline_exceeded(batcher):
+    runner = Runner(batcher)
+    _, future = runner.submit(make_input(0), deadline_ms=0.0)
+    with pytest.raises(radz_engine.errors.DeadlineExceeded):
+        future.result(timeout=5)
+    runner.stop()
 
 
 def test_cancel(batcher):
-    ticket = batcher.submit(make_input(0))
-    assert ticket.cancel() is True
-    assert ticket.cancel() is False
-    with pytest.raises(_core.RequestCancelled, match="cancelled"):
-        ticket.result(timeout=1)
+    batcher.submit(1, make_input(0))
+    assert batcher.cancel(1) is True
+    assert batcher.cancel(1) is False
+    assert batcher.cancel(99) is False
+    batch = batcher.next_batch(timeout_ms=1000)
+    assert batch.cancelled == [1] and len(batch) == 0
     assert batcher.metrics()["cancelled"] == 1
 
 
-def test_shutdown_without_drain_fails_queued_requests(batcher):
-    ticket = batcher.submit(make_input(0))
+def test_cancel_racing_a_runner_resolves_every_future_once(batcher):
+    runner = Runner(batcher, runners=2)
+    futures = []
+    for i in range(300):
+        request_id, future = runner.submit(make_input(i))
+        futures.append((batcher.cancel(request_id), future))
+    for cancelled, future in futures:
+        if cancelled:
+            with pytest.raises(radz_engine.errors.RequestCancelled):
+                future.result(timeout=5)
+        else:
+            assert future.result(timeout=5).shape == (OUTPUT_SIZE,)
+    runner.stop()
+    m = batcher.metrics()
+    assert m["cancelled"] == sum(cancelled for cancelled, _ in futures)
+    assert m["completed"] + m["cancelled"] == 300
+    assert runner.pending() == 0
+
+
+def test_shutdown_without_drain_reports_queued_requests_as_dropped(batcher):
+    batcher.submit(1, make_input(0))
     batcher.shutdown(drain=False)
-    with pytest.raises(RuntimeError, match="engine shut down before the request ran"):
-        ticket.result(timeout=1)
+    batch = batcher.next_batch(timeout_ms=1000)
+    assert batch.dropped == [1] and len(batch) == 0
+    assert batcher.next_batch(timeout_ms=1000) is None
     with pytest.raises(RuntimeError, match="batcher is shut down"):
-        batcher.submit(make_input(0))
+        batcher.submit(2, make_input(0))
+    assert batcher.metrics()["dropped"] == 1
 
 
-def test_backpressure_reject_and_block():
+def test_shutdown_without_drain_under_load_resolves_every_future():
+    batcher = _core.DynamicBatcher(INPUT_SHAPE, OUTPUT_SIZE, max_batch_size=4, max_delay_ms=1.0, max_queue=64)
+    runner = Runner(batcher, runners=2)
+    futures: list[Future] = []
+    started = threading.Event()
+
+    def producer() -> None:
+        for i in range(100_000):
+            try:
+                futures.append(runner.submit(make_input(i))[1])
+            except RuntimeError as error:
+                assert "batcher is shut down" in str(error)
+                return
+            if i == 50:
+                started.set()
+
+    producers = [threading.Thread(target=producer) for _ in range(4)]
+    for t in producers:
+        t.start()
+    assert started.wait(timeout=10)
+    runner.stop(drain=False)
+    for t in producers:
+        t.join(timeout=10)
+    closed = 0
+    for future in futures:
+        try:
+            future.result(timeout=5)
+        except radz_engine.errors.EngineClosed:
+            closed += 1
+    assert runner.pending() == 0
+    m = batcher.metrics()
+    assert m["submitted"] == len(futures)
+    assert m["dropped"] == closed and m["completed"] == len(futures) - closed
+    assert m["queue_depth"] == m["in_flight_requests"] == 0
+    assert_counts_add_up(m)
+
+
+def test_queue_full_is_the_radz_engine_error():
+    assert _core.QueueFull is radz_engine.errors.QueueFull
     rejecting = _core.DynamicBatcher(INPUT_SHAPE, OUTPUT_SIZE, max_queue=1, backpressure="reject")
-    rejecting.submit(make_input(0))
-    with pytest.raises(_core.QueueFull, match="queue full"):
-        rejecting.submit(make_input(1))
-    assert issubclass(_core.QueueFull, RuntimeError)
+    rejecting.submit(1, make_input(0))
+    with pytest.raises(radz_engine.errors.QueueFull, match="queue full") as caught:
+        rejecting.submit(2, make_input(1))
+    assert isinstance(caught.value, radz_engine.errors.RadzError)
+    assert isinstance(caught.value, RuntimeError)
+    assert rejecting.cancel(1)
+    rejecting.submit(2, make_input(1))  # the refused id was never taken
+    rejecting.shutdown(drain=False)
+
+
+def test_backpressure_block_times_out_with_queue_full():
     blocking = _core.DynamicBatcher(INPUT_SHAPE, OUTPUT_SIZE, max_queue=1, block_timeout_ms=30)
-    blocking.submit(make_input(0))
+    blocking.submit(1, make_input(0))
     start = time.monotonic()
-    with pytest.raises(_core.QueueFull, match="after blocking 30 ms"):
-        blocking.submit(make_input(1))
+    with pytest.raises(radz_engine.errors.QueueFull, match="after blocking 30 ms"):
+        blocking.submit(2, make_input(1))
     assert time.monotonic() - start >= 0.025
     assert blocking.metrics()["rejected"] == 1
-    rejecting.shutdown(drain=False)
     blocking.shutdown(drain=False)
 
 
@@ -254,15 +408,17 @@ def test_the_gil_is_released_while_next_batch_waits(batcher):
 
 def test_metrics_dict(batcher):
     runner = Runner(batcher)
-    for ticket in [batcher.submit(make_input(v)) for v in range(5)]:
-        ticket.result(timeout=5)
+    for _, future in [runner.submit(make_input(v)) for v in range(5)]:
+        future.result(timeout=5)
     runner.stop()
     m = batcher.metrics()
     assert m["submitted"] == m["completed"] == 5
     assert m["queue_depth"] == m["queue_depth_stat"] + m["queue_depth_routine"] == 0
-    assert m["in_flight_requests"] == 0 and m["failed"] == m["expired"] == m["cancelled"] == m["rejected"] == 0
+    assert m["in_flight_requests"] == 0
+    assert m["failed"] == m["expired"] == m["cancelled"] == m["dropped"] == m["rejected"] == 0
     assert m["latency_samples"] == 5
     assert 0 < m["latency_p50_ms"] <= m["latency_p90_ms"] <= m["latency_p99_ms"]
+    assert_counts_add_up(m)
 
 
 @pytest.mark.parametrize("adaptive", [True, False])
@@ -273,9 +429,8 @@ def test_adaptive_delay_runs_lone_requests_early_only_when_on(adaptive):
                                    adaptive_delay=adaptive)
     runner = Runner(batcher)
     for i in range(3):
-        out = batcher.submit(make_input(i)).result(5)
+        out = runner.submit(make_input(i))[1].result(5)
         np.testing.assert_allclose(out, model(make_input(i)[None])[0])
         time.sleep(0.6)
-    batcher.shutdown(drain=True)
-    runner.thread.join(5)
+    runner.stop()
     assert batcher.metrics()["early_dispatches"] == (3 if adaptive else 0)

@@ -1,11 +1,12 @@
 // Python types for the DynamicBatcher: argument checks and conversions only. Every call that can
-// block (submit under backpressure, next_batch, Ticket.result) releases the GIL while it waits.
+// block (submit under backpressure, next_batch) releases the GIL while it waits.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <chrono>
 #include <cmath>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
@@ -77,11 +78,6 @@ py::array_t<float, py::array::c_style> checked_float32(const py::array& array, c
   return py::array_t<float, py::array::c_style>::ensure(array);  // copies only if strided
 }
 
-void raise_timeout(const std::string& message) {
-  PyErr_SetString(PyExc_TimeoutError, message.c_str());
-  throw py::error_already_set();
-}
-
 PyBatcher make_batcher(const Shape& input_shape, size_t output_size, size_t max_batch_size, double max_delay_ms,
                        size_t max_queue, const std::string& backpressure, double block_timeout_ms,
                        bool adaptive_delay) {
@@ -104,7 +100,8 @@ PyBatcher make_batcher(const Shape& input_shape, size_t output_size, size_t max_
   return PyBatcher{input_shape, std::make_unique<radz::DynamicBatcher>(options)};
 }
 
-radz::Ticket submit(PyBatcher& self, const py::array& x, const std::string& priority, std::optional<double> deadline_ms) {
+void submit(PyBatcher& self, uint64_t id, const py::array& x, const std::string& priority,
+            std::optional<double> deadline_ms) {
   const auto input = checked_float32(x, self.input_shape, "x");
   const radz::Priority parsed = parse_priority(priority);
   std::optional<radz::DynamicBatcher::Clock::time_point> deadline;
@@ -114,7 +111,7 @@ radz::Ticket submit(PyBatcher& self, const py::array& x, const std::string& prio
   }
   const float* data = input.data();
   py::gil_scoped_release release;  // backpressure may block; `input` stays alive meanwhile
-  return self.batcher->submit(data, parsed, deadline);
+  self.batcher->submit(id, data, parsed, deadline);
 }
 
 std::optional<PyBatch> next_batch(PyBatcher& self, double timeout_ms) {
@@ -133,41 +130,6 @@ std::optional<PyBatch> next_batch(PyBatcher& self, double timeout_ms) {
   }
 }
 
-void complete(PyBatcher& self, const PyBatch& batch, const py::array& outputs) {
-  const Shape shape{static_cast<py::ssize_t>(batch.batch.size()),
-                    static_cast<py::ssize_t>(self.batcher->options().output_size)};
-  const auto checked = checked_float32(outputs, shape, "outputs");
-  const float* data = checked.data();
-  py::gil_scoped_release release;
-  self.batcher->complete(batch.batch.id, data);
-}
-
-py::array_t<float> ticket_result(const radz::Ticket& ticket, std::optional<double> timeout) {
-  if (timeout && (std::isnan(*timeout) || *timeout < 0)) {
-    radz::throw_invalid("timeout", "must be >= 0 seconds or None, got " + std::to_string(*timeout));
-  }
-  std::chrono::nanoseconds remaining = std::chrono::nanoseconds::max();
-  if (timeout) remaining = std::chrono::nanoseconds(static_cast<int64_t>(std::min(*timeout, 1e9) * 1e9));
-  for (;;) {
-    const auto slice = std::min<std::chrono::nanoseconds>(remaining, kSignalCheckInterval);
-    bool ready;
-    {
-      py::gil_scoped_release release;
-      ready = ticket.wait(slice);
-    }
-    if (ready) break;
-    if (timeout) remaining -= slice;
-    if (remaining.count() <= 0) {
-      raise_timeout("request " + std::to_string(ticket.id()) + " has no result after " + std::to_string(*timeout) + " s");
-    }
-    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-  }
-  const std::vector<float>& output = ticket.get();  // ready: returns or rethrows at once
-  py::array_t<float> result(static_cast<py::ssize_t>(output.size()));
-  std::copy(output.begin(), output.end(), result.mutable_data());
-  return result;
-}
-
 py::dict metrics_dict(const radz::BatcherMetrics& m) {
   const auto ms = [](std::chrono::microseconds us) { return static_cast<double>(us.count()) / 1000.0; };
   py::dict d;
@@ -181,6 +143,7 @@ py::dict metrics_dict(const radz::BatcherMetrics& m) {
   d["failed"] = m.failed;
   d["expired"] = m.expired;
   d["cancelled"] = m.cancelled;
+  d["dropped"] = m.dropped;
   d["rejected"] = m.rejected;
   d["batches"] = m.batches;
   d["early_dispatches"] = m.early_dispatches;
@@ -194,37 +157,38 @@ py::dict metrics_dict(const radz::BatcherMetrics& m) {
 
 }  // namespace
 
+/// radz::QueueFull -> radz_engine.errors.QueueFull (a RadzError), the one Python definition.
+void register_queue_full(py::module_& m) {
+  // Fetched once; the module attribute keeps the class alive for the translator.
+  static PyObject* queue_full = nullptr;
+  const py::object cls = py::module_::import("radz_engine.errors").attr("QueueFull");
+  m.attr("QueueFull") = cls;
+  queue_full = cls.ptr();
+  py::register_exception_translator([](std::exception_ptr error) {
+    try {
+      if (error) std::rethrow_exception(error);
+    } catch (const radz::QueueFull& e) {
+      PyErr_SetString(queue_full, e.what());
+    }
+  });
+}
+
 void register_batcher(py::module_& m) {
-  // Registered after pybind11's defaults, so these win over the std::runtime_error mapping.
-  py::register_exception<radz::QueueFull>(m, "QueueFull", PyExc_RuntimeError);
-  py::register_exception<radz::DeadlineExceeded>(m, "DeadlineExceeded", PyExc_TimeoutError);
-  py::register_exception<radz::RequestCancelled>(m, "RequestCancelled", PyExc_RuntimeError);
+  register_queue_full(m);
 
-  py::class_<radz::Ticket>(m, "Ticket", "The future result of one DynamicBatcher.submit() call.")
-      .def_property_readonly("id", &radz::Ticket::id, "Request id; Batch.ids holds the same ids.")
-      .def("done", &radz::Ticket::ready, "True once the request has a result or an error.")
-      .def("cancel", &radz::Ticket::cancel, py::call_guard<py::gil_scoped_release>(),
-           "Remove the request if no runner took it yet (it then raises RequestCancelled); "
-           "False when it already runs or finished.")
-      .def("result", &ticket_result, py::arg("timeout") = py::none(),
-           "The output [output_size] float32; waits up to `timeout` seconds (None: forever) and raises "
-           "TimeoutError, or the request's own error (DeadlineExceeded, RequestCancelled, RuntimeError).")
-      .def_property_readonly(
-          "latency_ms",
-          [](const radz::Ticket& t) -> std::optional<double> {
-            const auto latency = t.latency();
-            if (!latency) return std::nullopt;
-            return static_cast<double>(latency->count()) / 1000.0;
-          },
-          "Submit -> result time in ms, None while not done.")
-      .def("__repr__", [](const radz::Ticket& t) {
-        return "<Ticket id=" + std::to_string(t.id()) + (t.ready() ? " done>" : " pending>");
-      });
-
-  py::class_<PyBatch>(m, "Batch", "Requests taken by one runner: run the model on .inputs, then complete().")
-      .def_property_readonly("id", [](const PyBatch& b) { return b.batch.id; })
+  py::class_<PyBatch>(m, "Batch",
+                      "What one next_batch() returns: requests to run (.ids, .inputs; then complete() or fail()) "
+                      "and ids that ended without running (.expired, .cancelled, .dropped).")
+      .def_property_readonly("id", [](const PyBatch& b) { return b.batch.id; },
+                             "Batch id; 0 when there is nothing to run (only ended ids).")
       .def_property_readonly("ids", [](const PyBatch& b) { return b.batch.request_ids; },
-                             "Request ids in row order (stat requests first).")
+                             "Request ids to run, in row order (stat requests first).")
+      .def_property_readonly("expired", [](const PyBatch& b) { return b.batch.expired; },
+                             "Ids whose deadline passed before a runner took them; they never run.")
+      .def_property_readonly("cancelled", [](const PyBatch& b) { return b.batch.cancelled; },
+                             "Ids removed by cancel(); they never run.")
+      .def_property_readonly("dropped", [](const PyBatch& b) { return b.batch.dropped; },
+                             "Ids removed by shutdown(drain=False); they never run.")
       .def_property_readonly(
           "inputs",
           [](py::object self) {
@@ -234,35 +198,52 @@ void register_batcher(py::module_& m) {
             // A view that keeps this Batch (the owner of the floats) alive.
             return py::array_t<float>(shape, b.batch.inputs.data(), self);
           },
-          "[B, *input_shape] float32, a zero-copy view of the batch's own buffer.")
-      .def("__len__", [](const PyBatch& b) { return b.batch.size(); })
+          "[len(batch), *input_shape] float32, a zero-copy view of the batch's own buffer.")
+      .def("__len__", [](const PyBatch& b) { return b.batch.size(); }, "Number of requests to run.")
       .def("__repr__", [](const PyBatch& b) {
-        return "<Batch id=" + std::to_string(b.batch.id) + " size=" + std::to_string(b.batch.size()) + ">";
+        return "<Batch id=" + std::to_string(b.batch.id) + " size=" + std::to_string(b.batch.size()) +
+               " expired=" + std::to_string(b.batch.expired.size()) +
+               " cancelled=" + std::to_string(b.batch.cancelled.size()) +
+               " dropped=" + std::to_string(b.batch.dropped.size()) + ">";
       });
 
   py::class_<PyBatcher>(m, "DynamicBatcher",
-                        "Groups single requests into batches for runner threads (C++, thread-safe).")
+                        "Groups single requests into batches for runner threads (C++, thread-safe). The caller owns "
+                        "each request's future, keyed by the id it passes to submit().")
       .def(py::init(&make_batcher), py::arg("input_shape"), py::arg("output_size"), py::arg("max_batch_size") = 32,
            py::arg("max_delay_ms") = 2.0, py::arg("max_queue") = 1024, py::arg("backpressure") = "block",
            py::arg("block_timeout_ms") = 1000.0, py::arg("adaptive_delay") = true)
-      .def("submit", &submit, py::arg("x"), py::arg("priority") = "routine", py::arg("deadline_ms") = py::none(),
-           "Queue one float32 input of input_shape; returns a Ticket. deadline_ms: ms from now after which it "
-           "is dropped with DeadlineExceeded. Raises QueueFull under backpressure.")
+      .def("submit", &submit, py::arg("id"), py::arg("x"), py::arg("priority") = "routine",
+           py::arg("deadline_ms") = py::none(),
+           "Queue one float32 input of input_shape as request `id` (register its future first: a runner may take "
+           "it before this returns). deadline_ms: ms from now after which it is reported in a batch's .expired "
+           "instead of run. Raises ValueError for an id still queued, in flight or not yet reported, "
+           "radz_engine.errors.QueueFull under backpressure, RuntimeError after shutdown.")
+      .def("cancel", [](PyBatcher& self, uint64_t id) { return self.batcher->cancel(id); }, py::arg("id"),
+           py::call_guard<py::gil_scoped_release>(),
+           "Remove request `id` if no runner took it yet: True, and a later batch reports it in .cancelled. "
+           "False when it runs, has ended or is unknown.")
       .def("next_batch", &next_batch, py::arg("timeout_ms"),
-           "Wait up to timeout_ms for a batch (GIL released); None on timeout or when shut down and empty.")
-      .def("complete", &complete, py::arg("batch"), py::arg("outputs"),
-           "Hand back outputs [len(batch), output_size] float32, rows in batch order.")
+           "Wait up to timeout_ms (GIL released) for a batch: requests to run and/or ended ids (a batch of "
+           "len 0 carries only .expired/.cancelled/.dropped and needs no complete()). None on timeout, or when "
+           "shut down with nothing left to run or report.")
+      .def(
+          "complete", [](PyBatcher& self, const PyBatch& batch) { self.batcher->complete(batch.batch.id); },
+          py::arg("batch"), py::call_guard<py::gil_scoped_release>(),
+          "The batch ran (its outputs stay with the caller): counts its requests as completed and records their "
+          "latency. ValueError when the batch is not in flight.")
       .def(
           "fail",
           [](PyBatcher& self, const PyBatch& batch, const std::string& message) {
             self.batcher->fail(batch.batch.id, message);
           },
           py::arg("batch"), py::arg("message"), py::call_guard<py::gil_scoped_release>(),
-          "Fail every request of the batch with RuntimeError(message).")
+          "The batch failed: counts its requests as failed. ValueError when the batch is not in flight.")
       .def(
           "shutdown", [](PyBatcher& self, bool drain) { self.batcher->shutdown(drain); }, py::arg("drain") = true,
           py::call_guard<py::gil_scoped_release>(),
-          "Stop accepting requests; drain=True lets runners finish the queue, False fails queued requests.")
+          "Stop accepting requests; drain=True lets runners finish the queue, False removes queued requests "
+          "(reported in a batch's .dropped).")
       .def("metrics", [](const PyBatcher& self) { return metrics_dict(self.batcher->metrics()); },
            "Counters, queue depth, batch-size histogram and latency percentiles (ms) as a dict.")
       .def_property_readonly("input_shape", [](const PyBatcher& self) { return py::tuple(py::cast(self.input_shape)); })

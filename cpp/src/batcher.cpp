@@ -3,15 +3,15 @@
 #include <algorithm>
 #include <array>
 #include <condition_variable>
-#include <cstdio>
 #include <cstring>
 #include <list>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
-#include "radz/errors.h"
 #include "latency_window.h"
+#include "radz/errors.h"
 #include "request_state.h"
 
 namespace radz {
@@ -19,22 +19,11 @@ namespace detail {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-using RequestPtr = std::shared_ptr<Request>;
-
 /// now + wait without overflowing for "wait forever" values such as microseconds::max().
 Clock::time_point after(Clock::time_point now, std::chrono::microseconds wait) {
   if (wait.count() <= 0) return now;
   const auto room = std::chrono::duration_cast<std::chrono::microseconds>(Clock::time_point::max() - now);
   return wait >= room ? Clock::time_point::max() : now + wait;
-}
-
-double milliseconds(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-std::string format_ms(double ms) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.1f", ms);
-  return text;
 }
 
 void validate(const BatcherOptions& options) {
@@ -48,59 +37,93 @@ void validate(const BatcherOptions& options) {
   if (options.block_timeout.count() < 0) throw_invalid("block_timeout", "must be >= 0");
 }
 
+/// Ids that ended without running and wait for next_batch() to report them.
+struct EndedIds {
+  std::vector<uint64_t> expired, cancelled, dropped;
+
+  bool empty() const { return expired.empty() && cancelled.empty() && dropped.empty(); }
+};
+
 }  // namespace
 
-/// Everything behind DynamicBatcher, in a shared_ptr so Tickets can reach it (weakly) to cancel.
-/// One mutex guards the queues, the in-flight batches and the counters; results are written
-/// into requests outside it where the copy is large (complete()).
-class BatcherCore : public RequestQueue, public std::enable_shared_from_this<BatcherCore> {
+/// Everything behind DynamicBatcher. One mutex guards the queues, the indexes, the in-flight
+/// batches and the counters; inputs are copied and freed outside it.
+class BatcherCore {
  public:
   explicit BatcherCore(const BatcherOptions& options)
       : options_(options), histogram_(options.max_batch_size + 1, 0) {}
 
   const BatcherOptions& options() const { return options_; }
 
-  Ticket submit(const float* input, Priority priority, std::optional<Clock::time_point> deadline) {
+  void submit(uint64_t id, const float* input, Priority priority, std::optional<Clock::time_point> deadline) {
     if (input == nullptr) throw_invalid("input", "must not be null");
-    auto request = std::make_shared<Request>();
-    request->priority = priority;
-    request->input.assign(input, input + options_.input_size);  // copy outside the lock
-    request->deadline = deadline;
-    request->owner = weak_from_this();
+    Queue node;  // built (and the input copied) outside the lock, spliced into a queue under it
+    Request& request = node.emplace_back();
+    request.id = id;
+    request.priority = priority;
+    request.input.assign(input, input + options_.input_size);
 
     std::unique_lock<std::mutex> lock(mutex_);
     throw_if_shut_down();
+    check_new_id(id);
     const Clock::time_point now = Clock::now();
-    request->submitted_at = now;
+    request.submitted_at = now;
     if (deadline && *deadline <= now) {
       // Never queued: it could not run in time anyway, and must not take a slot.
-      request->id = next_request_id_++;
-      request->phase = RequestPhase::kFinished;
+      live_.insert(id);
       ++submitted_;
       ++expired_;
-      request->finish(deadline_error(*request, now), now);
-      return Ticket(request);
+      ended_.expired.push_back(id);
+      lock.unlock();
+      work_ready_.notify_one();  // a waiting runner reports it
+      return;
     }
     wait_for_room(lock);
+    check_new_id(id);           // the lock may have been released while waiting for room
     note_arrival(Clock::now());  // only requests that are queued tell the arrival rate
-    request->id = next_request_id_++;
-    auto& queue = queue_of(priority);
-    request->position = queue.insert(queue.end(), request);
-    if (deadline) ++queued_with_deadline_;
+    bool earliest_deadline = false;
+    if (deadline) {
+      request.deadline = deadlines_.emplace(*deadline, id);
+      earliest_deadline = *request.deadline == deadlines_.begin();
+    }
+    Queue& queue = queue_of(priority);
+    queued_.emplace(id, node.begin());
+    queue.splice(queue.end(), node);
+    live_.insert(id);
     ++submitted_;
     const size_t depth = queue_depth();
+    lock.unlock();
     // Runners only need waking when this changes what they wait for: the first request
-    // (starts the max_delay clock) or a full batch.
-    if (depth == 1 || depth == options_.max_batch_size) work_ready_.notify_all();
-    return Ticket(request);
+    // (starts the max_delay clock), a full batch, or a new earliest deadline.
+    if (depth == 1 || depth == options_.max_batch_size) {
+      work_ready_.notify_all();
+    } else if (earliest_deadline) {
+      work_ready_.notify_one();
+    }
+  }
+
+  bool cancel(uint64_t id) {
+    Queue removed;  // freed outside the lock
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      const auto found = queued_.find(id);
+      if (found == queued_.end()) return false;
+      remove_queued(found->second, removed);
+      ended_.cancelled.push_back(id);
+      ++cancelled_;
+    }
+    room_ready_.notify_one();
+    work_ready_.notify_one();  // a waiting runner reports it
+    return true;
   }
 
   std::optional<Batch> next_batch(std::chrono::microseconds wait) {
     const Clock::time_point give_up_at = after(Clock::now(), wait);
+    Queue expired;  // freed outside the lock
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
       const Clock::time_point now = Clock::now();
-      expire_overdue(now);
+      expire_overdue(now, expired);
       const size_t depth = queue_depth();
       if (depth > 0) {
         const Clock::time_point due = oldest_submitted() + options_.max_delay;
@@ -109,98 +132,61 @@ class BatcherCore : public RequestQueue, public std::enable_shared_from_this<Bat
           ++early_dispatches_;
           return take_batch(lock);
         }
-      } else if (shut_down_) {
-        return std::nullopt;
       }
+      if (!ended_.empty()) {
+        Batch batch;  // id 0: nothing to run, only ended ids to report
+        report_ended(batch);
+        return batch;
+      }
+      if (depth == 0 && shut_down_) return std::nullopt;
       if (now >= give_up_at) return std::nullopt;
       Clock::time_point wake = give_up_at;
       if (depth > 0) {
         const Clock::time_point due = oldest_submitted() + options_.max_delay;
         wake = std::min(wake, options_.adaptive_delay ? early_due(due) : due);
       }
-      if (queued_with_deadline_ > 0) wake = std::min(wake, earliest_deadline());
+      if (!deadlines_.empty()) wake = std::min(wake, deadlines_.begin()->first);
       work_ready_.wait_until(lock, wake);
     }
   }
 
-  void complete(uint64_t batch_id, const float* outputs) {
-    if (outputs == nullptr) throw_invalid("outputs", "must not be null");
-    std::vector<RequestPtr> requests;
-    Clock::time_point now;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      requests = take_in_flight(batch_id);
-      now = Clock::now();
-      completed_ += requests.size();
-      for (const auto& request : requests) {
-        latencies_.add(std::chrono::duration_cast<std::chrono::microseconds>(now - request->submitted_at));
-      }
-    }
-    // Copy the outputs outside the lock: other runners and producers need not wait for it.
-    for (size_t i = 0; i < requests.size(); ++i) {
-      requests[i]->finish(outputs + i * options_.output_size, options_.output_size, now);
+  void complete(uint64_t batch_id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const std::vector<RunningRequest> requests = take_in_flight(batch_id);
+    const Clock::time_point now = Clock::now();
+    completed_ += requests.size();
+    for (const auto& request : requests) {
+      latencies_.add(std::chrono::duration_cast<std::chrono::microseconds>(now - request.submitted_at));
     }
   }
 
-  void fail(uint64_t batch_id, const std::string& message) {
-    std::vector<RequestPtr> requests;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      requests = take_in_flight(batch_id);
-      failed_ += requests.size();
-    }
-    const auto error = std::make_exception_ptr(std::runtime_error(message));
-    const Clock::time_point now = Clock::now();
-    for (const auto& request : requests) request->finish(error, now);
+  void fail(uint64_t batch_id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    failed_ += take_in_flight(batch_id).size();
   }
 
   void shutdown(bool drain) {
+    Queue dropped;  // freed outside the lock
     {
       std::lock_guard<std::mutex> lock(mutex_);
       shut_down_ = true;
-      if (!drain) fail_queued("engine shut down before the request ran");
+      if (!drain) {
+        for (auto& queue : queues_) {
+          for (const Request& request : queue) ended_.dropped.push_back(request.id);
+          dropped_ += queue.size();
+          dropped.splice(dropped.end(), queue);
+        }
+        queued_.clear();
+        deadlines_.clear();
+      }
     }
     work_ready_.notify_all();
     room_ready_.notify_all();
-  }
-
-  /// The batcher is being destroyed: nothing can complete the batches in flight any more.
-  void abandon() {
-    std::unordered_map<uint64_t, std::vector<RequestPtr>> in_flight;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      shut_down_ = true;
-      fail_queued("batcher destroyed before the request ran");
-      in_flight.swap(in_flight_);
-      for (const auto& entry : in_flight) failed_ += entry.second.size();
-      in_flight_requests_ = 0;
-    }
-    work_ready_.notify_all();
-    room_ready_.notify_all();
-    const auto error = std::make_exception_ptr(std::runtime_error("batcher destroyed while the request was running"));
-    const Clock::time_point now = Clock::now();
-    for (const auto& entry : in_flight) {
-      for (const auto& request : entry.second) request->finish(error, now);
-    }
   }
 
   bool is_shut_down() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return shut_down_;
-  }
-
-  bool cancel(Request& request) override {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (request.phase != RequestPhase::kQueued) return false;
-      remove_queued(request);
-      ++cancelled_;
-      request.finish(std::make_exception_ptr(RequestCancelled("request " + std::to_string(request.id) +
-                                                              " was cancelled before it ran")),
-                     Clock::now());
-    }
-    room_ready_.notify_one();
-    return true;
   }
 
   BatcherMetrics metrics() const {
@@ -215,6 +201,7 @@ class BatcherCore : public RequestQueue, public std::enable_shared_from_this<Bat
     m.failed = failed_;
     m.expired = expired_;
     m.cancelled = cancelled_;
+    m.dropped = dropped_;
     m.rejected = rejected_;
     m.batches = batches_;
     m.early_dispatches = early_dispatches_;
@@ -228,13 +215,19 @@ class BatcherCore : public RequestQueue, public std::enable_shared_from_this<Bat
   }
 
  private:
-  using Queue = std::list<RequestPtr>;
+  using Queue = std::list<Request>;
 
   Queue& queue_of(Priority priority) { return queues_[priority == Priority::kStat ? 0 : 1]; }
   size_t queue_depth() const { return queues_[0].size() + queues_[1].size(); }
 
   void throw_if_shut_down() const {
     if (shut_down_) throw std::runtime_error("batcher is shut down");
+  }
+
+  void check_new_id(uint64_t id) const {
+    if (live_.count(id) != 0) {
+      throw_invalid("id", "request " + std::to_string(id) + " is already queued, in flight or not yet reported");
+    }
   }
 
   /// Backpressure: returns with the lock held and room for one request, or throws.
@@ -283,129 +276,115 @@ class BatcherCore : public RequestQueue, public std::enable_shared_from_this<Bat
     // Each queue is FIFO, so its front is its oldest request.
     Clock::time_point oldest = Clock::time_point::max();
     for (const auto& queue : queues_) {
-      if (!queue.empty()) oldest = std::min(oldest, queue.front()->submitted_at);
+      if (!queue.empty()) oldest = std::min(oldest, queue.front().submitted_at);
     }
     return oldest;
   }
 
-  Clock::time_point earliest_deadline() const {
-    Clock::time_point earliest = Clock::time_point::max();
-    for (const auto& queue : queues_) {
-      for (const auto& request : queue) {
-        if (request->deadline) earliest = std::min(earliest, *request->deadline);
-      }
+  /// Drops the request's index entries (it stays in its queue list).
+  void forget_queued(const Request& request) {
+    if (request.deadline) deadlines_.erase(*request.deadline);
+    queued_.erase(request.id);
+  }
+
+  /// Takes a queued request out of its queue into `removed` (freed later, outside the lock).
+  void remove_queued(Queue::iterator position, Queue& removed) {
+    forget_queued(*position);
+    removed.splice(removed.end(), queue_of(position->priority), position);
+  }
+
+  /// Moves every queued request whose deadline has passed to the ended ids.
+  void expire_overdue(Clock::time_point now, Queue& removed) {
+    size_t count = 0;
+    while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+      const uint64_t id = deadlines_.begin()->second;
+      remove_queued(queued_.at(id), removed);
+      ended_.expired.push_back(id);
+      ++expired_;
+      ++count;
     }
-    return earliest;
+    if (count > 0) room_ready_.notify_all();
   }
 
-  static std::exception_ptr deadline_error(const Request& request, Clock::time_point now) {
-    return std::make_exception_ptr(DeadlineExceeded(
-        "deadline exceeded: request " + std::to_string(request.id) + " was still queued " +
-        format_ms(milliseconds(now - *request.deadline)) + " ms past its deadline (it waited " +
-        format_ms(milliseconds(now - request.submitted_at)) + " ms) and was not run"));
-  }
-
-  void remove_queued(Request& request) {
-    queue_of(request.priority).erase(request.position);
-    if (request.deadline) --queued_with_deadline_;
-    request.phase = RequestPhase::kFinished;
-  }
-
-  /// Fails (under the lock: a rare path) every queued request whose deadline has passed.
-  void expire_overdue(Clock::time_point now) {
-    if (queued_with_deadline_ == 0) return;
-    size_t removed = 0;
-    for (auto& queue : queues_) {
-      for (auto it = queue.begin(); it != queue.end();) {
-        const RequestPtr request = *it++;  // advance first: removal invalidates the iterator
-        if (request->deadline && *request->deadline <= now) {
-          remove_queued(*request);
-          ++expired_;
-          ++removed;
-          request->finish(deadline_error(*request, now), now);
-        }
-      }
+  /// Hands the ended ids to `batch`; they are then reported and may be reused.
+  void report_ended(Batch& batch) {
+    for (const auto* ids : {&ended_.expired, &ended_.cancelled, &ended_.dropped}) {
+      for (const uint64_t id : *ids) live_.erase(id);
     }
-    if (removed > 0) room_ready_.notify_all();
+    batch.expired = std::move(ended_.expired);
+    batch.cancelled = std::move(ended_.cancelled);
+    batch.dropped = std::move(ended_.dropped);
+    ended_ = EndedIds{};
   }
 
-  void fail_queued(const std::string& message) {
-    const auto error = std::make_exception_ptr(std::runtime_error(message));
-    const Clock::time_point now = Clock::now();
-    for (auto& queue : queues_) {
-      while (!queue.empty()) {
-        const RequestPtr request = queue.front();
-        remove_queued(*request);
-        ++failed_;
-        request->finish(error, now);
-      }
-    }
-  }
-
-  /// Takes up to max_batch_size requests (stat first), then copies their inputs with the lock
-  /// released: the requests are kRunning, so nothing else touches them.
+  /// Takes up to max_batch_size requests (stat first) and the ended ids, then copies the
+  /// inputs with the lock released: the taken requests are in no queue, so nothing else sees them.
   Batch take_batch(std::unique_lock<std::mutex>& lock) {
-    std::vector<RequestPtr> requests;
-    requests.reserve(std::min(options_.max_batch_size, queue_depth()));
+    Queue taken;
+    std::vector<RunningRequest> running;
     for (auto& queue : queues_) {
-      while (!queue.empty() && requests.size() < options_.max_batch_size) {
-        RequestPtr request = std::move(queue.front());
-        queue.pop_front();
-        if (request->deadline) --queued_with_deadline_;
-        request->phase = RequestPhase::kRunning;
-        requests.push_back(std::move(request));
+      while (!queue.empty() && taken.size() < options_.max_batch_size) {
+        forget_queued(queue.front());
+        running.push_back({queue.front().id, queue.front().submitted_at});
+        taken.splice(taken.end(), queue, queue.begin());
       }
     }
     Batch batch;
     batch.id = next_batch_id_++;
+    batch.request_ids.reserve(running.size());
+    for (const auto& request : running) batch.request_ids.push_back(request.id);
     ++batches_;
-    ++histogram_[requests.size()];
-    in_flight_requests_ += requests.size();
-    in_flight_[batch.id] = requests;
+    ++histogram_[running.size()];
+    in_flight_requests_ += running.size();
+    in_flight_.emplace(batch.id, std::move(running));
+    report_ended(batch);
     const bool more_waiting = queue_depth() > 0;
     lock.unlock();
 
     room_ready_.notify_all();
     if (more_waiting) work_ready_.notify_one();  // another runner may take the rest
     const size_t n = options_.input_size;
-    batch.inputs.resize(requests.size() * n);
-    batch.request_ids.reserve(requests.size());
-    for (size_t i = 0; i < requests.size(); ++i) {
-      std::memcpy(batch.inputs.data() + i * n, requests[i]->input.data(), n * sizeof(float));
-      batch.request_ids.push_back(requests[i]->id);
+    batch.inputs.resize(taken.size() * n);
+    float* row = batch.inputs.data();
+    for (const Request& request : taken) {
+      std::memcpy(row, request.input.data(), n * sizeof(float));
+      row += n;
     }
     return batch;
   }
 
-  std::vector<RequestPtr> take_in_flight(uint64_t batch_id) {
+  std::vector<RunningRequest> take_in_flight(uint64_t batch_id) {
     const auto found = in_flight_.find(batch_id);
     if (found == in_flight_.end()) {
       throw_invalid("batch_id", "no batch " + std::to_string(batch_id) +
-                                    " is in flight (already completed or failed, or never formed)");
+                                    " is in flight (already completed or failed, never formed, or a batch "
+                                    "with nothing to run)");
     }
-    std::vector<RequestPtr> requests = std::move(found->second);
+    std::vector<RunningRequest> requests = std::move(found->second);
     in_flight_.erase(found);
     in_flight_requests_ -= requests.size();
-    for (const auto& request : requests) request->phase = RequestPhase::kFinished;
+    for (const auto& request : requests) live_.erase(request.id);
     return requests;
   }
 
   const BatcherOptions options_;
 
   mutable std::mutex mutex_;
-  std::condition_variable work_ready_;  // runners: a batch may be ready, or shutdown
+  std::condition_variable work_ready_;  // runners: a batch or an ended id may be ready, or shutdown
   std::condition_variable room_ready_;  // blocked producers: the queue shrank, or shutdown
   std::array<Queue, 2> queues_;         // [0] stat, [1] routine
-  size_t queued_with_deadline_ = 0;     // lets next_batch skip the expiry scan
-  std::unordered_map<uint64_t, std::vector<RequestPtr>> in_flight_;
+  std::unordered_map<uint64_t, Queue::iterator> queued_;  // id -> its place in a queue
+  DeadlineIndex deadlines_;                               // queued requests with a deadline
+  std::unordered_set<uint64_t> live_;  // accepted ids not yet reported as ended or finished
+  EndedIds ended_;
+  std::unordered_map<uint64_t, std::vector<RunningRequest>> in_flight_;  // by batch id
   size_t in_flight_requests_ = 0;
   bool shut_down_ = false;
-  uint64_t next_request_id_ = 1;
-  uint64_t next_batch_id_ = 1;
+  uint64_t next_batch_id_ = 1;  // 0 marks a batch with nothing to run
 
-  uint64_t submitted_ = 0, completed_ = 0, failed_ = 0, expired_ = 0, cancelled_ = 0, rejected_ = 0, batches_ = 0;
-  uint64_t early_dispatches_ = 0;
-  uint64_t arrivals_ = 0;           // adaptive_delay's rate estimate (note_arrival)
+  uint64_t submitted_ = 0, completed_ = 0, failed_ = 0, expired_ = 0, cancelled_ = 0, dropped_ = 0, rejected_ = 0;
+  uint64_t batches_ = 0, early_dispatches_ = 0;
+  uint64_t arrivals_ = 0;  // adaptive_delay's rate estimate (note_arrival)
   Clock::time_point last_arrival_;
   double mean_gap_us_ = 0.0;
   std::vector<uint64_t> histogram_;
@@ -416,22 +395,25 @@ class BatcherCore : public RequestQueue, public std::enable_shared_from_this<Bat
 
 DynamicBatcher::DynamicBatcher(const BatcherOptions& options) {
   detail::validate(options);
-  core_ = std::make_shared<detail::BatcherCore>(options);
+  core_ = std::make_unique<detail::BatcherCore>(options);
 }
 
-DynamicBatcher::~DynamicBatcher() { core_->abandon(); }
+DynamicBatcher::~DynamicBatcher() = default;
 
 const BatcherOptions& DynamicBatcher::options() const { return core_->options(); }
 
-Ticket DynamicBatcher::submit(const float* input, Priority priority, std::optional<Clock::time_point> deadline) {
-  return core_->submit(input, priority, deadline);
+void DynamicBatcher::submit(uint64_t id, const float* input, Priority priority,
+                            std::optional<Clock::time_point> deadline) {
+  core_->submit(id, input, priority, deadline);
 }
+
+bool DynamicBatcher::cancel(uint64_t id) { return core_->cancel(id); }
 
 std::optional<Batch> DynamicBatcher::next_batch(std::chrono::microseconds wait) { return core_->next_batch(wait); }
 
-void DynamicBatcher::complete(uint64_t batch_id, const float* outputs) { core_->complete(batch_id, outputs); }
+void DynamicBatcher::complete(uint64_t batch_id) { core_->complete(batch_id); }
 
-void DynamicBatcher::fail(uint64_t batch_id, const std::string& message) { core_->fail(batch_id, message); }
+void DynamicBatcher::fail(uint64_t batch_id, const std::string& /*message*/) { core_->fail(batch_id); }
 
 void DynamicBatcher::shutdown(bool drain) { core_->shutdown(drain); }
 

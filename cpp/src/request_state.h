@@ -1,65 +1,36 @@
 #pragma once
-/// Internal: the state one request shares between its Ticket(s) and the DynamicBatcher.
-/// Users never need this header; it is separate so ticket.cpp and batcher.cpp share it.
+/// Internal: one request waiting in a DynamicBatcher queue. Only batcher.cpp uses it.
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <exception>
-#include <list>
-#include <memory>
-#include <mutex>
+#include <map>
 #include <optional>
 #include <vector>
 
-#include "radz/ticket.h"
+#include "radz/batcher.h"
 
 namespace radz {
-
 namespace detail {
 
-struct Request;
+using Clock = std::chrono::steady_clock;
 
-/// What a Ticket needs from its batcher: taking a request back out of the queue. An interface
-/// so the ticket holds only a weak reference to the batcher's internals.
-class RequestQueue {
- public:
-  virtual ~RequestQueue() = default;
-  /// Removes `request` if it is still queued and fails it as cancelled; false otherwise.
-  virtual bool cancel(Request& request) = 0;
-};
+/// Queued requests by deadline (earliest first), so expiry needs no scan of the queue.
+using DeadlineIndex = std::multimap<Clock::time_point, uint64_t>;
 
-/// Where a request is in its life. Changed only under the owning batcher's mutex, so a request
-/// leaves the queue exactly once (to a batch, to cancel, to expiry or to shutdown).
-enum class RequestPhase { kQueued, kRunning, kFinished };
-
+/// A queued request. Built outside the batcher's lock, then guarded by it.
 struct Request {
-  using Clock = std::chrono::steady_clock;
-
-  // Set before the request is published to the batcher, read-only afterwards.
   uint64_t id = 0;
   Priority priority = Priority::kRoutine;
   std::vector<float> input;
   Clock::time_point submitted_at;
-  std::optional<Clock::time_point> deadline;
-  std::weak_ptr<RequestQueue> owner;
+  /// Its entry in the batcher's DeadlineIndex while queued; nullopt without a deadline.
+  std::optional<DeadlineIndex::iterator> deadline;
+};
 
-  // Guarded by the owning batcher's mutex.
-  RequestPhase phase = RequestPhase::kQueued;
-  std::list<std::shared_ptr<Request>>::iterator position;  // valid while kQueued
-
-  /// Stores the output and wakes waiters; later calls (of either finish) are ignored.
-  void finish(const float* output, size_t output_size, Clock::time_point at);
-  /// Stores the error and wakes waiters; later calls are ignored.
-  void finish(std::exception_ptr error, Clock::time_point at);
-
-  // The result, guarded by result_mutex.
-  mutable std::mutex result_mutex;
-  mutable std::condition_variable result_ready;
-  bool finished = false;
-  std::vector<float> output;
-  std::exception_ptr error;
-  Clock::time_point finished_at;
+/// What the batcher remembers of a request a runner has taken: enough for the latency metric.
+struct RunningRequest {
+  uint64_t id = 0;
+  Clock::time_point submitted_at;
 };
 
 }  // namespace detail

@@ -1,15 +1,20 @@
 #pragma once
 /// DynamicBatcher: groups single inference requests into batches for runner threads.
 ///
-/// Producers (any number of threads) call submit() with one fixed-size float32 input and get a
-/// Ticket. Runner threads (any number) call next_batch(), run the model on Batch::inputs and
-/// hand the outputs back with complete(), or report an error with fail(). The batcher never
-/// runs the model itself and never calls Python, so runners can wait here with the GIL released.
+/// Producers (any number of threads) call submit() with an id of their choosing and one
+/// fixed-size float32 input. Runner threads (any number) call next_batch(), run the model on
+/// Batch::inputs and report the outcome with complete() or fail(). The caller owns the one
+/// future of each request (keyed by its id); the batcher stores no results and never calls
+/// Python, so runners can wait here with the GIL released.
 ///
-/// A batch is formed when max_batch_size requests are waiting, or when the oldest waiting
-/// request has waited max_delay (low load: bounded extra latency), or earlier when no further
-/// request is expected in time (BatcherOptions::adaptive_delay), or at once while draining
-/// after shutdown(true). Stat requests go first; FIFO within a priority.
+/// Every accepted id comes back from next_batch() exactly once: in Batch::request_ids (to run),
+/// or in Batch::expired, Batch::cancelled or Batch::dropped (it never runs). A batch carrying
+/// only such ended ids is returned as soon as there are any, so callers learn of them promptly.
+///
+/// A batch of requests is formed when max_batch_size requests are waiting, or when the oldest
+/// waiting request has waited max_delay (low load: bounded extra latency), or earlier when no
+/// further request is expected in time (BatcherOptions::adaptive_delay), or at once while
+/// draining after shutdown(true). Stat requests go first; FIFO within a priority.
 
 #include <chrono>
 #include <cstddef>
@@ -20,9 +25,11 @@
 #include <string>
 #include <vector>
 
-#include "radz/ticket.h"
-
 namespace radz {
+
+/// Which queue a request waits in: stat (urgent) requests always leave before routine ones;
+/// within a priority, first in, first out.
+enum class Priority { kStat, kRoutine };
 
 /// What submit() does when max_queue requests are already waiting.
 enum class Backpressure {
@@ -36,23 +43,12 @@ class QueueFull : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// Stored in a request whose deadline passed before a runner took it; it never runs.
-class DeadlineExceeded : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-/// Stored in a request removed from the queue by Ticket::cancel().
-class RequestCancelled : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
 /// Construction-time settings; validated by the DynamicBatcher constructor.
 struct BatcherOptions {
   /// Floats in one request's input (e.g. C*H*W of the preprocessed image); > 0.
   size_t input_size = 0;
-  /// Floats in one request's output (e.g. the embedding dimension); > 0.
+  /// Floats in one request's output (e.g. the embedding dimension); > 0. The batcher does not
+  /// see outputs; it keeps the size for the callers that share it.
   size_t output_size = 0;
   /// Most requests in one batch; > 0.
   size_t max_batch_size = 32;
@@ -72,23 +68,32 @@ struct BatcherOptions {
   std::chrono::milliseconds block_timeout{1000};
 };
 
-/// A group of requests taken by one runner. The batch owns its inputs, so they stay valid
-/// after complete() or fail() (the Python view of them relies on that).
+/// What one next_batch() call hands a runner: requests to run and/or ids that ended without
+/// running. The batch owns its inputs, so they stay valid after complete() or fail() (the
+/// Python view of them relies on that).
 struct Batch {
-  /// Pass to complete() / fail(); unique per batcher.
+  /// Pass to complete() / fail(); unique per batcher. 0 when the batch has no requests to run
+  /// (only ended ids): such a batch is not in flight and needs no complete().
   uint64_t id = 0;
   /// size() * input_size floats, request after request, in request_ids order.
   std::vector<float> inputs;
-  /// The requests in this batch (Ticket::id()), stat ones first.
+  /// The requests to run (the ids given to submit()), stat ones first.
   std::vector<uint64_t> request_ids;
+  /// Requests whose deadline passed before a runner took them; they never run.
+  std::vector<uint64_t> expired;
+  /// Requests removed from the queue by cancel(); they never run.
+  std::vector<uint64_t> cancelled;
+  /// Requests removed from the queue by shutdown(false); they never run.
+  std::vector<uint64_t> dropped;
 
-  /// Number of requests in the batch.
+  /// Number of requests to run.
   size_t size() const { return request_ids.size(); }
 };
 
 /// A snapshot of counters. Every accepted request ends as exactly one of completed, failed,
-/// expired or cancelled, so: submitted == completed + failed + expired + cancelled
-/// + queued_stat + queued_routine + in_flight_requests.
+/// expired, cancelled or dropped, so: submitted == completed + failed + expired + cancelled
+/// + dropped + queued_stat + queued_routine + in_flight_requests. A request counts as
+/// expired / cancelled / dropped from the moment it ends, before next_batch() reports its id.
 struct BatcherMetrics {
   /// Stat requests waiting for a runner.
   size_t queued_stat = 0;
@@ -98,19 +103,21 @@ struct BatcherMetrics {
   size_t in_flight_batches = 0;
   /// Requests in those batches.
   size_t in_flight_requests = 0;
-  /// Requests accepted by submit() (a Ticket was returned).
+  /// Requests accepted by submit().
   uint64_t submitted = 0;
-  /// Requests that got an output from complete().
+  /// Requests of batches passed to complete().
   uint64_t completed = 0;
-  /// Requests failed by fail(), by shutdown(false) or by destroying the batcher.
+  /// Requests of batches passed to fail().
   uint64_t failed = 0;
   /// Requests whose deadline passed before they ran.
   uint64_t expired = 0;
-  /// Requests removed by Ticket::cancel().
+  /// Requests removed by cancel().
   uint64_t cancelled = 0;
+  /// Requests removed by shutdown(false).
+  uint64_t dropped = 0;
   /// submit() calls that threw QueueFull (not counted in submitted).
   uint64_t rejected = 0;
-  /// Batches formed so far.
+  /// Batches of requests formed so far (batches with only ended ids are not counted).
   uint64_t batches = 0;
   /// Partial batches dispatched early by adaptive_delay (before max_delay).
   uint64_t early_dispatches = 0;
@@ -143,8 +150,8 @@ class DynamicBatcher {
 
   /// Throws std::invalid_argument naming the bad option.
   explicit DynamicBatcher(const BatcherOptions& options);
-  /// Fails every queued and in-flight request ("batcher destroyed"), so no Ticket waits
-  /// forever. Runners must not use the batcher once it is destroyed.
+  /// Nothing waits on the batcher (callers own the futures), so destruction just frees the
+  /// queue. Runners must not use the batcher once it is destroyed.
   ~DynamicBatcher();
   DynamicBatcher(const DynamicBatcher&) = delete;
   DynamicBatcher& operator=(const DynamicBatcher&) = delete;
@@ -152,27 +159,38 @@ class DynamicBatcher {
   /// The options it was built with.
   const BatcherOptions& options() const;
 
-  /// Queues a copy of `input` (options().input_size floats). A deadline already passed gives a
-  /// Ticket that has failed with DeadlineExceeded. Throws QueueFull under backpressure and
-  /// std::runtime_error("batcher is shut down") after shutdown().
-  Ticket submit(const float* input, Priority priority = Priority::kRoutine,
-                std::optional<Clock::time_point> deadline = std::nullopt);
+  /// Queues a copy of `input` (options().input_size floats) as request `id`. The caller picks
+  /// the id and should register its own future for it first: a runner may take the request
+  /// before submit() returns. A deadline already passed is accepted and reported in the next
+  /// batch's `expired`. Throws std::invalid_argument ("id: ...") when `id` is still queued, in
+  /// flight or not yet reported; QueueFull under backpressure; std::runtime_error("batcher is
+  /// shut down") after shutdown().
+  void submit(uint64_t id, const float* input, Priority priority = Priority::kRoutine,
+              std::optional<Clock::time_point> deadline = std::nullopt);
 
-  /// Waits up to `wait` for a batch to form (see the file comment) and takes it; nullopt on
-  /// timeout, or at once when shut down with nothing left to drain. Expired requests met on
-  /// the way are failed with DeadlineExceeded and never put in a batch.
+  /// Removes request `id` if no runner has taken it yet: true, and the next batch reports it
+  /// in `cancelled`. False when it is running, has ended or is unknown.
+  bool cancel(uint64_t id);
+
+  /// Waits up to `wait` for a batch (see the file comment) and takes it. Returns at once with
+  /// a batch of no requests when ended ids are waiting to be reported (ended ids also ride
+  /// along with any batch of requests). Wakes at the earliest queued deadline, so expiry is
+  /// reported without new arrivals. nullopt on timeout, or at once when shut down with
+  /// nothing left to drain or report.
   std::optional<Batch> next_batch(std::chrono::microseconds wait);
 
-  /// Hands back a batch's outputs: batch.size() * output_size floats in request_ids order,
-  /// copied before returning. Throws std::invalid_argument when `batch_id` is not in flight.
-  void complete(uint64_t batch_id, const float* outputs);
+  /// The batch ran: its requests count as completed and their submit -> complete latencies
+  /// enter the metrics. Stores nothing. Throws std::invalid_argument when `batch_id` is not in
+  /// flight (already completed or failed, never formed, or 0).
+  void complete(uint64_t batch_id);
 
-  /// Fails every request of the batch with std::runtime_error(message). Throws
-  /// std::invalid_argument when `batch_id` is not in flight.
+  /// The batch failed: its requests count as failed. `message` is for the caller's own
+  /// futures; the batcher keeps only the count. Throws std::invalid_argument when `batch_id`
+  /// is not in flight.
   void fail(uint64_t batch_id, const std::string& message);
 
   /// Stops accepting requests. drain = true: runners still get every queued request.
-  /// drain = false: queued requests fail with "engine shut down before the request ran".
+  /// drain = false: queued requests are removed and reported in the next batch's `dropped`.
   /// Either way, batches in flight can still be completed. Returns at once; callable again
   /// (shutdown(false) after shutdown(true) drops what is left).
   void shutdown(bool drain = true);
@@ -184,7 +202,7 @@ class DynamicBatcher {
   BatcherMetrics metrics() const;
 
  private:
-  std::shared_ptr<detail::BatcherCore> core_;  // shared with Tickets (weakly) for cancel()
+  std::unique_ptr<detail::BatcherCore> core_;
 };
 
 }  // namespace radz
