@@ -425,8 +425,9 @@ def test_metrics_dict(batcher):
 def test_adaptive_delay_runs_lone_requests_early_only_when_on(adaptive):
     # Requests 600 ms apart with max_delay 500 ms: none could ever share a batch, so the
     # adaptive batcher runs each at once; the fixed one waits max_delay for each.
-    batcher = _core.DynamicBatcher(INPUT_SHAPE, OUTPUT_SIZE, max_batch_size=8, max_delay_ms=500,
-                                   adaptive_delay=adaptive)
+    batcher = _core.DynamicBatcher(
+        INPUT_SHAPE, OUTPUT_SIZE, max_batch_size=8, max_delay_ms=500, adaptive_delay=adaptive
+    )
     runner = Runner(batcher)
     for i in range(3):
         out = runner.submit(make_input(i))[1].result(5)

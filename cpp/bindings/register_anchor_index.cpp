@@ -21,7 +21,8 @@ using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>
 
 std::string shape_of(const py::array& a) {
   std::string s = "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += std::to_string(a.shape(i)) + (a.ndim() == 1 || i + 1 < a.ndim() ? "," : "");
+  for (py::ssize_t i = 0; i < a.ndim(); ++i)
+    s += std::to_string(a.shape(i)) + (a.ndim() == 1 || i + 1 < a.ndim() ? "," : "");
   return s + ")";
 }
 
@@ -101,8 +102,7 @@ void register_anchor_index(py::module_& m) {
           py::arg("name"), py::kw_only(), py::arg("prompt") = py::none(), py::arg("positive") = py::none(),
           py::arg("negative") = py::none(), py::arg("anchor") = py::none(),
           "Replaces a class's vectors; its column and calibration stay.")
-      .def("remove_class", &radz::AnchorIndex::remove_class, py::arg("name"),
-           py::call_guard<py::gil_scoped_release>())
+      .def("remove_class", &radz::AnchorIndex::remove_class, py::arg("name"), py::call_guard<py::gil_scoped_release>())
       .def(
           "set_background",
           [](radz::AnchorIndex& self, const py::object& background) {
@@ -180,6 +180,7 @@ void register_anchor_index(py::module_& m) {
            })
       .def("__repr__", [](const radz::AnchorIndex& self) {
         return "AnchorIndex(dim=" + std::to_string(self.dim()) + ", mode='" + radz::to_string(self.mode()) +
-               "', tau=" + std::string(py::repr(py::float_(self.tau()))) + ", classes=" + std::to_string(self.size()) + ")";
+               "', tau=" + std::string(py::repr(py::float_(self.tau()))) + ", classes=" + std::to_string(self.size()) +
+               ")";
       });
 }

@@ -49,7 +49,8 @@ std::string shape_text(const py::ssize_t* dims, py::ssize_t ndim) {
 std::string shape_text(const Shape& shape) { return shape_text(shape.data(), static_cast<py::ssize_t>(shape.size())); }
 
 std::chrono::microseconds microseconds_from_ms(double ms, const char* name) {
-  if (!std::isfinite(ms) || ms < 0) radz::throw_invalid(name, "must be a finite number >= 0, got " + std::to_string(ms));
+  if (!std::isfinite(ms) || ms < 0)
+    radz::throw_invalid(name, "must be a finite number >= 0, got " + std::to_string(ms));
   return std::chrono::microseconds(static_cast<int64_t>(std::llround(ms * 1000.0)));
 }
 
@@ -95,8 +96,8 @@ PyBatcher make_batcher(const Shape& input_shape, size_t output_size, size_t max_
   options.max_queue = max_queue;
   options.adaptive_delay = adaptive_delay;
   options.backpressure = parse_backpressure(backpressure);
-  options.block_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
-      microseconds_from_ms(block_timeout_ms, "block_timeout_ms"));
+  options.block_timeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(microseconds_from_ms(block_timeout_ms, "block_timeout_ms"));
   return PyBatcher{input_shape, std::make_unique<radz::DynamicBatcher>(options)};
 }
 
@@ -179,16 +180,20 @@ void register_batcher(py::module_& m) {
   py::class_<PyBatch>(m, "Batch",
                       "What one next_batch() returns: requests to run (.ids, .inputs; then complete() or fail()) "
                       "and ids that ended without running (.expired, .cancelled, .dropped).")
-      .def_property_readonly("id", [](const PyBatch& b) { return b.batch.id; },
-                             "Batch id; 0 when there is nothing to run (only ended ids).")
-      .def_property_readonly("ids", [](const PyBatch& b) { return b.batch.request_ids; },
-                             "Request ids to run, in row order (stat requests first).")
-      .def_property_readonly("expired", [](const PyBatch& b) { return b.batch.expired; },
-                             "Ids whose deadline passed before a runner took them; they never run.")
-      .def_property_readonly("cancelled", [](const PyBatch& b) { return b.batch.cancelled; },
-                             "Ids removed by cancel(); they never run.")
-      .def_property_readonly("dropped", [](const PyBatch& b) { return b.batch.dropped; },
-                             "Ids removed by shutdown(drain=False); they never run.")
+      .def_property_readonly(
+          "id", [](const PyBatch& b) { return b.batch.id; },
+          "Batch id; 0 when there is nothing to run (only ended ids).")
+      .def_property_readonly(
+          "ids", [](const PyBatch& b) { return b.batch.request_ids; },
+          "Request ids to run, in row order (stat requests first).")
+      .def_property_readonly(
+          "expired", [](const PyBatch& b) { return b.batch.expired; },
+          "Ids whose deadline passed before a runner took them; they never run.")
+      .def_property_readonly(
+          "cancelled", [](const PyBatch& b) { return b.batch.cancelled; }, "Ids removed by cancel(); they never run.")
+      .def_property_readonly(
+          "dropped", [](const PyBatch& b) { return b.batch.dropped; },
+          "Ids removed by shutdown(drain=False); they never run.")
       .def_property_readonly(
           "inputs",
           [](py::object self) {
@@ -199,7 +204,8 @@ void register_batcher(py::module_& m) {
             return py::array_t<float>(shape, b.batch.inputs.data(), self);
           },
           "[len(batch), *input_shape] float32, a zero-copy view of the batch's own buffer.")
-      .def("__len__", [](const PyBatch& b) { return b.batch.size(); }, "Number of requests to run.")
+      .def(
+          "__len__", [](const PyBatch& b) { return b.batch.size(); }, "Number of requests to run.")
       .def("__repr__", [](const PyBatch& b) {
         return "<Batch id=" + std::to_string(b.batch.id) + " size=" + std::to_string(b.batch.size()) +
                " expired=" + std::to_string(b.batch.expired.size()) +
@@ -219,10 +225,11 @@ void register_batcher(py::module_& m) {
            "it before this returns). deadline_ms: ms from now after which it is reported in a batch's .expired "
            "instead of run. Raises ValueError for an id still queued, in flight or not yet reported, "
            "radz_engine.errors.QueueFull under backpressure, RuntimeError after shutdown.")
-      .def("cancel", [](PyBatcher& self, uint64_t id) { return self.batcher->cancel(id); }, py::arg("id"),
-           py::call_guard<py::gil_scoped_release>(),
-           "Remove request `id` if no runner took it yet: True, and a later batch reports it in .cancelled. "
-           "False when it runs, has ended or is unknown.")
+      .def(
+          "cancel", [](PyBatcher& self, uint64_t id) { return self.batcher->cancel(id); }, py::arg("id"),
+          py::call_guard<py::gil_scoped_release>(),
+          "Remove request `id` if no runner took it yet: True, and a later batch reports it in .cancelled. "
+          "False when it runs, has ended or is unknown.")
       .def("next_batch", &next_batch, py::arg("timeout_ms"),
            "Wait up to timeout_ms (GIL released) for a batch: requests to run and/or ended ids (a batch of "
            "len 0 carries only .expired/.cancelled/.dropped and needs no complete()). None on timeout, or when "
@@ -244,8 +251,9 @@ void register_batcher(py::module_& m) {
           py::call_guard<py::gil_scoped_release>(),
           "Stop accepting requests; drain=True lets runners finish the queue, False removes queued requests "
           "(reported in a batch's .dropped).")
-      .def("metrics", [](const PyBatcher& self) { return metrics_dict(self.batcher->metrics()); },
-           "Counters, queue depth, batch-size histogram and latency percentiles (ms) as a dict.")
+      .def(
+          "metrics", [](const PyBatcher& self) { return metrics_dict(self.batcher->metrics()); },
+          "Counters, queue depth, batch-size histogram and latency percentiles (ms) as a dict.")
       .def_property_readonly("input_shape", [](const PyBatcher& self) { return py::tuple(py::cast(self.input_shape)); })
       .def_property_readonly("output_size", [](const PyBatcher& self) { return self.batcher->options().output_size; })
       .def_property_readonly("max_batch_size",

@@ -24,8 +24,8 @@ radz::ImageView view_of(const py::array& pixels, const std::string& name) {
   } else if (py::isinstance<py::array_t<float>>(pixels)) {
     view.type = radz::PixelType::kFloat32;
   } else {
-    radz::throw_invalid(name, "dtype " + std::string(py::str(pixels.dtype())) +
-                                  " is not supported (uint8, uint16, int16, float32)");
+    radz::throw_invalid(
+        name, "dtype " + std::string(py::str(pixels.dtype())) + " is not supported (uint8, uint16, int16, float32)");
   }
   if (pixels.shape(1) > 1 && pixels.strides(1) != static_cast<py::ssize_t>(radz::pixel_size(view.type))) {
     radz::throw_invalid(name, "rows must be contiguous (use np.ascontiguousarray)");
@@ -88,7 +88,8 @@ void register_preprocess(py::module_& m) {
          const radz::OutputSpec& output, py::array out, radz::ThreadPool& pool) {
         std::vector<radz::ImageView> views;
         views.reserve(images.size());
-        for (size_t i = 0; i < images.size(); ++i) views.push_back(view_of(images[i], "images[" + std::to_string(i) + "]"));
+        for (size_t i = 0; i < images.size(); ++i)
+          views.push_back(view_of(images[i], "images[" + std::to_string(i) + "]"));
         void* buffer = output_buffer(out, output, static_cast<py::ssize_t>(images.size()), true);
         py::gil_scoped_release release;
         radz::preprocess_batch(views, specs, output, buffer, pool);

@@ -50,8 +50,7 @@ struct EndedIds {
 /// batches and the counters; inputs are copied and freed outside it.
 class BatcherCore {
  public:
-  explicit BatcherCore(const BatcherOptions& options)
-      : options_(options), histogram_(options.max_batch_size + 1, 0) {}
+  explicit BatcherCore(const BatcherOptions& options) : options_(options), histogram_(options.max_batch_size + 1, 0) {}
 
   const BatcherOptions& options() const { return options_; }
 
@@ -79,7 +78,7 @@ class BatcherCore {
       return;
     }
     wait_for_room(lock);
-    check_new_id(id);           // the lock may have been released while waiting for room
+    check_new_id(id);            // the lock may have been released while waiting for room
     note_arrival(Clock::now());  // only requests that are queued tell the arrival rate
     bool earliest_deadline = false;
     if (deadline) {
@@ -267,7 +266,8 @@ class BatcherCore {
   /// queue has been quiet for as long as remains until `due` (the burst seems to be over).
   Clock::time_point early_due(Clock::time_point due) const {
     if (arrivals_ < 2) return Clock::time_point::min();  // no rate known yet: do not wait
-    const auto gap = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::micro>(mean_gap_us_));
+    const auto gap =
+        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::micro>(mean_gap_us_));
     if (last_arrival_ + gap > due) return Clock::time_point::min();
     return last_arrival_ + (due - last_arrival_) / 2;
   }
@@ -373,11 +373,15 @@ class BatcherCore {
   std::condition_variable work_ready_;  // runners: a batch or an ended id may be ready, or shutdown
   std::condition_variable room_ready_;  // blocked producers: the queue shrank, or shutdown
   std::array<Queue, 2> queues_;         // [0] stat, [1] routine
-  std::unordered_map<uint64_t, Queue::iterator> queued_;  // id -> its place in a queue
-  DeadlineIndex deadlines_;                               // queued requests with a deadline
-  std::unordered_set<uint64_t> live_;  // accepted ids not yet reported as ended or finished
+  /// Each queued request's place in its queue, by id.
+  std::unordered_map<uint64_t, Queue::iterator> queued_;
+  /// The queued requests that have a deadline.
+  DeadlineIndex deadlines_;
+  /// Accepted ids not yet finished or reported as ended: submit() refuses them.
+  std::unordered_set<uint64_t> live_;
   EndedIds ended_;
-  std::unordered_map<uint64_t, std::vector<RunningRequest>> in_flight_;  // by batch id
+  /// The requests of each batch in flight, by batch id.
+  std::unordered_map<uint64_t, std::vector<RunningRequest>> in_flight_;
   size_t in_flight_requests_ = 0;
   bool shut_down_ = false;
   uint64_t next_batch_id_ = 1;  // 0 marks a batch with nothing to run

@@ -27,17 +27,18 @@ std::string to_string(CalibrationMethod method) {
   return "none";
 }
 
-Calibration Calibration::from_params(const std::string& method, const std::vector<double>& params,
-                                     double threshold) {
+Calibration Calibration::from_params(const std::string& method, const std::vector<double>& params, double threshold) {
   Calibration cal;
   cal.method = parse_calibration_method(method);
-  const size_t want = cal.method == CalibrationMethod::kPlatt ? 2 : cal.method == CalibrationMethod::kTemperature ? 1 : 0;
+  const size_t want = cal.method == CalibrationMethod::kPlatt         ? 2
+                      : cal.method == CalibrationMethod::kTemperature ? 1
+                                                                      : 0;
   if (params.size() != want) {
-    const char* layout = cal.method == CalibrationMethod::kPlatt ? "[a, b]"
+    const char* layout = cal.method == CalibrationMethod::kPlatt         ? "[a, b]"
                          : cal.method == CalibrationMethod::kTemperature ? "[temperature]"
-                                                                          : "[]";
-    throw_invalid("params", "method '" + method + "' takes " + layout + " (" + std::to_string(want) +
-                                " values), got " + std::to_string(params.size()));
+                                                                         : "[]";
+    throw_invalid("params", "method '" + method + "' takes " + layout + " (" + std::to_string(want) + " values), got " +
+                                std::to_string(params.size()));
   }
   if (cal.method == CalibrationMethod::kPlatt) {
     cal.a = params[0];

@@ -8,10 +8,14 @@ namespace radz {
 
 size_t pixel_size(PixelType type) {
   switch (type) {
-    case PixelType::kUint8: return 1;
-    case PixelType::kUint16: return 2;
-    case PixelType::kInt16: return 2;
-    case PixelType::kFloat32: return 4;
+    case PixelType::kUint8:
+      return 1;
+    case PixelType::kUint16:
+      return 2;
+    case PixelType::kInt16:
+      return 2;
+    case PixelType::kFloat32:
+      return 4;
   }
   return 0;
 }

@@ -3,9 +3,9 @@
 #include <cmath>
 #include <string>
 
-#include "radz/errors.h"
 #include "half.h"
 #include "intensity.h"
+#include "radz/errors.h"
 #include "resample.h"
 
 namespace radz {

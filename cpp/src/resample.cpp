@@ -29,8 +29,8 @@ AxisTaps make_axis_taps(int64_t n_in, int64_t n_out) {
         taps.weights.push_back(overlap > 0.0 ? overlap / scale : 0.0);
       }
     } else {
-      const double x = std::min(std::max((static_cast<double>(i) + 0.5) * scale - 0.5, 0.0),
-                                static_cast<double>(n_in) - 1.0);
+      const double x =
+          std::min(std::max((static_cast<double>(i) + 0.5) * scale - 0.5, 0.0), static_cast<double>(n_in) - 1.0);
       const int64_t j0 = static_cast<int64_t>(std::floor(x));
       const int64_t j1 = std::min(j0 + 1, n_in - 1);
       const double frac = x - static_cast<double>(j0);
@@ -52,8 +52,10 @@ Placement place_image(int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, 
   const double scale = std::min(static_cast<double>(out_h) / static_cast<double>(in_h),
                                 static_cast<double>(out_w) / static_cast<double>(in_w));
   Placement p;
-  p.height = std::min(out_h, std::max<int64_t>(1, static_cast<int64_t>(std::floor(static_cast<double>(in_h) * scale + 0.5))));
-  p.width = std::min(out_w, std::max<int64_t>(1, static_cast<int64_t>(std::floor(static_cast<double>(in_w) * scale + 0.5))));
+  p.height =
+      std::min(out_h, std::max<int64_t>(1, static_cast<int64_t>(std::floor(static_cast<double>(in_h) * scale + 0.5))));
+  p.width =
+      std::min(out_w, std::max<int64_t>(1, static_cast<int64_t>(std::floor(static_cast<double>(in_w) * scale + 0.5))));
   p.top = (out_h - p.height) / 2;
   p.left = (out_w - p.width) / 2;
   return p;

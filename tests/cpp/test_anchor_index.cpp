@@ -264,8 +264,8 @@ TEST(AnchorIndex, ConcurrentReadersAndWriter) {
       x.insert(x.end(), x2.begin(), x2.end());  // two rows
       while (!stop.load()) {
         const radz::Scores s = index.score(x.data(), 2);
-        bool ok = s.class_names.size() == s.num_classes && s.raw.size() == 2 * s.num_classes &&
-                  s.num_classes >= 4 && s.class_names[0] == "base0";
+        bool ok = s.class_names.size() == s.num_classes && s.raw.size() == 2 * s.num_classes && s.num_classes >= 4 &&
+                  s.class_names[0] == "base0";
         for (size_t i = 0; ok && i < 2; ++i) {  // no background: each row sums to 1
           double sum = 0.0;
           for (size_t c = 0; c < s.num_classes; ++c) sum += s.raw[i * s.num_classes + c];

@@ -118,8 +118,8 @@ void run_batches(radz::DynamicBatcher& batcher, Ledger& ledger, const std::atomi
 }
 
 void expect_invariant(const radz::BatcherMetrics& m) {
-  EXPECT_EQ(m.submitted, m.completed + m.failed + m.expired + m.cancelled + m.dropped + m.queue_depth() +
-                             m.in_flight_requests);
+  EXPECT_EQ(m.submitted,
+            m.completed + m.failed + m.expired + m.cancelled + m.dropped + m.queue_depth() + m.in_flight_requests);
 }
 
 TEST(DynamicBatcher, RejectsBadOptions) {
@@ -416,7 +416,7 @@ TEST(DynamicBatcher, CancelRemovesAQueuedRequestOnly) {
   submit(batcher, 1);
   submit(batcher, 2);
   EXPECT_TRUE(batcher.cancel(1));
-  EXPECT_FALSE(batcher.cancel(1));  // already cancelled
+  EXPECT_FALSE(batcher.cancel(1));   // already cancelled
   EXPECT_FALSE(batcher.cancel(99));  // unknown
   submit(batcher, 3);
   const auto batch = batcher.next_batch(1s);
@@ -752,7 +752,7 @@ TEST(DynamicBatcher, MetricsCountsAddUp) {
   EXPECT_EQ(m.expired, 1u);  // counted when it ends, before it is reported
   expect_invariant(m);
   EXPECT_TRUE(batcher.cancel(3));
-  submit(batcher, 7);  // room again; a refused id was never taken
+  submit(batcher, 7);                    // room again; a refused id was never taken
   auto first = batcher.next_batch(0us);  // 1, 2 (full)
   ASSERT_TRUE(first);
   EXPECT_EQ(first->request_ids, (std::vector<uint64_t>{1, 2}));

@@ -111,7 +111,7 @@ TEST(Preprocess, LetterboxPadsWithPadValueNormalised) {
   out_spec.pad_value = 0.0;
   std::vector<float> out(40 * 40);
   radz::preprocess(view(px, 10, 40), radz::PixelSpec{}, out_spec, out.data());
-  EXPECT_FLOAT_EQ(out[0], (0.0f - 0.5f) / 0.25f);          // top border
+  EXPECT_FLOAT_EQ(out[0], (0.0f - 0.5f) / 0.25f);             // top border
   EXPECT_FLOAT_EQ(out[20 * 40 + 20], (0.0f - 0.5f) / 0.25f);  // constant image -> min-max gives 0
 }
 
@@ -123,8 +123,8 @@ TEST(Preprocess, ReplicatesIntoChannelsWithOwnNormalisation) {
   std::vector<float> out(3 * 2);
   radz::preprocess(view(px, 1, 2), radz::PixelSpec{}, out_spec, out.data());
   EXPECT_FLOAT_EQ(out[1], 1.0f);
-  EXPECT_FLOAT_EQ(out[3], 1.0f);   // (1 - 0.5) / 0.5
-  EXPECT_FLOAT_EQ(out[5], 0.0f);   // (1 - 1) / 2
+  EXPECT_FLOAT_EQ(out[3], 1.0f);  // (1 - 0.5) / 0.5
+  EXPECT_FLOAT_EQ(out[5], 0.0f);  // (1 - 1) / 2
 }
 
 TEST(Preprocess, Float16OutputMatchesFloat32Rounded) {
@@ -154,7 +154,8 @@ TEST(Preprocess, RejectsBadArgumentsByName) {
   }
   radz::OutputSpec zero_width = grey_output(2, 0);
   EXPECT_THROW(radz::preprocess(view(px, 2, 2), radz::PixelSpec{}, zero_width, out.data()), std::invalid_argument);
-  EXPECT_THROW(radz::preprocess(view(px, 0, 2), radz::PixelSpec{}, grey_output(2, 2), out.data()), std::invalid_argument);
+  EXPECT_THROW(radz::preprocess(view(px, 0, 2), radz::PixelSpec{}, grey_output(2, 2), out.data()),
+               std::invalid_argument);
   radz::PixelSpec narrow;
   narrow.window_center = 1.0;
   narrow.window_width = 0.5;  // LINEAR needs >= 1
@@ -197,7 +198,7 @@ TEST(Half, RoundsToNearestEven) {
   EXPECT_EQ(radz::float_to_half(-2.0f), 0xc000);
   EXPECT_EQ(radz::float_to_half(65504.0f), 0x7bff);
   EXPECT_EQ(radz::float_to_half(1e6f), 0x7c00);
-  EXPECT_EQ(radz::float_to_half(1.0f + 1.0f / 2048.0f), 0x3c00);  // tie -> even
+  EXPECT_EQ(radz::float_to_half(1.0f + 1.0f / 2048.0f), 0x3c00);   // tie -> even
   EXPECT_EQ(radz::float_to_half(5.960464477539063e-08f), 0x0001);  // smallest subnormal
 }
 

@@ -24,9 +24,7 @@ struct ImageView {
   int64_t row_stride_bytes = 0;
 
   /// Pointer to the first pixel of row y.
-  const unsigned char* row(int64_t y) const {
-    return static_cast<const unsigned char*>(data) + y * row_stride_bytes;
-  }
+  const unsigned char* row(int64_t y) const { return static_cast<const unsigned char*>(data) + y * row_stride_bytes; }
 };
 
 /// Throws std::invalid_argument("<name>: ...") for a null, empty or inconsistent view.
