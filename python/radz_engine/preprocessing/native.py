@@ -91,6 +91,29 @@ def output_spec(
     return spec
 
 
+_spec_cache_lock = threading.Lock()
+_spec_cache: dict[tuple, "_core.OutputSpec"] = {}
+
+
+def _output_spec_cached(out_size, mean, std, aspect, pad_value, dtype) -> "_core.OutputSpec":
+    """output_spec(), built once per distinct argument set (an engine asks with the same ones on
+    every call); the cached specs are never modified, so threads share them."""
+    size = (out_size,) if np.isscalar(out_size) else tuple(out_size)
+    try:
+        key = (size, tuple(float(m) for m in mean), tuple(float(v) for v in std), aspect, float(pad_value), dtype)
+    except (TypeError, ValueError):  # let output_spec() name the bad argument
+        return output_spec(out_size, mean=mean, std=std, aspect=aspect, pad_value=pad_value, dtype=dtype)
+    with _spec_cache_lock:
+        spec = _spec_cache.get(key)
+    if spec is None:
+        spec = output_spec(out_size, mean=mean, std=std, aspect=aspect, pad_value=pad_value, dtype=dtype)
+        with _spec_cache_lock:
+            if len(_spec_cache) > 64:  # arbitrary callers: keep the cache bounded
+                _spec_cache.clear()
+            _spec_cache[key] = spec
+    return spec
+
+
 def _clean_pixels(pixels, name: str) -> np.ndarray:
     if not isinstance(pixels, np.ndarray):
         raise ValueError(f"{name}: need a numpy array, got {type(pixels).__name__}")
@@ -123,7 +146,7 @@ def preprocess(
     without it the image's own min..max is stretched onto 0..1. Pass `out` to reuse a buffer.
     """
     pixels = _clean_pixels(pixels, "pixels")
-    output = output_spec(out_size, mean=mean, std=std, aspect=aspect, pad_value=pad_value, dtype=dtype)
+    output = _output_spec_cached(out_size, mean, std, aspect, pad_value, dtype)
     if out is None:
         out = np.empty((output.channels, output.height, output.width), dtype=dtype)
     _core.preprocess(pixels, core_spec(spec), output, out)
@@ -156,7 +179,7 @@ def preprocess_batch(
         if len(specs) != len(cleaned):
             raise ValueError(f"specs: need one per image ({len(cleaned)} images, {len(specs)} specs)")
         core_specs = [core_spec(s) for s in specs]
-    output = output_spec(out_size, mean=mean, std=std, aspect=aspect, pad_value=pad_value, dtype=dtype)
+    output = _output_spec_cached(out_size, mean, std, aspect, pad_value, dtype)
     if out is None:
         out = np.empty((len(cleaned), output.channels, output.height, output.width), dtype=dtype)
     _core.preprocess_batch(cleaned, core_specs, output, out, _pool(num_threads))
