@@ -4,9 +4,10 @@ Pipeline per report:
   1. lower-case, drop section headers ("FINDINGS:", "IMPRESSION:");
   2. split into sentences, then into clauses at scope breakers ("but", "however",
      "although", "whereas", ", and there is", ...), so a negation never crosses them;
-  3. find mentions per finding with synonym patterns ("enlarged cardiac silhouette",
-     "blunting of the costophrenic angle", "visceral pleural line", "air bronchograms",
-     "Kerley B lines", "hyperinflation", ...);
+  3. find mentions per finding with the synonym patterns of the findings table
+     (radz_train.data.phantom.findings: "enlarged cardiac silhouette", "blunting of the
+     costophrenic angle", "visceral pleural line", "air bronchograms", "Kerley B lines",
+     "hyperinflation", ...); this module itself knows no finding by name;
   4. classify each mention as
        uncertain (-1): "possible", "may represent", "cannot exclude", "cannot be excluded",
                        "suspicious for", "questionable", "versus", ...
@@ -29,112 +30,55 @@ Public API:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
-__all__ = ["LABELS", "FINDINGS", "Mention", "label_report", "label_reports", "find_mentions"]
+from radz_train.data.phantom.findings import FINDING_SPECS, FINDINGS, LABELS
 
-# Kept in sync with phantom.FINDINGS; duplicated so this module has no numpy dependency.
-FINDINGS = (
-    "cardiomegaly", "pleural_effusion", "pneumothorax", "consolidation", "nodule",
-    "mass", "atelectasis", "edema", "emphysema",
-)
-LABELS = FINDINGS + ("no_finding",)
+__all__ = ["FINDINGS", "LABELS", "Mention", "find_mentions", "label_report", "label_reports"]
 
-_W = r"(?:[\w-]+\s+)"  # one word and its trailing space
-
-_PATTERNS: dict[str, list[str]] = {
-    "cardiomegaly": [
-        r"\bcardiomegaly\b",
-        r"\bcardiac\s+enlargement\b",
-        r"\benlarge(?:d|ment\s+of)\s+(?:the\s+)?(?:cardiac\s+silhouette|heart|cardiac\s+shadow)\b",
-        r"\b(?:heart|cardiac\s+silhouette|cardiac\s+shadow|heart\s+size)\s+(?:is|are|appears|remains)\s+"
-        + _W + r"{0,2}(?:enlarged|increased)\b",
-        r"\b(?:increased|widened)\s+cardiothoracic\s+ratio\b",
-        r"\bcardiothoracic\s+ratio\s+is\s+(?:increased|widened)\b",
-    ],
-    "pleural_effusion": [
-        r"\beffusions?\b",
-        r"\bpleural\s+fluid\b",
-        r"\bhydrothorax\b",
-        r"\bblunt(?:ing|ed)\s+(?:of\s+)?(?:the\s+|both\s+)?(?:" + _W + r")?costophrenic\s+angles?\b",
-        r"\bcostophrenic\s+angles?\s+(?:is|are)\s+(?:" + _W + r")?blunted\b",
-    ],
-    "pneumothorax": [
-        r"\bpneumothora(?:x|ces)\b",
-        r"\bvisceral\s+pleural\s+line\b",
-        r"\bpleural\s+air\b",
-    ],
-    "consolidation": [
-        r"\bconsolidat(?:ion|ions|ive|ed)\b",
-        r"\bair\s*space\s+(?:opacit(?:y|ies)|disease|consolidation)\b",
-        r"\bairspace\s+(?:opacit(?:y|ies)|disease)\b",
-        r"\bair\s+bronchograms?\b",
-        r"\bpneumonia\b",
-    ],
-    "nodule": [
-        r"\bnodul(?:e|es|ar)\b",
-    ],
-    "mass": [
-        r"\bmass(?:es)?\b(?!\s+effect)",
-    ],
-    "atelectasis": [
-        r"\batelecta(?:sis|ses|tic)\b",
-        r"\bcollapse\s+of\s+(?:the\s+|both\s+)?(?:" + _W + r"){0,2}lobes?\b",
-        r"\blobe\s+collapse\b",
-        r"\bvolume\s+loss\b",
-    ],
-    "edema": [
-        r"\b(?:o)?edema(?:tous)?\b",
-        r"\bkerley\b",
-        r"\bvascular\s+congestion\b",
-        r"\bcephali[sz]ation\b",
-        r"\bbat[- ]?wing\b",
-        r"\bfluid\s+overload\b",
-        r"\bperihilar\s+haz(?:e|iness)\b",
-    ],
-    "emphysema": [
-        r"\bemphysema(?:tous)?\b",
-        r"\bcopd\b",
-        r"\bhyper-?inflat(?:ion|ed)\b",
-        r"\bhyper-?expan(?:ded|sion)\b",
-        r"\bbullae?\b",
-        r"\bbullous\b",
-        r"\bflat(?:tened|tening)?\s+(?:of\s+)?(?:the\s+|both\s+)?(?:hemi)?diaphragms?\b",
-    ],
-}
-_COMPILED = {k: [re.compile(p) for p in v] for k, v in _PATTERNS.items()}
+# Every finding, its synonym patterns and the nouns that end a negation's scope come from the
+# findings table (one list for generator, reports and labeler).
+_COMPILED = {name: [re.compile(p) for p in spec.patterns] for name, spec in FINDING_SPECS.items()}
+_SCOPE_NOUNS = "|".join(noun for spec in FINDING_SPECS.values() for noun in spec.scope_nouns)
 
 # Cue words. Pre-cues act on mentions after them in the same clause.
 _NEG_PRE = re.compile(
     r"\b(?:no|not|without|negative\s+for|free\s+of|absence\s+of|rather\s+than|"
-    r"neither|nor|resolution\s+of|resolved|clear\s+of|no\s+longer|never|denies)\b")
+    r"neither|nor|resolution\s+of|resolved|clear\s+of|no\s+longer|never|denies)\b"
+)
 _PSEUDO_NEG = re.compile(
     r"\b(?:no\s+(?:significant\s+|interval\s+|appreciable\s+)?change|not\s+only|"
     r"no\s+increase|no\s+decrease|not\s+significantly\s+changed|without\s+(?:significant\s+)?change|"
     r"cannot\s+(?:be\s+)?(?:excluded?|ruled\s+out)|can\s*not\s+(?:be\s+)?(?:excluded?|ruled\s+out)|"
-    r"not\s+(?:be\s+)?excluded|not\s+(?:be\s+)?ruled\s+out)\b")
+    r"not\s+(?:be\s+)?excluded|not\s+(?:be\s+)?ruled\s+out)\b"
+)
 _UNC_PRE = re.compile(
     r"\b(?:possible|possibly|probable|probably|may|might|could|questionable|question\s+of|"
     r"suspicious\s+for|suspected|suspect|concerning\s+for|concern\s+for|suggestive\s+of|"
     r"suggests?|cannot\s+(?:be\s+)?exclude[d]?|can\s*not\s+(?:be\s+)?exclude[d]?|"
     r"cannot\s+(?:be\s+)?ruled?\s+out|not\s+(?:be\s+)?excluded|equivocal|indeterminate|"
-    r"versus|vs|differential|borderline|likely|presumably|either)\b")
+    r"versus|vs|differential|borderline|likely|presumably|either)\b"
+)
 _UNC_POST = re.compile(
     r"^[\s,]*(?:(?:is|are|which\s+is)\s+)?(?:cannot\s+be\s+excluded|not\s+(?:be\s+)?excluded|"
     r"(?:is|are\s+)?(?:not\s+)?(?:entirely\s+)?excluded\s*\?|(?:is|are)\s+(?:questioned|suspected|possible)|"
-    r"can\s*not\s+be\s+(?:excluded|ruled\s+out)|versus|vs\b|\?|may\s+be\s+present)")
+    r"can\s*not\s+be\s+(?:excluded|ruled\s+out)|versus|vs\b|\?|may\s+be\s+present)"
+)
 _NEG_POST = re.compile(
     r"^[\s,]*(?:(?:is|are|was|were|has|have|had)\s+)?(?:(?:been|now)\s+)?"
     r"(?:not\s+(?:seen|identified|present|visualized|demonstrated|evident|appreciated|noted)|"
-    r"no\s+longer\s+(?:seen|present|visualized)|resolved|absent|excluded|ruled\s+out|cleared)\b")
+    r"no\s+longer\s+(?:seen|present|visualized)|resolved|absent|excluded|ruled\s+out|cleared)\b"
+)
 _INSIDE_NEG = re.compile(r"\b(?:not|no)\b")
 _SCOPE_BREAK = re.compile(
     r"\bbut\b|\bhowever\b|\balthough\b|\bthough\b|\bwhereas\b|\bwhile\b|\bexcept\b|"
     r"\bapart\s+from\b|\bnevertheless\b|\byet\b|;|:|"
     r",\s*(?:and\s+)?(?:there\s+(?:is|are)|which\s+(?:is|are)|with\s+(?:a|an)\b)|"
-    r"\band\s+there\s+(?:is|are)\b|\band\s+(?=(?:a|an|the)\s)|\bwith\s+(?:a|an)\s+(?=[\w-]+\s+[\w-]*\s*(?:effusion|pneumothorax|consolidation|nodule|mass))")
-_HEADER = re.compile(r"\b(?:findings|impression|history|indication|comparison|technique)\s*:", re.I)
+    r"\band\s+there\s+(?:is|are)\b|\band\s+(?=(?:a|an|the)\s)|"
+    r"\bwith\s+(?:a|an)\s+(?=[\w-]+\s+[\w-]*\s*(?:" + _SCOPE_NOUNS + r"))"
+)
+_HEADER = re.compile(r"\b(?:findings|impression|history|indication|comparison|technique)\s*:", re.IGNORECASE)
 _SENT = re.compile(r"(?<!\d)\.(?!\d)|\n|!|\?(?=\s|$)|(?:^|\s)\d+\.\s")
 
 
@@ -175,7 +119,7 @@ def _status(clause: str, start: int, end: int) -> int:
 def find_mentions(text: str) -> list[Mention]:
     """All finding mentions in `text` with their status."""
     if not isinstance(text, str):
-        raise ValueError(f"text must be a str, got {type(text).__name__}")
+        raise ValueError(f"text must be a str, got {type(text).__name__}")  # noqa: TRY004 (documented API)
     out = []
     for clause in _clauses(text):
         # "?" inside a clause marks uncertainty for what precedes it ("pneumothorax?")
