@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up .venv (if needed), installs the project with its test extras, then runs every test:
-# C++ unit tests (plain, ASan+UBSan, TSan) through ctest, then pytest.
+# Sets up .venv (if needed), installs the project with its test extras, then runs every check:
+# lint and format (ruff, clang-format), the extension's type stubs (mypy stubtest), C++ unit
+# tests (plain, ASan+UBSan, TSan) through ctest, then pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,18 @@ python -m pip install -q --upgrade pip
 # The CPU wheel that lies on the build machine's disk; a bare `torch` would pull a CUDA build.
 python -m pip install -q torch==2.13.0
 python -m pip install -q ".[dicom,train,export,runtime,serve,scale,report,test]"
+
+echo "== lint and format: ruff check, ruff format --check, clang-format"
+ruff check python export tests benchmarks scripts
+ruff format --check python export tests benchmarks scripts
+if command -v clang-format >/dev/null; then
+  git ls-files 'cpp/*.h' 'cpp/*.cpp' 'tests/cpp/*.cpp' | xargs clang-format --dry-run --Werror
+else
+  echo "clang-format not installed: C++ format not checked" >&2
+fi
+
+echo "== type stubs of the C++ extension: mypy stubtest"
+(cd tests && python -m mypy.stubtest radz_engine._core --allowlist stubtest_allowlist.txt)
 
 echo "== C++ unit tests (GoogleTest via ctest): plain, ASan+UBSan, TSan"
 for sanitize in "" "address;undefined" "thread"; do
