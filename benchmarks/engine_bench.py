@@ -27,9 +27,26 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from radz_bench.cli import main as bench_main
 
-    return bench_main(["--device", "cpu", "--batch", args.batches, "--threads", str(args.threads),
-                       "--rounds", str(args.rounds), "--latency-requests", str(args.latency_requests),
-                       "--screen", str(args.screen), "--workers", str(args.workers), "--out", args.json])
+    return bench_main(
+        [
+            "--device",
+            "cpu",
+            "--batch",
+            args.batches,
+            "--threads",
+            str(args.threads),
+            "--rounds",
+            str(args.rounds),
+            "--latency-requests",
+            str(args.latency_requests),
+            "--screen",
+            str(args.screen),
+            "--workers",
+            str(args.workers),
+            "--out",
+            args.json,
+        ]
+    )
 
 
 if __name__ == "__main__":

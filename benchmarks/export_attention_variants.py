@@ -54,9 +54,11 @@ def main(argv=None) -> int:
         reference = model.encode_image(x).global_.numpy()
 
     work = Path(tempfile.mkdtemp(prefix="radz_attention_"))
-    graphs = {"plain MatMul/Softmax (opset 20, exported)": (work / "plain.onnx", 20, False),
-              "SDPA, opset 23 (Attention node)": (work / "sdpa23.onnx", 23, True),
-              "SDPA, opset 20 (decomposed)": (work / "sdpa20.onnx", 20, True)}
+    graphs = {
+        "plain MatMul/Softmax (opset 20, exported)": (work / "plain.onnx", 20, False),
+        "SDPA, opset 23 (Attention node)": (work / "sdpa23.onnx", 23, True),
+        "SDPA, opset 20 (decomposed)": (work / "sdpa20.onnx", 20, True),
+    }
     keep = onnx_export.eager_attention
     for path, opset, sdpa in graphs.values():
         if sdpa:  # let the model keep its SDPA attention while exporting
@@ -75,16 +77,21 @@ def main(argv=None) -> int:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         name, xn = session.get_inputs()[0].name, x.numpy()
         diff = float(np.abs(session.run(None, {name: xn})[0] - reference).max())
-        print(f"  {label:45s} {median_ms(lambda: session.run(None, {name: xn})):7.1f} ms  max |diff| {diff:.1e}")
+        print(f"  {label:45s} {median_ms(lambda: session.run(None, {name: xn})):7.1f} ms  max |diff| {diff:.1e}")  # noqa: B023 (called at once)
 
     from onnxruntime.transformers import optimizer
 
     hidden = int(model.config.decoder["hidden_size"])
     heads = int(model.config.decoder["num_attention_heads"])
     for model_type in ("vit", "clip", "bert", "gpt2"):
-        optimized = optimizer.optimize_model(str(graphs["plain MatMul/Softmax (opset 20, exported)"][0]),
-                                             model_type=model_type, num_heads=heads, hidden_size=hidden,
-                                             opt_level=1, use_gpu=False)
+        optimized = optimizer.optimize_model(
+            str(graphs["plain MatMul/Softmax (opset 20, exported)"][0]),
+            model_type=model_type,
+            num_heads=heads,
+            hidden_size=hidden,
+            opt_level=1,
+            use_gpu=False,
+        )
         fused = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
         print(f"  transformer optimizer, model_type={model_type}: fused {fused}")
     return 0

@@ -87,10 +87,17 @@ def run_preset(name: str, steps: int, batch: int, overrides: dict) -> dict:
     steady = sorted(times[1:]) if len(times) > 1 else times
     median = steady[len(steady) // 2]
     counts = count_parameters(model)
-    result = {"preset": name, "batch": batch, "steps": steps, "step_s_median": round(median, 4),
-              "samples_per_s": round(batch / median, 2), "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
-              "params_m": round(counts["total"] / 1e6, 1), "trainable_m": round(counts["trainable"] / 1e6, 1),
-              "loss_last": round(float(loss), 4)}
+    result = {
+        "preset": name,
+        "batch": batch,
+        "steps": steps,
+        "step_s_median": round(median, 4),
+        "samples_per_s": round(batch / median, 2),
+        "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+        "params_m": round(counts["total"] / 1e6, 1),
+        "trainable_m": round(counts["trainable"] / 1e6, 1),
+        "loss_last": round(float(loss), 4),
+    }
     del model, optimizer
     return result
 
@@ -113,10 +120,14 @@ def main() -> None:
         results["runs"].append(run_preset("paper", args.steps, args.batch_paper, {"tokenizer.vocab_size": 32000}))
         print(json.dumps(results["runs"][-1]))
     print(f"\n{results['device']}, torch {results['torch']}")
-    print(f"{'preset':<8} {'batch':>5} {'step s':>8} {'samples/s':>10} {'peak GiB':>9} {'params M':>9} {'trainable M':>12}")
+    print(
+        f"{'preset':<8} {'batch':>5} {'step s':>8} {'samples/s':>10} {'peak GiB':>9} {'params M':>9} {'trainable M':>12}"
+    )
     for r in results["runs"]:
-        print(f"{r['preset']:<8} {r['batch']:>5} {r['step_s_median']:>8.3f} {r['samples_per_s']:>10.1f} "
-              f"{r['peak_memory_gib']:>9.1f} {r['params_m']:>9.1f} {r['trainable_m']:>12.1f}")
+        print(
+            f"{r['preset']:<8} {r['batch']:>5} {r['step_s_median']:>8.3f} {r['samples_per_s']:>10.1f} "
+            f"{r['peak_memory_gib']:>9.1f} {r['params_m']:>9.1f} {r['trainable_m']:>12.1f}"
+        )
     if args.out:
         with open(args.out, "w") as handle:
             json.dump(results, handle, indent=2)

@@ -38,8 +38,9 @@ def _one(args: tuple[int, int, str, int, int]) -> tuple[np.ndarray, np.ndarray]:
     return img.astype(np.float16), np.array([case.labels[n] for n in LABELS], np.int8)
 
 
-def make_set(n: int, seed: int, site: str, size: int, input_size: int, workers: int,
-             cache: str | None) -> tuple[np.ndarray, np.ndarray]:
+def make_set(
+    n: int, seed: int, site: str, size: int, input_size: int, workers: int, cache: str | None
+) -> tuple[np.ndarray, np.ndarray]:
     """n phantoms as (float16 [n, s, s] images, int8 [n, len(LABELS)] labels)."""
     path = None
     if cache:
@@ -74,8 +75,8 @@ def hist_features(x: np.ndarray) -> np.ndarray:
     mean = x.mean(1, keepdims=True)
     std = x.std(1, keepdims=True) + 1e-6
     z = (x - mean) / std
-    skew = (z ** 3).mean(1, keepdims=True)
-    kurt = (z ** 4).mean(1, keepdims=True)
+    skew = (z**3).mean(1, keepdims=True)
+    kurt = (z**4).mean(1, keepdims=True)
     pct = np.percentile(x, [1, 5, 10, 25, 50, 75, 90, 95, 99], axis=1).T
     ent = -(h * np.log(h + 1e-9)).sum(1, keepdims=True)
     return np.concatenate([h, mean, std, skew, kurt, pct, ent], axis=1)
@@ -101,8 +102,7 @@ def run_histogram(xtr, ytr, tests: dict) -> dict:
 
     ftr = hist_features(xtr)
     sc = StandardScaler().fit(ftr)
-    models = [LogisticRegression(C=1.0, max_iter=3000).fit(sc.transform(ftr), ytr[:, j])
-              for j in range(len(LABELS))]
+    models = [LogisticRegression(C=1.0, max_iter=3000).fit(sc.transform(ftr), ytr[:, j]) for j in range(len(LABELS))]
     res = {}
     for name, (x, y) in tests.items():
         f = sc.transform(hist_features(x))
@@ -119,18 +119,26 @@ def run_cnn(xtr, ytr, tests: dict, epochs: int, threads: int, seed: int) -> tupl
     torch.manual_seed(seed)
 
     def block(cin, cout):
-        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
-                             nn.ReLU(inplace=True))
+        return nn.Sequential(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+        )
 
     class SmallCNN(nn.Module):
         def __init__(self, n_out: int):
             super().__init__()
             self.features = nn.Sequential(
-                nn.Conv2d(1, 16, 5, stride=2, padding=2, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True),
-                block(16, 32), nn.MaxPool2d(2),
-                block(32, 64), nn.MaxPool2d(2),
-                block(64, 96), nn.MaxPool2d(2),
-                block(96, 128), block(128, 128))
+                nn.Conv2d(1, 16, 5, stride=2, padding=2, bias=False),
+                nn.BatchNorm2d(16),
+                nn.ReLU(inplace=True),
+                block(16, 32),
+                nn.MaxPool2d(2),
+                block(32, 64),
+                nn.MaxPool2d(2),
+                block(64, 96),
+                nn.MaxPool2d(2),
+                block(96, 128),
+                block(128, 128),
+            )
             self.head = nn.Linear(256, n_out)
 
         def forward(self, x):
@@ -154,7 +162,7 @@ def run_cnn(xtr, ytr, tests: dict, epochs: int, threads: int, seed: int) -> tupl
         perm = torch.randperm(len(xt), generator=g)
         tot = 0.0
         for i in range(0, len(xt), bs):
-            idx = perm[i:i + bs]
+            idx = perm[i : i + bs]
             xb = xt[idx]
             # small random translation: the model must not rely on exact pixel positions
             dx, dy = (int(v) for v in torch.randint(-4, 5, (2,), generator=g))
@@ -172,10 +180,14 @@ def run_cnn(xtr, ytr, tests: dict, epochs: int, threads: int, seed: int) -> tupl
     with torch.no_grad():
         for name, (x, y) in tests.items():
             xx = (torch.from_numpy(x.astype(np.float32))[:, None] - mu) / sd
-            s = torch.cat([torch.sigmoid(model(xx[i:i + 256])) for i in range(0, len(xx), 256)]).numpy()
+            s = torch.cat([torch.sigmoid(model(xx[i : i + 256])) for i in range(0, len(xx), 256)]).numpy()
             res[name] = auc_table(y, s)
-    info = {"train_seconds": round(train_s, 1), "epochs": epochs, "threads": threads,
-            "params": sum(p.numel() for p in model.parameters())}
+    info = {
+        "train_seconds": round(train_s, 1),
+        "epochs": epochs,
+        "threads": threads,
+        "params": sum(p.numel() for p in model.parameters()),
+    }
     return res, info
 
 
@@ -203,8 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     # train and test series use different seeds: no case appears in both
     xtr, ytr = make_set(args.n_train, args.seed, args.site, args.size, args.input_size, args.workers, args.cache)
     tests = {
-        f"test_{args.site}": make_set(args.n_test, args.seed + 1, args.site, args.size, args.input_size, args.workers, args.cache),
-        f"unseen_{args.unseen_site}": make_set(args.n_test, args.seed + 2, args.unseen_site, args.size, args.input_size, args.workers, args.cache),
+        f"test_{args.site}": make_set(
+            args.n_test, args.seed + 1, args.site, args.size, args.input_size, args.workers, args.cache
+        ),
+        f"unseen_{args.unseen_site}": make_set(
+            args.n_test, args.seed + 2, args.unseen_site, args.size, args.input_size, args.workers, args.cache
+        ),
     }
     prevalence = {n: float(ytr[:, j].mean()) for j, n in enumerate(LABELS)}
     print("histogram baseline", flush=True)
@@ -229,9 +245,15 @@ def main(argv: list[str] | None = None) -> int:
         verdict["cnn_ok"] = cnn[main_test]["macro_findings"] >= 0.90
     print("verdict:", verdict)
     result = {
-        "config": vars(args), "prevalence_train": prevalence, "targets": targets,
-        "histogram": hist, "histogram_seconds": round(hist_s, 1), "cnn": cnn, "cnn_info": info,
-        "verdict": verdict, "total_seconds": round(time.perf_counter() - t_all, 1),
+        "config": vars(args),
+        "prevalence_train": prevalence,
+        "targets": targets,
+        "histogram": hist,
+        "histogram_seconds": round(hist_s, 1),
+        "cnn": cnn,
+        "cnn_info": info,
+        "verdict": verdict,
+        "total_seconds": round(time.perf_counter() - t_all, 1),
         "note": "AUC per class on held-out test sets; macro_findings = mean over the nine findings.",
     }
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -42,9 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         ax.imshow(case.image, cmap="gray", vmin=0, vmax=1)
         ax.set_xticks([])
         ax.set_yticks([])
-        tags = [f"{f.name}" + (f" ({f.severity})" if f.severity else "")
-                + (f" {f.laterality[0].upper()}" if f.laterality in ("left", "right") else "")
-                for f in case.findings] or ["no_finding"]
+        tags = [
+            f"{f.name}"
+            + (f" ({f.severity})" if f.severity else "")
+            + (f" {f.laterality[0].upper()}" if f.laterality in ("left", "right") else "")
+            for f in case.findings
+        ] or ["no_finding"]
         ax.set_title(f"#{case.index} {case.site}\n" + ", ".join(tags), fontsize=7)
         imp = case.report.split("IMPRESSION:")[-1].strip()
         ax.set_xlabel("\n".join(textwrap.wrap(imp, 48)[:4]), fontsize=6)

@@ -26,7 +26,13 @@ import numpy as np
 
 import radz_engine as rz
 from radz_engine import PixelSpec
-from radz_engine.preprocessing.reference import CLIP_MEAN, CLIP_STD, letterbox_geometry, preprocess_reference, stored_to_intensity
+from radz_engine.preprocessing.reference import (
+    CLIP_MEAN,
+    CLIP_STD,
+    letterbox_geometry,
+    preprocess_reference,
+    stored_to_intensity,
+)
 
 
 def timed(fn, repeats: int) -> float:
@@ -67,7 +73,10 @@ def main() -> None:
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 2**15, size=(2500, 2048)).astype(np.uint16)
     spec = PixelSpec(window_center=16000.0, window_width=24000.0, invert=True, bits_stored=15)
-    results: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs", "image": "2500x2048 uint16 -> 3x224x224 float32"}
+    results: dict = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "image": "2500x2048 uint16 -> 3x224x224 float32",
+    }
 
     ref = timed(lambda: preprocess_reference(pixels, spec, 224), max(3, args.repeats // 5))
     cpp = timed(lambda: rz.preprocess(pixels, spec, 224), args.repeats)
@@ -86,14 +95,24 @@ def main() -> None:
     results["speedup_vs_reference"] = round(ref / cpp, 1)
     results["max_abs_error_vs_reference"] = err
 
-    shapes = [(2500, 2048), (2048, 2500), (3000, 2500), (1024, 1024), (2140, 1760), (2992, 2992), (512, 640), (1760, 2140)]
+    shapes = [
+        (2500, 2048),
+        (2048, 2500),
+        (3000, 2500),
+        (1024, 1024),
+        (2140, 1760),
+        (2992, 2992),
+        (512, 640),
+        (1760, 2140),
+    ]
     batch = [rng.integers(0, 4096, size=shapes[i % len(shapes)]).astype(np.uint16) for i in range(32)]
     batch_spec = PixelSpec(window_center=2048.0, window_width=4096.0, bits_stored=12)
     megapixels = sum(b.size for b in batch) / len(batch) / 1e6
     print(f"\npreprocess_batch: 32 radiographs of mixed sizes (mean {megapixels:.1f} MP) -> 32x3x224x224")
     results["batch"] = {}
     for threads in (1, 2):
-        seconds = timed(lambda: rz.preprocess_batch(batch, batch_spec, 224, num_threads=threads), max(3, args.repeats // 4))
+        run = lambda n=threads: rz.preprocess_batch(batch, batch_spec, 224, num_threads=n)  # noqa: E731
+        seconds = timed(run, max(3, args.repeats // 4))
         print(f"  {threads} thread(s): {len(batch) / seconds:8.1f} images/s")
         results["batch"][f"{threads}_threads_images_per_s"] = round(len(batch) / seconds, 1)
 

@@ -64,8 +64,13 @@ def _run(command: list[str], summary_path: Path) -> dict:
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
     summary = json.loads(summary_path.read_text())
-    return {"wall_s": round(wall, 3), "files": summary["files"], "tool_images_per_s": summary["images_per_s"],
-            "tool_seconds": summary["seconds"], "load_average_1min_after": round(os.getloadavg()[0], 2)}
+    return {
+        "wall_s": round(wall, 3),
+        "files": summary["files"],
+        "tool_images_per_s": summary["images_per_s"],
+        "tool_seconds": summary["seconds"],
+        "load_average_1min_after": round(os.getloadavg()[0], 2),
+    }
 
 
 def _scores(path: Path) -> dict:
@@ -97,8 +102,10 @@ def main(argv=None) -> int:
         data = work / "dicoms"
         start = time.perf_counter()
         _phantoms(data, 2 * args.n, args.size)
-        print(f"{2 * args.n} phantom DICOMs ({args.size} x {args.size}) in {time.perf_counter() - start:.1f} s",
-              flush=True)
+        print(
+            f"{2 * args.n} phantom DICOMs ({args.size} x {args.size}) in {time.perf_counter() - start:.1f} s",
+            flush=True,
+        )
         files = sorted(data.glob("*.dcm"))
         inputs = {}
         for n in (8, args.n):
@@ -114,10 +121,25 @@ def main(argv=None) -> int:
         address = ray.get_runtime_context().gcs_address
         print(f"Ray cluster at {address} ({cores} CPUs) started in {cluster_start_s:.1f} s", flush=True)
 
-        base = [sys.executable, "-m", "radz_engine.cli", "screen", "--batch-size", str(args.batch_size), "--no-progress"]
-        sides = {"radz screen": lambda n, i: [*base, inputs[n], "--out", str(work / f"plain{n}_{i}.csv")],
-                 "radz screen --ray": lambda n, i: [*base, inputs[n], "--out", str(work / f"ray{n}_{i}"),
-                                                    f"--ray={address}"]}
+        base = [
+            sys.executable,
+            "-m",
+            "radz_engine.cli",
+            "screen",
+            "--batch-size",
+            str(args.batch_size),
+            "--no-progress",
+        ]
+        sides = {
+            "radz screen": lambda n, i: [*base, inputs[n], "--out", str(work / f"plain{n}_{i}.csv")],
+            "radz screen --ray": lambda n, i: [
+                *base,
+                inputs[n],
+                "--out",
+                str(work / f"ray{n}_{i}"),
+                f"--ray={address}",
+            ],
+        }
         runs: dict = {f"{name} ({n} files)": [] for n in inputs for name in sides}
         for i in range(args.rounds):
             for n in inputs:
@@ -134,38 +156,67 @@ def main(argv=None) -> int:
         n2 = 2 * args.n
         plain, on_ray = _scores(work / f"plain{n2}_0.csv"), _scores(work / f"ray{n2}_0")
         assert sorted(plain) == sorted(on_ray), "the two sides screened different files"
-        diff = max(float(np.nanmax(np.abs(np.array(plain[s], float) - np.array(on_ray[s], float)), initial=0.0))
-                   for s in plain)
+        diff = max(
+            float(np.nanmax(np.abs(np.array(plain[s], float) - np.array(on_ray[s], float)), initial=0.0)) for s in plain
+        )
 
         def stat(name, key):
             values = [r[key] for r in runs[name]]
-            return {"median": round(statistics.median(values), 2), "min": round(min(values), 2),
-                    "max": round(max(values), 2)}
+            return {
+                "median": round(statistics.median(values), 2),
+                "min": round(min(values), 2),
+                "max": round(max(values), 2),
+            }
 
         result = {
             "command": "python benchmarks/ray_screen_bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "machine": {"cpu": _cpu_model(), "cores_available": cores, "load_average_before": load_before,
-                        "load_average_after": load_after, "python": platform.python_version(),
-                        "ray": ray.__version__, "onnxruntime": onnxruntime.__version__},
+            "machine": {
+                "cpu": _cpu_model(),
+                "cores_available": cores,
+                "load_average_before": load_before,
+                "load_average_after": load_after,
+                "python": platform.python_version(),
+                "ray": ray.__version__,
+                "onnxruntime": onnxruntime.__version__,
+            },
             "data": {"phantom_dicoms": list(inputs), "size": args.size, "seed": 21},
-            "settings": {"batch_size": args.batch_size, "bundle": "default (tiny preset)",
-                         "radz screen": "default --workers (cores - 1) and --threads (all cores)",
-                         "radz screen --ray": f"default actors (cluster CPUs / 1 thread = {cores}), local cluster "
-                                              f"already running ({cores} CPUs)"},
+            "settings": {
+                "batch_size": args.batch_size,
+                "bundle": "default (tiny preset)",
+                "radz screen": "default --workers (cores - 1) and --threads (all cores)",
+                "radz screen --ray": f"default actors (cluster CPUs / 1 thread = {cores}), local cluster "
+                f"already running ({cores} CPUs)",
+            },
             "ray_cluster_start_s": round(cluster_start_s, 2),
             "runs": runs,
-            "summary": {name: {"wall_images_per_s": stat(name, "wall_images_per_s"),
-                               "tool_images_per_s": stat(name, "tool_images_per_s"),
-                               "wall_s": stat(name, "wall_s")} for name in runs},
+            "summary": {
+                name: {
+                    "wall_images_per_s": stat(name, "wall_images_per_s"),
+                    "tool_images_per_s": stat(name, "tool_images_per_s"),
+                    "wall_s": stat(name, "wall_s"),
+                }
+                for name in runs
+            },
             "max_abs_score_difference": diff,
         }
         result["ratio_ray_over_plain_wall_images_per_s"] = {
-            n: round(result["summary"][f"radz screen --ray ({n} files)"]["wall_images_per_s"]["median"]
-                     / result["summary"][f"radz screen ({n} files)"]["wall_images_per_s"]["median"], 3) for n in inputs}
+            n: round(
+                result["summary"][f"radz screen --ray ({n} files)"]["wall_images_per_s"]["median"]
+                / result["summary"][f"radz screen ({n} files)"]["wall_images_per_s"]["median"],
+                3,
+            )
+            for n in inputs
+        }
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-        print(json.dumps(result["summary"], indent=2), "\nratio", result["ratio_ray_over_plain_wall_images_per_s"],
-              "\nmax |score difference|", diff, f"\nload average before {load_before}, after {load_after}")
+        print(
+            json.dumps(result["summary"], indent=2),
+            "\nratio",
+            result["ratio_ray_over_plain_wall_images_per_s"],
+            "\nmax |score difference|",
+            diff,
+            f"\nload average before {load_before}, after {load_after}",
+        )
     finally:
         if ray.is_initialized():
             ray.shutdown()

@@ -32,8 +32,12 @@ sys.path.insert(0, str(ROOT / "tests"))  # the real-peer helpers the tests use
 def journal_rows(work_dir: Path) -> dict:
     db = sqlite3.connect(f"file:{work_dir / 'journal.sqlite'}?mode=ro", uri=True, timeout=30)
     try:
-        return {uid: (state, received, delivered) for uid, state, received, delivered in
-                db.execute("SELECT sop_uid, state, received_at, delivered_at FROM instances")}
+        return {
+            uid: (state, received, delivered)
+            for uid, state, received, delivered in db.execute(
+                "SELECT sop_uid, state, received_at, delivered_at FROM instances"
+            )
+        }
     finally:
         db.close()
 
@@ -55,8 +59,11 @@ def percentiles(seconds) -> dict:
     from radz_bench.stats import summarize
 
     stats = summarize(seconds)
-    return {"n": stats["n"], "p50_ms": round(stats["median_ms"], 1),
-            **{k: round(stats[k], 1) for k in ("p90_ms", "p99_ms", "max_ms")}}
+    return {
+        "n": stats["n"],
+        "p50_ms": round(stats["median_ms"], 1),
+        **{k: round(stats[k], 1) for k in ("p90_ms", "p99_ms", "max_ms")},
+    }
 
 
 def main(argv=None) -> int:
@@ -73,6 +80,7 @@ def main(argv=None) -> int:
     import shutil
 
     from pydicom import dcmread
+
     from serve_peers import Orthanc, RadzServe, free_port, phantom_dicoms, wait_for
 
     shutil.rmtree(args.work, ignore_errors=True)
@@ -82,13 +90,21 @@ def main(argv=None) -> int:
     datasets = [dcmread(f) for f in files]
     sop_classes = sorted({str(ds.SOPClassUID) for ds in datasets})
     orthanc = Orthanc(args.work / "orthanc")
-    radz = RadzServe(args.work / "radz", port=free_port(), forward=f"ORTHANC@127.0.0.1:{orthanc.dicom_port}",
-                     extra=["--threads", str(args.threads)])
-    report = {"machine": f"{platform.node()} ({platform.processor() or platform.machine()}), "
-                         f"{__import__('os').cpu_count()} cores", "size_px": args.size, "model_threads": args.threads}
+    radz = RadzServe(
+        args.work / "radz",
+        port=free_port(),
+        forward=f"ORTHANC@127.0.0.1:{orthanc.dicom_port}",
+        extra=["--threads", str(args.threads)],
+    )
+    report = {
+        "machine": f"{platform.node()} ({platform.processor() or platform.machine()}), "
+        f"{__import__('os').cpu_count()} cores",
+        "size_px": args.size,
+        "model_threads": args.threads,
+    }
     try:
         # 1. low load
-        single, acks = datasets[:args.single], []
+        single, acks = datasets[: args.single], []
         assoc = association(radz.port, sop_classes)
         for ds in single:
             start = time.perf_counter()
@@ -96,8 +112,12 @@ def main(argv=None) -> int:
             acks.append(time.perf_counter() - start)
             assert int(status.Status) == 0, hex(int(status.Status))
             uid = str(ds.SOPInstanceUID)
-            wait_for(lambda u=uid: journal_rows(radz.work_dir).get(u, ("",))[0] == "delivered", 60,
-                     "the SR in Orthanc", interval=0.002)
+            wait_for(
+                lambda u=uid: journal_rows(radz.work_dir).get(u, ("",))[0] == "delivered",
+                60,
+                "the SR in Orthanc",
+                interval=0.002,
+            )
         assoc.release()
         rows = journal_rows(radz.work_dir)
         lat = [rows[str(ds.SOPInstanceUID)][2] - rows[str(ds.SOPInstanceUID)][1] for ds in single]
@@ -105,8 +125,8 @@ def main(argv=None) -> int:
         print("low load:", report["low_load"], file=sys.stderr)
 
         # 2. throughput with concurrent associations
-        rest = datasets[args.single:]
-        chunks = [rest[i::args.associations] for i in range(args.associations)]
+        rest = datasets[args.single :]
+        chunks = [rest[i :: args.associations] for i in range(args.associations)]
         errors: list = []
 
         def sender(chunk):
@@ -125,15 +145,24 @@ def main(argv=None) -> int:
         for t in threads:
             t.join()
         uids = [str(ds.SOPInstanceUID) for ds in rest]
-        wait_for(lambda: all(journal_rows(radz.work_dir).get(u, ("",))[0] == "delivered" for u in uids), 900,
-                 "every SR in Orthanc", interval=0.2)
+        wait_for(
+            lambda: all(journal_rows(radz.work_dir).get(u, ("",))[0] == "delivered" for u in uids),
+            900,
+            "every SR in Orthanc",
+            interval=0.2,
+        )
         rows = journal_rows(radz.work_dir)
         received = [rows[u][1] for u in uids]
         delivered = [rows[u][2] for u in uids]
         span = max(delivered) - min(received)
-        report["concurrent"] = {"associations": args.associations, "images": len(uids), "errors": errors[:5],
-                                "images_per_s": round(len(uids) / span, 1), "seconds": round(span, 2),
-                                "received_to_sr_stored": percentiles(np.array(delivered) - np.array(received))}
+        report["concurrent"] = {
+            "associations": args.associations,
+            "images": len(uids),
+            "errors": errors[:5],
+            "images_per_s": round(len(uids) / span, 1),
+            "seconds": round(span, 2),
+            "received_to_sr_stored": percentiles(np.array(delivered) - np.array(received)),
+        }
         print("concurrent:", report["concurrent"], file=sys.stderr)
         assert len(orthanc.instances("SR")) == len(files)
     finally:

@@ -38,11 +38,11 @@ def main(argv=None) -> int:
 
     from pydicom import dcmread
     from pynetdicom import AE
-    from serve_peers import Orthanc, phantom_dicoms
 
     from radz_engine.runtime.engine import Engine
     from radz_engine.serve.spool import write_atomic
     from radz_engine.serve.sr import build_sr
+    from serve_peers import Orthanc, phantom_dicoms
 
     work = Path(tempfile.mkdtemp(prefix="radz_serve_costs_"))
     datasets = [dcmread(p) for p in phantom_dicoms(work / "in", args.n, seed=5, size=args.size)]

@@ -31,17 +31,52 @@ def main() -> None:
     args = parser.parse_args()
     final = args.work / "runs" / "main" / "final"
     if not final.exists():
-        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "zero_shot_results.py"), "--work", str(args.work),
-                        "--variants", "main"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "zero_shot_results.py"),
+                "--work",
+                str(args.work),
+                "--variants",
+                "main",
+            ],
+            check=True,
+        )
     export = [sys.executable, "-m", "radz_engine.cli", "export", str(final), "--out", str(DEFAULT)]
     subprocess.run(export, check=True)
     calibration = args.work / "calibration"
-    synth = [sys.executable, "-m", "radz_engine.cli", "synth", "--out", str(calibration), "--n", "600", "--seed", "11",
-             "--sites", "site_a,site_b,site_c", "--size", "256", "--workers", "2", "--no-progress"]
+    synth = [
+        sys.executable,
+        "-m",
+        "radz_engine.cli",
+        "synth",
+        "--out",
+        str(calibration),
+        "--n",
+        "600",
+        "--seed",
+        "11",
+        "--sites",
+        "site_a,site_b,site_c",
+        "--size",
+        "256",
+        "--workers",
+        "2",
+        "--no-progress",
+    ]
     if not (calibration / "labels.csv").exists():
         subprocess.run(synth, check=True)
-    calibrate = [sys.executable, "-m", "radz_engine.cli", "eval", "--bundle", str(DEFAULT), "--csv",
-                 str(calibration / "labels.csv"), "--calibrate"]
+    calibrate = [
+        sys.executable,
+        "-m",
+        "radz_engine.cli",
+        "eval",
+        "--bundle",
+        str(DEFAULT),
+        "--csv",
+        str(calibration / "labels.csv"),
+        "--calibrate",
+    ]
     subprocess.run(calibrate, check=True)
 
     from radz_train.evaluation.bundle_check import phantom_auc
@@ -49,14 +84,18 @@ def main() -> None:
     check = phantom_auc(DEFAULT, CHECK["n"], CHECK["seed"], CHECK["site"])
     log = (args.work / "log.txt").read_text().splitlines()
     as_typed = lambda line: line[2:].replace(f"{sys.executable} -m radz_engine.cli", "radz")  # noqa: E731
-    commands = [as_typed(line) for line in log if line.startswith("$ ") and (" synth " in line and "/train " in line
-                                                                        or " train " in line and "main.json" in line)]
+    commands = [
+        as_typed(line)
+        for line in log
+        if line.startswith("$ ")
+        and (" synth " in line and "/train " in line or " train " in line and "main.json" in line)
+    ]
     manifest_path = DEFAULT / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["provenance"] = {
         "produced_by": "scripts/make_default_bundle.py",
-        "commands": commands + ["radz export " + " ".join(export[4:]), "radz " + " ".join(synth[3:]),
-                                "radz " + " ".join(calibrate[3:])],
+        "commands": commands
+        + ["radz export " + " ".join(export[4:]), "radz " + " ".join(synth[3:]), "radz " + " ".join(calibrate[3:])],
         "train_config": json.loads((args.work / "configs" / "main.json").read_text()),
         "check": {**CHECK, "macro_auc": {m: round(r["macro_auc"], 6) for m, r in check.items()}},
     }

@@ -25,5 +25,10 @@ def run_blocked(code: str, blocked=HEAVY, timeout: float = 120) -> subprocess.Co
         sys.meta_path.insert(0, Block())
         """
     )
-    return subprocess.run([sys.executable, "-W", "error", "-c", prelude + textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return subprocess.run(
+        [sys.executable, "-W", "error", "-c", prelude + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )

@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
-TINY = {"vision.image_size": 32, "vision.patch_size": 8, "vision.num_hidden_layers": 1, "vision.hidden_size": 64,
-        "vision.num_attention_heads": 2, "vision.intermediate_size": 128, "decoder.num_hidden_layers": 2,
-        "decoder.hidden_size": 64, "decoder.num_attention_heads": 2, "decoder.num_key_value_heads": 2,
-        "decoder.intermediate_size": 128, "max_text_length": 64, "tokenizer.vocab_size": 500}
+TINY = {
+    "vision.image_size": 32,
+    "vision.patch_size": 8,
+    "vision.num_hidden_layers": 1,
+    "vision.hidden_size": 64,
+    "vision.num_attention_heads": 2,
+    "vision.intermediate_size": 128,
+    "decoder.num_hidden_layers": 2,
+    "decoder.hidden_size": 64,
+    "decoder.num_attention_heads": 2,
+    "decoder.num_key_value_heads": 2,
+    "decoder.intermediate_size": 128,
+    "max_text_length": 64,
+    "tokenizer.vocab_size": 500,
+}
 
 # Paper architecture family (Mistral decoder, GQA, LoRA on every linear layer), tiny random weights.
-TINY_MISTRAL_LORA = {**TINY, "decoder.type": "mistral", "decoder.num_attention_heads": 4, "decoder.num_key_value_heads": 2,
-                     "train_decoder": "lora", "train_vision": False,
-                     "lora": {"r": 4, "alpha": 8, "dropout": 0.0,
-                              "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}}
+TINY_MISTRAL_LORA = {
+    **TINY,
+    "decoder.type": "mistral",
+    "decoder.num_attention_heads": 4,
+    "decoder.num_key_value_heads": 2,
+    "train_decoder": "lora",
+    "train_vision": False,
+    "lora": {
+        "r": 4,
+        "alpha": 8,
+        "dropout": 0.0,
+        "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    },
+}
 
 
 def corpus() -> list[str]:

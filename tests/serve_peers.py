@@ -39,8 +39,10 @@ def phantom_dicoms(folder: Path, n: int, seed: int, size: int = 96) -> list[str]
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    return [write_case(case, folder / f"{case.index:05d}.dcm")
-            for case in generate_cases(n, seed=seed, sites=("site_a", "site_b", "site_c"), size=size)]
+    return [
+        write_case(case, folder / f"{case.index:05d}.dcm")
+        for case in generate_cases(n, seed=seed, sites=("site_a", "site_b", "site_c"), size=size)
+    ]
 
 
 def free_port() -> int:
@@ -62,8 +64,14 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
 class Orthanc:
     """An Orthanc process with its own config, storage and ports; `radz` is a known modality."""
 
-    def __init__(self, folder: Path, radz_port: int | None = None, route_radiographs: bool = False,
-                 ae_title: str = "ORTHANC", dicom_port: int | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        radz_port: int | None = None,
+        route_radiographs: bool = False,
+        ae_title: str = "ORTHANC",
+        dicom_port: int | None = None,
+    ) -> None:
         if ORTHANC is None:
             raise RuntimeError("Orthanc is not installed (apt install orthanc)")
         self.folder = Path(folder)
@@ -71,11 +79,22 @@ class Orthanc:
         self.ae_title = ae_title
         self.dicom_port, self.http_port = dicom_port or free_port(), free_port()
         config = {
-            "Name": "radz-test", "StorageDirectory": str(self.folder / "storage"),
-            "IndexDirectory": str(self.folder / "index"), "HttpPort": self.http_port, "DicomPort": self.dicom_port,
-            "DicomAet": ae_title, "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
-            "DicomCheckCalledAet": False, "DicomModalities": {}, "Plugins": [], "SaveJobs": False,
-            "StableAge": 1, "ConcurrentJobs": 4, "DicomScuTimeout": 30, "LimitJobs": 10000,
+            "Name": "radz-test",
+            "StorageDirectory": str(self.folder / "storage"),
+            "IndexDirectory": str(self.folder / "index"),
+            "HttpPort": self.http_port,
+            "DicomPort": self.dicom_port,
+            "DicomAet": ae_title,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "DicomCheckCalledAet": False,
+            "DicomModalities": {},
+            "Plugins": [],
+            "SaveJobs": False,
+            "StableAge": 1,
+            "ConcurrentJobs": 4,
+            "DicomScuTimeout": 30,
+            "LimitJobs": 10000,
         }
         if radz_port is not None:
             config["DicomModalities"]["radz"] = ["RADZ", "127.0.0.1", radz_port]
@@ -85,8 +104,9 @@ class Orthanc:
             config["LuaScripts"] = [str(lua)]
         (self.folder / "orthanc.json").write_text(json.dumps(config, indent=2))
         self.log = (self.folder / "orthanc.log").open("wb")
-        self.process = subprocess.Popen([ORTHANC, str(self.folder / "orthanc.json")], stdout=self.log,
-                                        stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [ORTHANC, str(self.folder / "orthanc.json")], stdout=self.log, stderr=subprocess.STDOUT
+        )
         wait_for(self._up, 60, "Orthanc's REST API")
 
     @property
@@ -134,14 +154,32 @@ class Orthanc:
 class RadzServe:
     """`radz serve` as a separate process (so a test can SIGKILL it), ready when it says so."""
 
-    def __init__(self, work_dir: Path, port: int | None = None, forward: str | None = None,
-                 extra: list[str] | None = None, env: dict | None = None) -> None:
+    def __init__(
+        self,
+        work_dir: Path,
+        port: int | None = None,
+        forward: str | None = None,
+        extra: list[str] | None = None,
+        env: dict | None = None,
+    ) -> None:
         self.work_dir = Path(work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.http_port = free_port()
-        self.args = [sys.executable, "-m", "radz_engine.cli", "serve", "--work-dir", str(self.work_dir),
-                     "--port", str(self.port), "--http-port", str(self.http_port), "--threads", "1"]
+        self.args = [
+            sys.executable,
+            "-m",
+            "radz_engine.cli",
+            "serve",
+            "--work-dir",
+            str(self.work_dir),
+            "--port",
+            str(self.port),
+            "--http-port",
+            str(self.http_port),
+            "--threads",
+            "1",
+        ]
         if forward:
             self.args += ["--forward", forward]
         self.args += list(extra or [])
@@ -158,7 +196,7 @@ class RadzServe:
     def _ready(self) -> bool:
         if self.process.poll() is not None:
             raise RuntimeError(f"radz serve exited with {self.process.returncode}:\n{self.log_text()[-3000:]}")
-        return b"listening on" in self.log_path.read_bytes()[self._log_start:]
+        return b"listening on" in self.log_path.read_bytes()[self._log_start :]
 
     def log_text(self) -> str:
         return self.log_path.read_bytes().decode(errors="replace")
@@ -190,11 +228,25 @@ class RadzServe:
 
 
 def echoscu(port: int, called: str = "RADZ", calling: str = "ECHOSCU", extra: list[str] | None = None):
-    return subprocess.run(["echoscu", "-aet", calling, "-aec", called, *(extra or []), "127.0.0.1", str(port)],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["echoscu", "-aet", calling, "-aec", called, *(extra or []), "127.0.0.1", str(port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
-def storescu(port: int, files: list, called: str = "RADZ", calling: str = "STORESCU",
-             extra: list[str] | None = None, timeout: float = 600):
-    return subprocess.run(["storescu", "-aet", calling, "-aec", called, *(extra or []), "127.0.0.1", str(port),
-                           *[str(f) for f in files]], capture_output=True, text=True, timeout=timeout)
+def storescu(
+    port: int,
+    files: list,
+    called: str = "RADZ",
+    calling: str = "STORESCU",
+    extra: list[str] | None = None,
+    timeout: float = 600,
+):
+    return subprocess.run(
+        ["storescu", "-aet", calling, "-aec", called, *(extra or []), "127.0.0.1", str(port), *[str(f) for f in files]],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from radz_engine import _core
-from radz_engine.scoring.scores import MODES, class_scores
 from radz_engine.scoring.calibration import Calibration
+from radz_engine.scoring.scores import MODES, class_scores
 
 pytestmark = pytest.mark.skipif(
     not getattr(_core, "HAVE_FAISS", False),
@@ -37,8 +37,13 @@ def random_embeddings(rng: np.random.Generator, c: int, background: bool) -> dic
 def build(emb: dict[str, np.ndarray], names: list[str], mode: str, background: bool, tau: float = TAU):
     index = _core.AnchorIndex(emb["softmax"].shape[1], mode=mode, tau=tau)
     for i, name in enumerate(names):
-        index.add_class(name, prompt=emb["softmax"][i], positive=emb["posneg"][0][i],
-                        negative=emb["posneg"][1][i], anchor=emb["anchor"][i])
+        index.add_class(
+            name,
+            prompt=emb["softmax"][i],
+            positive=emb["posneg"][0][i],
+            negative=emb["posneg"][1][i],
+            anchor=emb["anchor"][i],
+        )
     if background:
         index.set_background(emb["anchor"][-1])
     return index
@@ -95,8 +100,11 @@ def test_calibration_equals_calibration_py(record: dict) -> None:
     index = build(emb, ["a", "b", "c", "d"], "anchor", True)
     cal = Calibration.from_dict(record)
     index.set_calibration("b", record["method"], list(record["params"].values()), record["threshold"])
-    assert index.calibration("b") == {"method": record["method"], "params": list(record["params"].values()),
-                                      "threshold": record["threshold"]}
+    assert index.calibration("b") == {
+        "method": record["method"],
+        "params": list(record["params"].values()),
+        "threshold": record["threshold"],
+    }
     x = unit(rng.standard_normal((200, D)))
     out = index.score(x)
     want = cal.apply(out["scores"][:, 1])
@@ -273,8 +281,8 @@ def test_readers_see_consistent_snapshots_while_a_writer_edits() -> None:
 
 
 def test_default_bundle_index_matches_class_scores() -> None:
-    from radz_engine.bundle.loader import load_bundle
     from radz_engine.bundle.default import default_bundle_path
+    from radz_engine.bundle.loader import load_bundle
 
     bundle = load_bundle(default_bundle_path())
     emb = bundle.embeddings()
@@ -284,10 +292,16 @@ def test_default_bundle_index_matches_class_scores() -> None:
     for mode in MODES:
         index = _core.AnchorIndex(bundle.embedding_dim, mode=mode, tau=bundle.tau)
         for i, name in enumerate(bundle.class_names):
-            index.add_class(name, prompt=bundle.prompts[0][i], positive=bundle.prompts[1][i],
-                            negative=bundle.prompts[2][i], anchor=bundle.anchors[i])
+            index.add_class(
+                name,
+                prompt=bundle.prompts[0][i],
+                positive=bundle.prompts[1][i],
+                negative=bundle.prompts[2][i],
+                anchor=bundle.anchors[i],
+            )
         if background_row is not None:
             index.set_background(bundle.anchors[background_row])
         assert index.class_names == bundle.class_names
-        np.testing.assert_allclose(index.score(x)["scores"], class_scores(x, emb, mode, bundle.tau),
-                                   atol=1e-6, rtol=0, err_msg=mode)
+        np.testing.assert_allclose(
+            index.score(x)["scores"], class_scores(x, emb, mode, bundle.tau), atol=1e-6, rtol=0, err_msg=mode
+        )

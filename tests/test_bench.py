@@ -23,8 +23,27 @@ def _run(tmp_path, *args) -> tuple[int, dict]:
 
 
 def test_default_bundle_cpu_side_by_side(tmp_path, capsys):
-    rc, report = _run(tmp_path, "--device", "cpu", "--batch", "1,2", "--precision", "fp32", "--reference", "random",
-                      "--repeats", "3", "--rounds", "1", "--warmup", "1", "--threads", "1", "--peak-size", "256")
+    rc, report = _run(
+        tmp_path,
+        "--device",
+        "cpu",
+        "--batch",
+        "1,2",
+        "--precision",
+        "fp32",
+        "--reference",
+        "random",
+        "--repeats",
+        "3",
+        "--rounds",
+        "1",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--peak-size",
+        "256",
+    )
     assert rc == 0
     sides = {(r["phase"], r["side"]) for r in report["rows"]}
     assert {("model", "eager"), ("model", "onnxruntime-cpu"), ("e2e", "eager"), ("e2e", "onnxruntime-cpu")} <= sides
@@ -43,8 +62,27 @@ def test_default_bundle_cpu_side_by_side(tmp_path, capsys):
 
 
 def test_preset_mode_torch_backend_without_bundle(tmp_path):
-    rc, report = _run(tmp_path, "--preset", "tiny", "--backend", "torch", "--device", "cpu", "--batch", "2",
-                      "--repeats", "3", "--rounds", "1", "--warmup", "1", "--threads", "1", "--peak-size", "256")
+    rc, report = _run(
+        tmp_path,
+        "--preset",
+        "tiny",
+        "--backend",
+        "torch",
+        "--device",
+        "cpu",
+        "--batch",
+        "2",
+        "--repeats",
+        "3",
+        "--rounds",
+        "1",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--peak-size",
+        "256",
+    )
     assert rc == 0
     assert {r["side"] for r in report["rows"]} == {"eager", "torch"}
     assert all(r["phase"] == "model" for r in report["rows"])  # no bundle: no Engine.classify phase
@@ -52,9 +90,28 @@ def test_preset_mode_torch_backend_without_bundle(tmp_path):
 
 
 def test_unsupported_combination_is_skipped_with_reason(tmp_path):
-    rc, report = _run(tmp_path, "--device", "cpu", "--batch", "1", "--precision", "bf16", "--reference", "none",
-                      "--repeats", "3", "--rounds", "1", "--warmup", "1", "--threads", "1", "--peak-size", "128",
-                      "--no-e2e")
+    rc, report = _run(
+        tmp_path,
+        "--device",
+        "cpu",
+        "--batch",
+        "1",
+        "--precision",
+        "bf16",
+        "--reference",
+        "none",
+        "--repeats",
+        "3",
+        "--rounds",
+        "1",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--peak-size",
+        "128",
+        "--no-e2e",
+    )
     assert rc == 0
     assert report["rows"] == []
     assert any("no bf16 graph" in s["reason"] for s in report["skipped"])

@@ -19,7 +19,6 @@ torch = pytest.importorskip("torch")
 @pytest.fixture(scope="module")
 def tiny_preset_model():
     from export_fixtures import corpus
-
     from radz_train.model.factory import create_model
 
     torch.set_num_threads(1)
@@ -67,8 +66,10 @@ def test_flop_counter_misses_cpu_flash_attention_scores(tiny_preset_model):
     flops = image_flops(config, prompt_length(model=model))
     counted = _counted(model.encode_image, torch.randn(2, 3, 128, 128), math_sdpa=False)
     v, d = config["vision"], config["decoder"]
-    scores = (v["num_hidden_layers"] * 4 * flops["vision_tokens"] ** 2 * v["hidden_size"]
-              + d["num_hidden_layers"] * 4 * flops["decoder_tokens"] ** 2 * d["hidden_size"])
+    scores = (
+        v["num_hidden_layers"] * 4 * flops["vision_tokens"] ** 2 * v["hidden_size"]
+        + d["num_hidden_layers"] * 4 * flops["decoder_tokens"] ** 2 * d["hidden_size"]
+    )
     if counted == pytest.approx(flops["executed"], rel=0.001):
         pytest.skip("this torch's FlopCounterMode counts the CPU flash-attention kernel")
     assert counted == pytest.approx(flops["executed"] - scores, rel=0.01)
@@ -76,8 +77,17 @@ def test_flop_counter_misses_cpu_flash_attention_scores(tiny_preset_model):
 
 def test_vision_layer_by_hand():
     # 4 patches + CLS = 5 tokens, width 8, MLP 16: QKV/O 2*5*8*32, scores 4*25*8, MLP 2*2*5*8*16
-    v = vision_flops({"type": "clip", "image_size": 4, "patch_size": 2, "hidden_size": 8, "num_attention_heads": 2,
-                      "intermediate_size": 16, "num_hidden_layers": 1})
+    v = vision_flops(
+        {
+            "type": "clip",
+            "image_size": 4,
+            "patch_size": 2,
+            "hidden_size": 8,
+            "num_attention_heads": 2,
+            "intermediate_size": 16,
+            "num_hidden_layers": 1,
+        }
+    )
     assert v["tokens"] == 5 and v["patches"] == 4
     assert v["layer"] == 2 * 5 * 8 * 32 + 4 * 25 * 8 + 2 * 2 * 5 * 8 * 16
     assert v["patch_embed"] == 2 * 4 * 3 * 2 * 2 * 8

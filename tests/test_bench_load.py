@@ -57,15 +57,18 @@ def test_arrivals_do_not_wait_for_completions():
 
 
 def test_instant_target_becomes_stable_and_sweep_stops_at_the_bound():
-    opts = LoadOptions(rates=[200.0, 400.0], window_s=0.3, min_requests=20, stable_windows=3, tolerance=5.0,
-                       max_windows=6)
+    opts = LoadOptions(
+        rates=[200.0, 400.0], window_s=0.3, min_requests=20, stable_windows=3, tolerance=5.0, max_windows=6
+    )
     report = run_load(InstantTarget(), opts)
     assert [r["rate"] for r in report["rates"]] == [200.0, 400.0]
     for row in report["rates"]:
         assert row["stable"] and row["windows"] == 3 and row["errors"] == 0
         assert row["requests"] > 0 and row["p99_ms"] is not None and row["p50_ms"] <= row["p99_ms"]
-    bounded = run_load(InstantTarget(), LoadOptions(rates=[100.0, 200.0], p99_bound_ms=-1.0, window_s=0.3,
-                                                    tolerance=5.0, max_windows=3))
+    bounded = run_load(
+        InstantTarget(),
+        LoadOptions(rates=[100.0, 200.0], p99_bound_ms=-1.0, window_s=0.3, tolerance=5.0, max_windows=3),
+    )
     assert len(bounded["rates"]) == 1 and "bound" in bounded["stopped"]
 
 
@@ -73,8 +76,27 @@ def test_engine_target_cli(tmp_path, capsys):
     from radz_bench.cli import main
 
     out = tmp_path / "load"
-    rc = main(["load", "--rates", "20,40", "--window-s", "0.5", "--min-requests", "5", "--max-windows", "3",
-               "--tolerance", "5", "--p99-bound-ms", "10000", "--threads", "1", "--out", str(out)])
+    rc = main(
+        [
+            "load",
+            "--rates",
+            "20,40",
+            "--window-s",
+            "0.5",
+            "--min-requests",
+            "5",
+            "--max-windows",
+            "3",
+            "--tolerance",
+            "5",
+            "--p99-bound-ms",
+            "10000",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     report = json.loads(out.with_suffix(".json").read_text())
     assert report["target"].startswith("engine (onnxruntime-cpu")
@@ -108,8 +130,9 @@ def test_dicom_target_against_orthanc(orthanc):
     from radz_bench.cli import _phantom_datasets
 
     target = DicomTarget(f"dicom://ORTHANC@127.0.0.1:{orthanc.dicom_port}", _phantom_datasets(2, 128), workers=2)
-    opts = LoadOptions(rates=[10.0], window_s=0.5, min_requests=3, max_windows=3, tolerance=5.0,
-                       p99_bound_ms=60000.0, timeout_s=20.0)
+    opts = LoadOptions(
+        rates=[10.0], window_s=0.5, min_requests=3, max_windows=3, tolerance=5.0, p99_bound_ms=60000.0, timeout_s=20.0
+    )
     report = run_load(target, opts)
     row = report["rates"][0]
     assert row["requests"] > 0 and row["errors"] == 0, row
@@ -125,10 +148,21 @@ def test_dicom_target_until_the_sr_is_stored_through_radz_serve(tmp_path, orthan
 
     radz = RadzServe(tmp_path / "radz", forward=f"ORTHANC@127.0.0.1:{orthanc.dicom_port}")
     try:
-        target = DicomTarget(f"dicom://RADZ@127.0.0.1:{radz.port}", _phantom_datasets(2, 128), workers=2,
-                             until_journal=radz.work_dir / "journal.sqlite")
-        opts = LoadOptions(rates=[4.0], window_s=1.0, min_requests=3, max_windows=2, tolerance=5.0,
-                           p99_bound_ms=60000.0, timeout_s=60.0)
+        target = DicomTarget(
+            f"dicom://RADZ@127.0.0.1:{radz.port}",
+            _phantom_datasets(2, 128),
+            workers=2,
+            until_journal=radz.work_dir / "journal.sqlite",
+        )
+        opts = LoadOptions(
+            rates=[4.0],
+            window_s=1.0,
+            min_requests=3,
+            max_windows=2,
+            tolerance=5.0,
+            p99_bound_ms=60000.0,
+            timeout_s=60.0,
+        )
         report = run_load(target, opts)
         row = report["rates"][0]
         assert row["requests"] > 0 and row["errors"] == 0, row

@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+
 from blocked_imports import HEAVY, run_blocked
 
 pytest.importorskip("onnxruntime")
@@ -86,15 +87,20 @@ def test_wrong_format_version(tiny_bundle, tmp_path):
 def test_onnx_input_names_must_match_the_manifest(tiny_bundle, tmp_path):
     folder = _copy(tiny_bundle, tmp_path)
     _edit_manifest(folder, lambda m: m["onnx"]["text_encoder"]["inputs"][0].update(name="tokens"))
-    with pytest.raises(BundleError, match=r"text_encoder\.onnx: ONNX inputs \['input_ids', 'attention_mask'\] "
-                                          r"do not match the manifest's \['tokens', 'attention_mask'\]"):
+    with pytest.raises(
+        BundleError,
+        match=r"text_encoder\.onnx: ONNX inputs \['input_ids', 'attention_mask'\] "
+        r"do not match the manifest's \['tokens', 'attention_mask'\]",
+    ):
         load_bundle(folder)
 
 
 def test_unloadable_onnx_and_inconsistent_arrays(tiny_bundle, tmp_path):
     folder = _copy(tiny_bundle, tmp_path)
     (folder / "image_encoder.onnx").write_bytes(b"not a model")
-    _edit_manifest(folder, lambda m: m["sha256"].update({"image_encoder.onnx": sha256_file(folder / "image_encoder.onnx")}))
+    _edit_manifest(
+        folder, lambda m: m["sha256"].update({"image_encoder.onnx": sha256_file(folder / "image_encoder.onnx")})
+    )
     with pytest.raises(BundleError, match=r"image_encoder\.onnx: ONNX Runtime cannot load it"):
         load_bundle(folder)
     folder = shutil.copytree(tiny_bundle[0], tmp_path / "second")
@@ -113,8 +119,12 @@ def test_runtime_text_encoder_equals_torch(tiny_export_model, tiny_bundle):
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     encoder = TextEncoder(load_bundle(tiny_bundle[0]), session_options=options)
-    texts = ["Pneumomediastinum", "no pneumomediastinum", "This is a chest X-ray showing pleural effusion",
-             "Air outlining the mediastinum, streaky lucencies along the heart border. " * 12]  # truncated
+    texts = [
+        "Pneumomediastinum",
+        "no pneumomediastinum",
+        "This is a chest X-ray showing pleural effusion",
+        "Air outlining the mediastinum, streaky lucencies along the heart border. " * 12,
+    ]  # truncated
     mine = encoder.tokenize(texts)
     theirs = tiny_export_model.tokenize(texts)
     for key in ("input_ids", "attention_mask", "modality_mask"):
@@ -126,8 +136,6 @@ def test_runtime_text_encoder_equals_torch(tiny_export_model, tiny_bundle):
     assert encoder.class_prompts("pneumomediastinum")["posneg_negative"] == "no pneumomediastinum"
     with pytest.raises(ValueError, match="non-empty list"):
         encoder.tokenize("one string")
-
-
 
 
 def test_runtime_path_needs_no_torch(tiny_bundle):

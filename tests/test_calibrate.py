@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest
@@ -22,9 +21,9 @@ def calibration_set(tmp_path_factory):
 def test_calibrate_writes_calibration_that_the_engine_applies(tmp_path, calibration_set):
     import numpy as np
 
+    from radz_engine.bundle.default import default_bundle_path
     from radz_engine.bundle.loader import load_bundle
     from radz_engine.cli import main
-    from radz_engine.bundle.default import default_bundle_path
     from radz_engine.runtime.engine import Engine
     from radz_engine.scoring.calibration import Calibration
 
@@ -50,16 +49,18 @@ def test_calibrate_writes_calibration_that_the_engine_applies(tmp_path, calibrat
         for j, name in enumerate(engine.class_names):
             cal = Calibration.from_dict({k: v for k, v in records[name].items() if k != "mode"})
             assert result.scores[name] == pytest.approx(float(cal.apply(row[j])), abs=1e-5)
-        want = sorted(c for c, p in result.scores.items() if records[c]["threshold"] is not None
-                      and p >= records[c]["threshold"])
+        want = sorted(
+            c for c, p in result.scores.items() if records[c]["threshold"] is not None and p >= records[c]["threshold"]
+        )
         assert sorted(result.positives) == want
     # A calibration fitted for another scoring mode is not applied: raw scores come back, judged
     # against the default threshold (the bundle's thresholds belong to its own mode).
     with Engine(bundle, mode="softmax", threshold=0.3) as engine:
         assert set(engine.scorer.thresholds().values()) == {0.3}
         other = engine.classify(images[:1])[0]
-        np.testing.assert_allclose([other.scores[c] for c in engine.class_names],
-                                   engine.scorer.raw_scores(other.embedding[None])[0], atol=1e-5)
+        np.testing.assert_allclose(
+            [other.scores[c] for c in engine.class_names], engine.scorer.raw_scores(other.embedding[None])[0], atol=1e-5
+        )
         assert sorted(other.positives) == sorted(c for c, p in other.scores.items() if p >= 0.3)
 
 
@@ -67,10 +68,10 @@ def test_calibrated_scores_equal_with_and_without_the_faiss_index(tmp_path, cali
     import numpy as np
 
     from radz_engine import _core
-    from radz_engine.bundle.loader import load_bundle
-    from radz_engine.scoring.class_scorer import ClassScorer
-    from radz_engine.cli import main
     from radz_engine.bundle.default import default_bundle_path
+    from radz_engine.bundle.loader import load_bundle
+    from radz_engine.cli import main
+    from radz_engine.scoring.class_scorer import ClassScorer
 
     if not getattr(_core, "HAVE_FAISS", False):
         pytest.skip("the extension was built without FAISS")
@@ -90,8 +91,8 @@ def test_calibrated_scores_equal_with_and_without_the_faiss_index(tmp_path, cali
 
 
 def test_calibrate_reports_bad_csv(tmp_path):
-    from radz_engine.cli import main
     from radz_engine.bundle.default import default_bundle_path
+    from radz_engine.cli import main
 
     (tmp_path / "x.csv").write_text("path,cardiomegaly\nimg.png,1\n")
     assert main(["eval", "--bundle", str(default_bundle_path()), "--csv", str(tmp_path / "x.csv")]) == 2
@@ -100,8 +101,8 @@ def test_calibrate_reports_bad_csv(tmp_path):
 def test_calibrate_method_none_keeps_scores_and_fits_thresholds(tmp_path, calibration_set):
     import numpy as np
 
-    from radz_engine.cli import main
     from radz_engine.bundle.default import default_bundle_path
+    from radz_engine.cli import main
     from radz_engine.runtime.engine import Engine
 
     bundle = tmp_path / "bundle"

@@ -13,8 +13,15 @@ import numpy as np
 import pytest
 
 import dataset_fixtures as fx
-from radz_train.data.datasets import (DATASETS, UNCERTAIN_POLICIES, ChestDataset,
-                                      DatasetLayoutError, Record, list_datasets, load_dataset)
+from radz_train.data.datasets import (
+    DATASETS,
+    UNCERTAIN_POLICIES,
+    ChestDataset,
+    DatasetLayoutError,
+    Record,
+    list_datasets,
+    load_dataset,
+)
 from radz_train.data.datasets.mimic_cxr import parse_report_sections, report_text
 from radz_train.data.datasets.padchest import parse_label_list
 
@@ -27,18 +34,21 @@ def by_name(ds: ChestDataset, key: str) -> dict[str, Record]:
 def drop_column(path: Path, column: str) -> None:
     """Rewrite a CSV without one column (the header names it exactly)."""
     import csv
+
     rows = list(csv.reader(path.read_text().splitlines()))
     j = rows[0].index(column)
-    fx.write_csv(path, [c for i, c in enumerate(rows[0]) if i != j],
-                 [[c for i, c in enumerate(r) if i != j] for r in rows[1:]])
+    fx.write_csv(
+        path, [c for i, c in enumerate(rows[0]) if i != j], [[c for i, c in enumerate(r) if i != j] for r in rows[1:]]
+    )
 
 
 # ------------------------------------------------------------------------------ registry, base
 
 
 def test_registry_lists_all_seven_datasets():
-    assert list_datasets() == sorted(["mimic_cxr", "chexpert", "chestxray14", "rsna_pneumonia",
-                                      "siim_acr", "covidx", "padchest"])
+    assert list_datasets() == sorted(
+        ["mimic_cxr", "chexpert", "chestxray14", "rsna_pneumonia", "siim_acr", "covidx", "padchest"]
+    )
     assert all(issubclass(cls, ChestDataset) for cls in DATASETS.values())
 
 
@@ -62,9 +72,11 @@ def test_layout_error_is_file_not_found_and_value_error():
 
 
 def make_toy() -> ChestDataset:
-    records = [Record(Path("a.png"), {"A": 1, "B": -1}, split="train", patient_id="p1"),
-               Record(Path("b.png"), {"A": 0}, split="test", patient_id="p2"),
-               Record(Path("c.png"), {"B": 1, "Z": 1}, split="train", patient_id="p1")]
+    records = [
+        Record(Path("a.png"), {"A": 1, "B": -1}, split="train", patient_id="p1"),
+        Record(Path("b.png"), {"A": 0}, split="test", patient_id="p2"),
+        Record(Path("c.png"), {"B": 1, "Z": 1}, split="train", patient_id="p1"),
+    ]
     return ChestDataset("toy", records, ("A", "B"), {"A": "finding a"})
 
 
@@ -96,8 +108,10 @@ def test_summary_split_subset_and_default_prompts():
 
 
 def test_datasets_import_without_torch():
-    code = ("import sys, radz_train.data.datasets as d; "
-            "assert not {'torch', 'pandas'} & set(sys.modules), sorted(sys.modules)")
+    code = (
+        "import sys, radz_train.data.datasets as d; "
+        "assert not {'torch', 'pandas'} & set(sys.modules), sorted(sys.modules)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -112,7 +126,8 @@ def test_mimic_records_labels_and_splits(tmp_path):
     assert first.labels == {"Cardiomegaly": 1, "Edema": -1, "Pleural Effusion": 0}
     assert first.patient_id == "10000032" and first.study_id == "50414267"
     assert first.image_path.relative_to(ds.root).as_posix() == (
-        "files/p10/p10000032/s50414267/02aa804e-bde0afdd-112c0b34-7bc16630-4e384014.jpg")
+        "files/p10/p10000032/s50414267/02aa804e-bde0afdd-112c0b34-7bc16630-4e384014.jpg"
+    )
     # labels are per study: both images of the study share them
     assert recs["174413ec-4ec4c1f7-34ea26b7-c5f994f8-79ef1962"].labels == first.labels
     assert {r.split for r in ds} == {"train", "val", "test"}  # "validate" normalised
@@ -135,7 +150,8 @@ def test_mimic_reports_findings_and_impression(tmp_path):
     assert reports["50414267"] == (
         "FINDINGS: There is no focal consolidation, pleural effusion or pneumothorax. The heart "
         "is mildly enlarged. Vascular congestion, possibly mild edema.\n\n"
-        "IMPRESSION: Mild cardiomegaly. Possible mild pulmonary edema.")
+        "IMPRESSION: Mild cardiomegaly. Possible mild pulmonary edema."
+    )
     assert "INDICATION" not in reports["50414267"] and "ascites" not in reports["50414267"]
     assert reports["57375967"] == "IMPRESSION: No acute cardiopulmonary process."
     assert reports["53000001"].startswith("Right apical pneumothorax is new.")  # last paragraph
@@ -152,13 +168,14 @@ def test_mimic_reports_root_elsewhere(tmp_path):
         target.parent.mkdir(parents=True, exist_ok=True)
         txt.rename(target)
     assert all(r.report is None for r in load_dataset("mimic_cxr", root))
-    assert sum(r.report is not None for r in load_dataset("mimic_cxr", root,
-                                                          reports_root=other)) == 4
+    assert sum(r.report is not None for r in load_dataset("mimic_cxr", root, reports_root=other)) == 4
 
 
 def test_parse_report_sections_edge_cases():
-    text = ("FINDINGS AND IMPRESSION:  No change.\n\nADDENDUM: note\n\nIMPRESSION: Stable.\n"
-            "NOTIFICATION: called Dr. ___ at 10:30.")
+    text = (
+        "FINDINGS AND IMPRESSION:  No change.\n\nADDENDUM: note\n\nIMPRESSION: Stable.\n"
+        "NOTIFICATION: called Dr. ___ at 10:30."
+    )
     assert parse_report_sections(text) == {"impression": "No change. Stable."}
     assert parse_report_sections("") == {}
     assert report_text({}) is None
@@ -214,8 +231,7 @@ def test_chexpert_records_labels_and_paths(tmp_path):
     assert len(ds) == 6 and ds.summary()["splits"] == {"train": 4, "val": 2}
     recs = {r.meta["path"]: r for r in ds}
     first = recs["CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg"]
-    assert first.labels == {"Cardiomegaly": 1, "Edema": -1, "Pleural Effusion": 0,
-                            "Support Devices": 1}
+    assert first.labels == {"Cardiomegaly": 1, "Edema": -1, "Pleural Effusion": 0, "Support Devices": 1}
     assert first.patient_id == "patient00001" and first.study_id == "patient00001/study1"
     assert first.image_path == root / "train/patient00001/study1/view1_frontal.jpg"
     assert first.meta["view"] == "Frontal" and first.meta["ap_pa"] == "AP"
@@ -236,8 +252,7 @@ def test_chexpert_parent_folder_renamed_folder_and_filters(tmp_path):
 
 def test_chexpert_competition_labels(tmp_path):
     ds = load_dataset("chexpert", fx.make_chexpert(tmp_path), labels="competition")
-    assert ds.classes == ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema",
-                          "Pleural Effusion")
+    assert ds.classes == ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
     m, _ = ds.label_matrix(uncertain="negative")
     assert m.shape == (6, 5)
     assert all(set(r.labels) <= set(ds.classes) for r in ds)
@@ -290,7 +305,8 @@ def test_chestxray14_flat_images_folder(tmp_path):
 
 
 def test_chestxray14_prompts():
-    from radz_train.data.datasets.chestxray14 import ChestXray14, NIH_PROMPTS
+    from radz_train.data.datasets.chestxray14 import NIH_PROMPTS, ChestXray14
+
     assert NIH_PROMPTS["Pleural_Thickening"] == "pleural thickening"
     assert NIH_PROMPTS["Effusion"] == "pleural effusion"
     assert ChestXray14.name == "chestxray14"
@@ -336,8 +352,7 @@ def test_rsna_one_record_per_image_any_target(tmp_path):
 
 def test_rsna_options_and_errors(tmp_path):
     root = fx.make_rsna_pneumonia(tmp_path)
-    assert load_dataset("rsna_pneumonia", root, class_name="Lung Opacity").classes == (
-        "Lung Opacity",)
+    assert load_dataset("rsna_pneumonia", root, class_name="Lung Opacity").classes == ("Lung Opacity",)
     with pytest.raises(ValueError, match="no official split"):
         load_dataset("rsna_pneumonia", root, split="test")
     (root / "stage_2_detailed_class_info.csv").unlink()  # optional
@@ -480,9 +495,15 @@ def test_padchest_errors(tmp_path):
 
 # ------------------------------------------------------------------------------ all adapters
 
-MAKERS = {"mimic_cxr": fx.make_mimic_cxr, "chexpert": fx.make_chexpert,
-          "chestxray14": fx.make_chestxray14, "rsna_pneumonia": fx.make_rsna_pneumonia,
-          "siim_acr": fx.make_siim_acr, "covidx": fx.make_covidx, "padchest": fx.make_padchest}
+MAKERS = {
+    "mimic_cxr": fx.make_mimic_cxr,
+    "chexpert": fx.make_chexpert,
+    "chestxray14": fx.make_chestxray14,
+    "rsna_pneumonia": fx.make_rsna_pneumonia,
+    "siim_acr": fx.make_siim_acr,
+    "covidx": fx.make_covidx,
+    "padchest": fx.make_padchest,
+}
 
 
 @pytest.mark.parametrize("name", sorted(MAKERS))

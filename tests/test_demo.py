@@ -13,8 +13,21 @@ pytest.importorskip("pydicom")
 def test_demo_screens_a_phantom_dicom_set_and_writes_a_report(tmp_path):
     from radz_engine.cli import main
 
-    code = main(["demo", "--out", str(tmp_path), "--n", "24", "--dicom-size", "128", "--workers", "1",
-                 "--latency-requests", "5"])
+    code = main(
+        [
+            "demo",
+            "--out",
+            str(tmp_path),
+            "--n",
+            "24",
+            "--dicom-size",
+            "128",
+            "--workers",
+            "1",
+            "--latency-requests",
+            "5",
+        ]
+    )
     assert code == 0
     summary = json.loads((tmp_path / "demo_summary.json").read_text())
     assert summary["files"] == 24 and summary["failed"] == []

@@ -16,8 +16,8 @@ from pydicom.encaps import encapsulate
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
 
-from radz_engine.io.dicom import METADATA_KEYS, DicomImage, dicom_spec, read_dicom, read_dicom_many
 from radz_engine.errors import DicomInputError, RadzInputError, RadzInputWarning
+from radz_engine.io.dicom import METADATA_KEYS, DicomImage, dicom_spec, read_dicom, read_dicom_many
 from radz_engine.preprocessing.pixel_spec import PixelSpec, spec_for_8bit
 from radz_engine.preprocessing.reference import SUPPORTED_DTYPES, preprocess_reference, stored_to_intensity
 
@@ -258,8 +258,10 @@ def test_ct_rescale_and_padding_come_from_tags():
     ds = pydicom.dcmread(path)
     spec = read_dicom(path).spec
     assert spec == PixelSpec(
-        rescale_slope=float(ds.RescaleSlope), rescale_intercept=float(ds.RescaleIntercept),
-        bits_stored=ds.BitsStored, padding_value=float(ds.PixelPaddingValue),
+        rescale_slope=float(ds.RescaleSlope),
+        rescale_intercept=float(ds.RescaleIntercept),
+        bits_stored=ds.BitsStored,
+        padding_value=float(ds.PixelPaddingValue),
     )
 
 
@@ -376,11 +378,13 @@ def test_signed_12_bit_pixels_and_padding():
 
 def test_modality_rescale_then_window():
     pixels = ramp(high=2000)
-    ds = make_dataset(pixels, bits_stored=12, RescaleSlope=2.5, RescaleIntercept=-1024,
-                      WindowCenter=1000, WindowWidth=2001)
+    ds = make_dataset(
+        pixels, bits_stored=12, RescaleSlope=2.5, RescaleIntercept=-1024, WindowCenter=1000, WindowWidth=2001
+    )
     image = read_dicom(to_bytes(ds))
-    assert image.spec == PixelSpec(rescale_slope=2.5, rescale_intercept=-1024.0, window_center=1000.0,
-                                   window_width=2001.0, bits_stored=12)
+    assert image.spec == PixelSpec(
+        rescale_slope=2.5, rescale_intercept=-1024.0, window_center=1000.0, window_width=2001.0, bits_stored=12
+    )
     modality = pixels * 2.5 - 1024
     expected = np.clip((modality - 999.5) / 2000.0 + 0.5, 0, 1)
     assert np.allclose(stored_to_intensity(image.pixels, image.spec), expected)

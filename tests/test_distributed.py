@@ -15,6 +15,7 @@ import tempfile
 
 import numpy as np
 import pytest
+
 from blocked_imports import HEAVY, run_blocked
 
 pytest.importorskip("onnxruntime")
@@ -68,8 +69,13 @@ def ray_cluster():
         mp.setenv("RAY_AUTH_TOKEN", secrets.token_hex(16))
         mp.setenv("RAY_USAGE_STATS_ENABLED", "0")
         try:
-            ray.init(num_cpus=2, _temp_dir=temp_dir, include_dashboard=False, object_store_memory=300 * 2**20,
-                     log_to_driver=False)
+            ray.init(
+                num_cpus=2,
+                _temp_dir=temp_dir,
+                include_dashboard=False,
+                object_store_memory=300 * 2**20,
+                log_to_driver=False,
+            )
             address = ray.get_runtime_context().gcs_address
             assert address.startswith("127.0.0.1:"), address
             yield address
@@ -118,8 +124,9 @@ def test_screen_dataset_one_row_per_file_scores_match_engine_and_resumes(ray_clu
         expected = reference[source]
         assert row["ok"] == expected.ok, (source, row["error"], expected.error)
         if expected.ok:
-            np.testing.assert_allclose([row[f"score_{c}"] for c in classes], [expected.scores[c] for c in classes],
-                                       atol=1e-5, err_msg=source)
+            np.testing.assert_allclose(
+                [row[f"score_{c}"] for c in classes], [expected.scores[c] for c in classes], atol=1e-5, err_msg=source
+            )
             assert row["positives"] == ";".join(expected.positives)
             assert row["sop_instance_uid"] == expected.metadata["SOPInstanceUID"]
     positives = sum(len(r.positives) for r in reference.values())
@@ -155,8 +162,20 @@ def test_screen_cli_ray_uri_inputs_and_missing_files(ray_cluster, dicom_folder, 
         writer.writerows([[str(f)] for f in files[:3]] + [["missing.dcm"]])
     out = tmp_path / "cli.parquet"
     # `--ray` before the paths: argparse gives it the listing, which goes back to the paths.
-    args = ["--out", str(out), "--threads", "1", "--batch-size", "4", "--embeddings", "--no-progress",
-            "--ray", str(listing), f"file://{files[3]}", f"file://{files[4].parent}/absent.dcm"]
+    args = [
+        "--out",
+        str(out),
+        "--threads",
+        "1",
+        "--batch-size",
+        "4",
+        "--embeddings",
+        "--no-progress",
+        "--ray",
+        str(listing),
+        f"file://{files[3]}",
+        f"file://{files[4].parent}/absent.dcm",
+    ]
     assert screen_main(args) == 0
     captured = capsys.readouterr()
     assert "| 6 | 4 | 2 | 0 |" in captured.out, captured.out + captured.err
@@ -179,8 +198,13 @@ def test_screen_cli_ray_rejects_file_outputs(tmp_path, capsys):
 def test_ray_address_or_path():
     from radz_engine.cli.screen import _ray_address, build_parser
 
-    for value, address, paths in [("", None, ["a"]), ("auto", "auto", ["a"]), ("10.0.0.1:6379", "10.0.0.1:6379", ["a"]),
-                                  ("ray://head:10001", "ray://head:10001", ["a"]), ("data/", None, ["data/", "a"])]:
+    for value, address, paths in [
+        ("", None, ["a"]),
+        ("auto", "auto", ["a"]),
+        ("10.0.0.1:6379", "10.0.0.1:6379", ["a"]),
+        ("ray://head:10001", "ray://head:10001", ["a"]),
+        ("data/", None, ["data/", "a"]),
+    ]:
         argv = ["a", "--out", "r/", f"--ray={value}" if value else "--ray"]
         args = build_parser().parse_args(argv)
         assert _ray_address(args) == address and args.paths == paths
@@ -223,8 +247,19 @@ def test_screen_cli_connects_to_the_cluster_by_address(ray_cluster, dicom_folder
     """A second driver process joins the test's cluster through `--ray=127.0.0.1:PORT`."""
     out = tmp_path / "by_address"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "radz_engine.cli", "screen", str(dicom_folder / "series_0"), "--out", str(out),
-               "--threads", "1", "--no-progress", f"--ray={ray_cluster}"]
+    command = [
+        sys.executable,
+        "-m",
+        "radz_engine.cli",
+        "screen",
+        str(dicom_folder / "series_0"),
+        "--out",
+        str(out),
+        "--threads",
+        "1",
+        "--no-progress",
+        f"--ray={ray_cluster}",
+    ]
     result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(_rows(out)) == N_DICOMS // 2 + 1

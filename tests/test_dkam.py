@@ -39,9 +39,17 @@ def test_generate_descriptions_with_a_local_checkpoint_and_cache(tmp_path):
     from radz_train.model.tokenizer import train_bpe_tokenizer
 
     tok = train_bpe_tokenizer(["the heart is enlarged.", "no pleural effusion.", "a chest x-ray shows"] * 30, 300)
-    config = LlamaConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
-                         intermediate_size=64, vocab_size=len(tok), pad_token_id=tok.pad_token_id,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    config = LlamaConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        vocab_size=len(tok),
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(tmp_path / "llm")
     tok.save_pretrained(tmp_path / "llm")

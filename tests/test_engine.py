@@ -8,14 +8,14 @@ import threading
 
 import numpy as np
 import pytest
+
 from blocked_imports import run_blocked
 
 pytest.importorskip("onnxruntime")
 
-from radz_engine import _core  # noqa: E402
 from radz_engine.errors import EngineClosed  # noqa: E402
-from radz_engine.runtime.engine import Engine  # noqa: E402
 from radz_engine.preprocessing.pixel_spec import PixelSpec  # noqa: E402
+from radz_engine.runtime.engine import Engine  # noqa: E402
 
 IDENTITY = PixelSpec(window_center=0.5, window_width=1.0, voi_function="LINEAR_EXACT")  # intensities 0..1 as is
 
@@ -72,8 +72,10 @@ def test_engine_scores_equal_pytorch(tiny_model_and_bundle, mode):
 def test_torch_backend_matches_onnxruntime(tiny_model_and_bundle):
     model, bundle = tiny_model_and_bundle
     images = [(img, IDENTITY) for img in _phantoms(3, size=32)]
-    with Engine(bundle, threads=1) as ort_engine, \
-            Engine(bundle, backend="torch", threads=1, backend_options={"checkpoint": model}) as torch_engine:
+    with (
+        Engine(bundle, threads=1) as ort_engine,
+        Engine(bundle, backend="torch", threads=1, backend_options={"checkpoint": model}) as torch_engine,
+    ):
         assert torch_engine.backend.name == "torch" and ort_engine.backend.name == "onnxruntime-cpu"
         a = ort_engine.classify(images)
         b = torch_engine.classify(images)
@@ -133,7 +135,9 @@ def test_classify_paths_datasets_arrays(default_engine, tmp_path):
     png = tmp_path / "case.png"
     Image.fromarray(np.round(case.image * 255).astype(np.uint8)).save(png)
     ds = pydicom.dcmread(dcm)
-    results = default_engine.classify([dcm, ds, str(png), case.image.astype(np.float32), (case.image.astype(np.float32), IDENTITY)])
+    results = default_engine.classify(
+        [dcm, ds, str(png), case.image.astype(np.float32), (case.image.astype(np.float32), IDENTITY)]
+    )
     assert [r.ok for r in results] == [True] * 5, [r.error for r in results]
     assert results[0].source == dcm and results[1].source == "<Dataset 1>" and results[3].source == "<array 3>"
     assert results[0].metadata["SOPInstanceUID"] == ds.SOPInstanceUID
@@ -151,12 +155,22 @@ def test_classify_paths_datasets_arrays(default_engine, tmp_path):
 def test_bad_inputs_become_error_results(default_engine, tmp_path):
     (tmp_path / "junk.dcm").write_bytes(b"not an image at all")
     good = _phantoms(1, size=64)[0]
-    results = default_engine.classify([str(tmp_path / "missing.dcm"), str(tmp_path / "junk.dcm"), good,
-                                       np.zeros(5, np.float32), np.zeros((4, 4), np.complex64), {"a": 1}])
+    results = default_engine.classify(
+        [
+            str(tmp_path / "missing.dcm"),
+            str(tmp_path / "junk.dcm"),
+            good,
+            np.zeros(5, np.float32),
+            np.zeros((4, 4), np.complex64),
+            {"a": 1},
+        ]
+    )
     assert [r.ok for r in results] == [False, False, True, False, False, False]
     assert "missing.dcm" in results[0].error and "cannot open" in results[0].error
     assert "junk.dcm" in results[1].error and "unrecognised content" in results[1].error
-    assert "2-D" in results[3].error and "complex64" in results[4].error and "unsupported input type" in results[5].error
+    assert (
+        "2-D" in results[3].error and "complex64" in results[4].error and "unsupported input type" in results[5].error
+    )
     assert results[0].scores == {} and results[0].embedding is None
     bad = default_engine.submit(str(tmp_path / "junk.dcm")).result(5)
     assert not bad.ok and "junk.dcm" in bad.error
@@ -225,7 +239,6 @@ def test_add_classes_replace_and_remove(tmp_path):
         assert engine.class_names == before
         with pytest.raises(ValueError, match="classes"):
             engine.add_classes({"x": ""})
-
 
 
 def test_engine_works_without_torch():

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from radz_export import onnx_export, parity  # noqa: E402
+from radz_export import parity  # noqa: E402
 from radz_export.parity import ExportParityError  # noqa: E402
 
 
@@ -22,9 +22,13 @@ def test_bundle_export_passes_every_parity_check(tiny_bundle):
     assert rows and all(r.passed for r in rows)
     fp32 = [r for r in rows if r.what == "image fp32"]
     # batch 1, 32 and 7 (never seen at export), on random and phantom inputs
-    assert sorted((r.inputs, r.batch) for r in fp32) == sorted((k, b) for k in ("random", "phantom") for b in (1, 32, 7))
+    assert sorted((r.inputs, r.batch) for r in fp32) == sorted(
+        (k, b) for k in ("random", "phantom") for b in (1, 32, 7)
+    )
     assert max(r.max_abs for r in fp32) <= 1e-4 and min(r.min_cos for r in fp32) >= 0.99999
-    assert [r for r in rows if r.what == "image fp16"] and min(r.min_cos for r in rows if r.what == "image fp16") >= 0.999
+    assert [r for r in rows if r.what == "image fp16"] and min(
+        r.min_cos for r in rows if r.what == "image fp16"
+    ) >= 0.999
     lengths = {r.inputs for r in rows if r.what == "text fp32"}
     assert len(lengths) >= 2  # several sequence lengths through one graph
     auc = report.manifest["parity"]["zero_shot_auc"]
@@ -47,8 +51,9 @@ def test_graphs_have_dynamic_axes_and_pass_the_checker(tiny_bundle):
 
 def test_text_encoder_handles_lengths_beyond_the_example(tiny_export_model, tiny_bundle):
     out, _ = tiny_bundle
-    rows = parity.check_text(tiny_export_model, out / "text_encoder.onnx",
-                             batches=[["a"], ["cardiomegaly"] * 5, ["effusion " * 100, "x"]])
+    rows = parity.check_text(
+        tiny_export_model, out / "text_encoder.onnx", batches=[["a"], ["cardiomegaly"] * 5, ["effusion " * 100, "x"]]
+    )
     parity.require(rows)
     assert len({r.inputs for r in rows}) == 3
 
@@ -77,7 +82,6 @@ def test_parity_check_fails_loudly_on_a_broken_graph(tiny_export_model, tiny_bun
 
 def test_mistral_with_lora_merged_exports_with_external_data(tmp_path):
     from export_fixtures import TINY_MISTRAL_LORA, tiny_model
-
     from radz_export.bundle import write_bundle
 
     model = tiny_model(TINY_MISTRAL_LORA, seed=1)
@@ -88,8 +92,9 @@ def test_mistral_with_lora_merged_exports_with_external_data(tmp_path):
                 param.normal_(0, 0.2)
     pixels = parity.random_pixels(model, 3, seed=5)
     unmerged = parity.torch_image(model, pixels)
-    report = write_bundle(model, tmp_path / "b", classes=["cardiomegaly", "pleural_effusion"], external_data=True,
-                          auc_phantoms=0)
+    report = write_bundle(
+        model, tmp_path / "b", classes=["cardiomegaly", "pleural_effusion"], external_data=True, auc_phantoms=0
+    )
     assert not hasattr(model.decoder, "merge_and_unload")  # merged in place
     assert type(model.decoder).__name__ == "MistralModel"
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
@@ -107,13 +112,25 @@ def test_mistral_with_lora_merged_exports_with_external_data(tmp_path):
 
 
 def test_torchscript_exporter_and_cli(tiny_export_model, tmp_path, capsys):
+    from radz_export.cli import main
     from radz_train.training.checkpoint import save_checkpoint
 
-    from radz_export.cli import main
-
     checkpoint = save_checkpoint(tmp_path / "ckpt", tiny_export_model, {}, step=0)
-    code = main([str(checkpoint), "--out", str(tmp_path / "bundle"), "--classes", "cardiomegaly,edema",
-                 "--exporter", "torchscript", "--auc-phantoms", "0", "--threads", "1"])
+    code = main(
+        [
+            str(checkpoint),
+            "--out",
+            str(tmp_path / "bundle"),
+            "--classes",
+            "cardiomegaly,edema",
+            "--exporter",
+            "torchscript",
+            "--auc-phantoms",
+            "0",
+            "--threads",
+            "1",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "| image fp32 | phantom | 7 |" in printed and "NO |" not in printed
@@ -125,9 +142,8 @@ def test_torchscript_exporter_and_cli(tiny_export_model, tmp_path, capsys):
 
 
 def test_cli_refuses_a_non_bundle_folder(tiny_export_model, tmp_path, capsys):
-    from radz_train.training.checkpoint import save_checkpoint
-
     from radz_export.cli import main
+    from radz_train.training.checkpoint import save_checkpoint
 
     checkpoint = save_checkpoint(tmp_path / "ckpt", tiny_export_model, {}, step=0)
     (tmp_path / "busy").mkdir()
@@ -173,7 +189,9 @@ def test_auc_parity_passes_and_catches_wrong_anchors(tiny_export_model, tiny_bun
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["sha256"]["anchors.npy"] = sha256_file(folder / "anchors.npy")
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ExportParityError, match=r"anchor: macro AUC torch .* vs bundle .* largest per-class difference"):
+    with pytest.raises(
+        ExportParityError, match=r"anchor: macro AUC torch .* vs bundle .* largest per-class difference"
+    ):
         parity.auc_parity(tiny_export_model, folder, n=16, seed=3, modes=("anchor",))
 
 

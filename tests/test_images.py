@@ -10,8 +10,8 @@ import pydicom
 import pytest
 from PIL import Image
 
-from radz_engine.io.dicom import DicomImage
 from radz_engine.errors import DicomInputError, RadzInputError, RadzInputWarning
+from radz_engine.io.dicom import DicomImage
 from radz_engine.io.images import RasterImage, read_any, read_image, sniff_format
 from radz_engine.preprocessing.pixel_spec import PixelSpec, spec_for_8bit
 from radz_engine.preprocessing.reference import stored_to_intensity
@@ -73,8 +73,11 @@ def test_colour_png_becomes_luminance_with_warning():
 def test_grey_saved_as_rgb_or_with_alpha_needs_no_conversion():
     grey = grey8()
     rgb = np.repeat(grey[..., None], 3, axis=2)
-    for data in (encode(rgb), encode(np.dstack([rgb, np.full_like(grey, 255)])),
-                 encode(np.dstack([grey, np.full_like(grey, 128)]))):  # RGB, RGBA, LA
+    for data in (
+        encode(rgb),
+        encode(np.dstack([rgb, np.full_like(grey, 255)])),
+        encode(np.dstack([grey, np.full_like(grey, 128)])),
+    ):  # RGB, RGBA, LA
         image = read_image(data)
         assert image.pixels.dtype == np.uint8 and np.array_equal(image.pixels, grey)
 

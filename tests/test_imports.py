@@ -51,8 +51,13 @@ def imported_modules(source: str, module: str, is_package: bool) -> list[tuple[i
                 name = node.module or ""
             found.append((node.lineno, name))
             found += [(node.lineno, f"{name}.{alias.name}") for alias in node.names]
-        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module"
-              and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             found.append((node.lineno, node.args[0].value))
     return found
 
@@ -61,8 +66,11 @@ def violations(source: str, module: str, is_package: bool = False) -> list[str]:
     package = module.split(".")[0]
     if any(module == e or module.startswith(e + ".") for e in EXEMPT):
         return []
-    return [f"{module}:{line} imports {name}" for line, name in imported_modules(source, module, is_package)
-            if name.split(".")[0] in FORBIDDEN[package]]
+    return [
+        f"{module}:{line} imports {name}"
+        for line, name in imported_modules(source, module, is_package)
+        if name.split(".")[0] in FORBIDDEN[package]
+    ]
 
 
 def all_modules():
@@ -84,20 +92,24 @@ def test_imports_run_one_way():
     assert found == [], "wrong-way imports (runtime <- training <- export <- bench):\n" + "\n".join(found)
 
 
-@pytest.mark.parametrize("source, module", [
-    ("def f():\n    from radz_train.data import phantom\n", "radz_engine.runtime.engine"),
-    ("import radz_export.bundle\n", "radz_engine.scoring.metrics"),
-    ("from radz_export import onnx_export\n", "radz_train.zero_shot"),
-    ("import importlib\nimportlib.import_module('radz_bench.cli')\n", "radz_export.cli"),
-    ("from radz_train import evaluation\n", "radz_engine.io"),
-])
+@pytest.mark.parametrize(
+    "source, module",
+    [
+        ("def f():\n    from radz_train.data import phantom\n", "radz_engine.runtime.engine"),
+        ("import radz_export.bundle\n", "radz_engine.scoring.metrics"),
+        ("from radz_export import onnx_export\n", "radz_train.zero_shot"),
+        ("import importlib\nimportlib.import_module('radz_bench.cli')\n", "radz_export.cli"),
+        ("from radz_train import evaluation\n", "radz_engine.io"),
+    ],
+)
 def test_checker_catches_wrong_way_imports(source, module):
     assert violations(source, module)
 
 
 def test_checker_allows_the_declared_exceptions_and_the_right_direction():
     assert not violations("from radz_train.data import phantom\n", "radz_engine.cli.demo")
-    assert not violations("def f():\n    from radz_export.encoders import ImageEncoder\n",
-                          "radz_engine.backends.torch_backend")
+    assert not violations(
+        "def f():\n    from radz_export.encoders import ImageEncoder\n", "radz_engine.backends.torch_backend"
+    )
     assert not violations("from radz_engine.scoring import class_scores\n", "radz_train.zero_shot")
     assert not violations("from .metrics import binary_auc\n", "radz_engine.scoring.calibration")

@@ -72,7 +72,10 @@ CASES = [
     ("The lungs are not hyperinflated.", _pos()),
     ("Emphysema. No pneumothorax. Stable 8 mm nodule.", _pos("emphysema", "nodule")),
     ("No change in the moderate right pleural effusion.", _pos("pleural_effusion")),
-    ("FINDINGS: No effusion.\n\nIMPRESSION: Moderate pulmonary edema; mild cardiomegaly.", _pos("edema", "cardiomegaly")),
+    (
+        "FINDINGS: No effusion.\n\nIMPRESSION: Moderate pulmonary edema; mild cardiomegaly.",
+        _pos("edema", "cardiomegaly"),
+    ),
     ("1. Large left pneumothorax. 2. No effusion.", _pos("pneumothorax")),
     ("No pneumothorax and a small right effusion.", _pos("pleural_effusion")),
     ("Mass effect on the trachea is absent.", _pos()),

@@ -226,7 +226,14 @@ def test_binary_functions_reject_bad_input(fn):
 def test_format_table_paper_style_percentages():
     metrics = {
         "per_class": {
-            "Pneumonia": {"auc": 0.859412, "f1": 0.758401, "acc": 0.81349, "threshold": 0.23456, "n_pos": 10, "n_neg": 30},
+            "Pneumonia": {
+                "auc": 0.859412,
+                "f1": 0.758401,
+                "acc": 0.81349,
+                "threshold": 0.23456,
+                "n_pos": 10,
+                "n_neg": 30,
+            },
             "a|b": {"auc": math.nan, "f1": math.nan, "acc": math.nan, "threshold": math.nan, "n_pos": 0, "n_neg": 40},
         },
         "macro": {"auc": 0.859412, "f1": 0.758401, "acc": 0.81349, "n_classes": 1},

@@ -11,10 +11,19 @@ from radz_train.model import create_model, get_model_config, list_models  # noqa
 from radz_train.model.modeling import pool_features  # noqa: E402
 from radz_train.model.tokenizer import train_bpe_tokenizer  # noqa: E402
 
-CORPUS = ["the heart is enlarged with a small left pleural effusion.", "lungs are clear. no pneumothorax.",
-          "there is a 12 mm nodule in the right upper lobe.", "moderate pulmonary edema with kerley b lines."] * 20
-TINY = {"vision.image_size": 32, "vision.patch_size": 8, "vision.num_hidden_layers": 1,
-        "decoder.num_hidden_layers": 2, "tokenizer.vocab_size": 400}
+CORPUS = [
+    "the heart is enlarged with a small left pleural effusion.",
+    "lungs are clear. no pneumothorax.",
+    "there is a 12 mm nodule in the right upper lobe.",
+    "moderate pulmonary edema with kerley b lines.",
+] * 20
+TINY = {
+    "vision.image_size": 32,
+    "vision.patch_size": 8,
+    "vision.num_hidden_layers": 1,
+    "decoder.num_hidden_layers": 2,
+    "tokenizer.vocab_size": 400,
+}
 
 
 def test_presets_and_overrides():
@@ -42,7 +51,9 @@ def test_pooling_global_is_modality_mean_and_local_the_rest():
     torch.testing.assert_close(f.global_, want_g)
     torch.testing.assert_close(f.local, want_l)
     last = pool_features(states, torch.zeros_like(modality), valid)  # no modality tokens: last real token
-    torch.testing.assert_close(last.global_, torch.nn.functional.normalize(torch.stack([states[0, 4], states[1, 2]]), dim=-1))
+    torch.testing.assert_close(
+        last.global_, torch.nn.functional.normalize(torch.stack([states[0, 4], states[1, 2]]), dim=-1)
+    )
 
 
 def test_text_inputs_put_modality_tokens_right_after_the_text():
@@ -72,11 +83,26 @@ def _tiny_hf_parts(tmp_path):
     tok = train_bpe_tokenizer(CORPUS, 300)
     tok.save_pretrained(tmp_path / "tok")
     tok = PreTrainedTokenizerFast.from_pretrained(str(tmp_path / "tok"))
-    vision = CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                              intermediate_size=64, projection_dim=32)
-    text = LlamaConfig(hidden_size=48, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                       intermediate_size=96, vocab_size=len(tok), pad_token_id=tok.pad_token_id,
-                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    vision = CLIPVisionConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        projection_dim=32,
+    )
+    text = LlamaConfig(
+        hidden_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        intermediate_size=96,
+        vocab_size=len(tok),
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     return tok, vision, text
 
 
@@ -85,15 +111,18 @@ def test_loads_llava_hf_checkpoint(tmp_path):
 
     tok, vision, text = _tiny_hf_parts(tmp_path)
     torch.manual_seed(1)
-    llava = LlavaForConditionalGeneration(LlavaConfig(vision_config=vision, text_config=text, image_token_index=0,
-                                                      vision_feature_layer=-2))
+    llava = LlavaForConditionalGeneration(
+        LlavaConfig(vision_config=vision, text_config=text, image_token_index=0, vision_feature_layer=-2)
+    )
     llava.save_pretrained(tmp_path / "llava")
     tok.save_pretrained(tmp_path / "llava")
     model = create_model("tiny", checkpoint=tmp_path / "llava")
     assert model.config.decoder["hidden_size"] == 48 and model.config.vision["hidden_size"] == 32
     torch.testing.assert_close(model.projector.linear_1.weight, llava.model.multi_modal_projector.linear_1.weight)
     q = "layers.0.self_attn.q_proj.weight"
-    torch.testing.assert_close(dict(model.decoder.named_parameters())[q], dict(llava.model.language_model.named_parameters())[q])
+    torch.testing.assert_close(
+        dict(model.decoder.named_parameters())[q], dict(llava.model.language_model.named_parameters())[q]
+    )
     with torch.no_grad():
         f = model.encode_image(torch.randn(2, 3, 32, 32))
     assert f.global_.shape == (2, 48)
@@ -118,8 +147,12 @@ def test_loads_separate_vision_and_language_checkpoints(tmp_path):
 
 
 def test_lora_trains_adapters_and_only_modality_token_rows():
-    overrides = dict(TINY, train_decoder="lora", lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
-                     train_vision=False)
+    overrides = dict(
+        TINY,
+        train_decoder="lora",
+        lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
+        train_vision=False,
+    )
     model = create_model("tiny", corpus=CORPUS, overrides=overrides, seed=0)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert any("lora_A" in n for n in trainable) and any("projector" in n for n in trainable)

@@ -10,8 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import radz_engine as rz
-from radz_engine import PixelSpec
-from radz_engine import _core
+from radz_engine import PixelSpec, _core
 from radz_engine.preprocessing.reference import preprocess_reference
 
 TOL = 1e-5
@@ -112,7 +111,9 @@ def test_enlarging_small_image_is_bilinear():
     pixels = rng.integers(0, 4096, size=(7, 5)).astype(np.uint16)
     spec = PixelSpec(window_center=2048.0, window_width=4096.0)
     np.testing.assert_allclose(
-        rz.preprocess(pixels, spec, 513, aspect="stretch"), preprocess_reference(pixels, spec, 513, aspect="stretch"), atol=TOL
+        rz.preprocess(pixels, spec, 513, aspect="stretch"),
+        preprocess_reference(pixels, spec, 513, aspect="stretch"),
+        atol=TOL,
     )
 
 
@@ -154,9 +155,23 @@ def test_out_buffer_is_filled_in_place():
 
 def test_batch_equals_single_calls():
     rng = np.random.default_rng(6)
-    images = [random_pixels(rng, dtype, shape) for dtype, shape in
-              [(np.uint16, (500, 400)), (np.uint8, (1, 1)), (np.int16, (33, 700)), (np.float32, (64, 64)), (np.uint16, (2, 999))]]
-    specs = [PixelSpec(invert=True), None, PixelSpec(rescale_slope=2.0), None, PixelSpec(window_center=3e4, window_width=2e4)]
+    images = [
+        random_pixels(rng, dtype, shape)
+        for dtype, shape in [
+            (np.uint16, (500, 400)),
+            (np.uint8, (1, 1)),
+            (np.int16, (33, 700)),
+            (np.float32, (64, 64)),
+            (np.uint16, (2, 999)),
+        ]
+    ]
+    specs = [
+        PixelSpec(invert=True),
+        None,
+        PixelSpec(rescale_slope=2.0),
+        None,
+        PixelSpec(window_center=3e4, window_width=2e4),
+    ]
     batch = rz.preprocess_batch(images, specs, 56, num_threads=2)
     assert batch.shape == (5, 3, 56, 56) and batch.flags.c_contiguous
     for i, (img, spec) in enumerate(zip(images, specs)):
@@ -167,7 +182,9 @@ def test_batch_equals_single_calls():
 
 def test_batch_is_safe_from_many_python_threads():
     rng = np.random.default_rng(7)
-    images = [random_pixels(rng, np.uint16, (int(rng.integers(20, 300)), int(rng.integers(20, 300)))) for _ in range(24)]
+    images = [
+        random_pixels(rng, np.uint16, (int(rng.integers(20, 300)), int(rng.integers(20, 300)))) for _ in range(24)
+    ]
     want = np.stack([preprocess_reference(img, None, 32) for img in images])
     results: dict[int, np.ndarray] = {}
 
@@ -187,6 +204,7 @@ def test_batch_is_safe_from_many_python_threads():
 
 
 # --- bad input: a ValueError naming the argument, never a crash ---------------------------------
+
 
 @pytest.mark.parametrize(
     "pixels, match",
@@ -270,8 +288,11 @@ def test_bad_spec_core_side(field, value, match):
 def test_core_rejects_wrong_out_buffer():
     output = _core.OutputSpec()
     pixels = np.ones((4, 4), dtype=np.uint16)
-    for bad in (np.empty((3, 224, 223), np.float32), np.empty((3, 224, 224), np.float64),
-                np.empty((3, 224, 448), np.float32)[:, :, ::2]):
+    for bad in (
+        np.empty((3, 224, 223), np.float32),
+        np.empty((3, 224, 224), np.float64),
+        np.empty((3, 224, 448), np.float32)[:, :, ::2],
+    ):
         with pytest.raises(ValueError, match="out"):
             _core.preprocess(pixels, _core.PixelSpec(), output, bad)
 

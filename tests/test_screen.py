@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from radz_engine.runtime.screen import done_sources, expand_paths  # noqa: E402
 from radz_engine.cli.screen import main as screen_main  # noqa: E402
+from radz_engine.runtime.screen import done_sources, expand_paths  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +53,23 @@ def test_expand_paths_folders_and_csv(study_folder, tmp_path):
 
 def test_screen_records_errors_and_resumes(study_folder, tmp_path, capsys):
     out = tmp_path / "results.csv"
-    assert screen_main([str(study_folder), "--out", str(out), "--workers", "0", "--threads", "1",
-                        "--batch-size", "2", "--no-progress"]) == 0
+    assert (
+        screen_main(
+            [
+                str(study_folder),
+                "--out",
+                str(out),
+                "--workers",
+                "0",
+                "--threads",
+                "1",
+                "--batch-size",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "| 6 | 5 | 1 | 0 |" in printed and "| cardiomegaly |" in printed
     rows = _rows(out)
@@ -82,12 +97,20 @@ def test_screen_records_errors_and_resumes(study_folder, tmp_path, capsys):
 
 def test_screen_jsonl_and_engine_stream(study_folder, tmp_path, capsys):
     out = tmp_path / "results.jsonl"
-    assert screen_main([str(study_folder), "--out", str(out), "--workers", "0", "--threads", "1", "--embeddings",
-                        "--no-progress"]) == 0
+    assert (
+        screen_main(
+            [str(study_folder), "--out", str(out), "--workers", "0", "--threads", "1", "--embeddings", "--no-progress"]
+        )
+        == 0
+    )
     docs = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(docs) == 6 and sum(d["ok"] for d in docs) == 5
     good = next(d for d in docs if d["ok"] and d["source"].endswith(".dcm"))
-    assert len(good["embedding"]) == 128 and good["metadata"]["SOPInstanceUID"] and set(good["timings"]) >= {"decode", "model"}
+    assert (
+        len(good["embedding"]) == 128
+        and good["metadata"]["SOPInstanceUID"]
+        and set(good["timings"]) >= {"decode", "model"}
+    )
     assert done_sources(out) == {d["source"] for d in docs}
 
     from radz_engine.runtime.engine import Engine

@@ -139,7 +139,8 @@ def test_sr_answers_the_source_instance(tmp_path):
             values = {c.ConceptNameCodeSequence[0].CodeValue: c for c in item.ContentSequence}
             findings[item.ConceptNameCodeSequence[0].CodeValue] = (
                 float(values["probability"].MeasuredValueSequence[0].NumericValue),
-                values["call"].ConceptCodeSequence[0].CodeMeaning)
+                values["call"].ConceptCodeSequence[0].CodeMeaning,
+            )
         if item.ValueType == "IMAGE":
             assert item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
     assert set(findings) == set(result.scores)

@@ -82,8 +82,12 @@ def test_bad_datasets_get_a_failure_status_or_a_journaled_error(tmp_path, radz):
     assoc = _association(radz.port, [(c, [t]) for c in (CR, DX) for t in (ExplicitVRLittleEndian, JPEG2000Lossless)])
     assert assoc.is_established
     statuses = {}
-    for name, ds in [("no_pixels", no_pixels), ("wrong_modality", wrong_modality), ("too_big", too_big),
-                     ("corrupt", corrupt)]:
+    for name, ds in [
+        ("no_pixels", no_pixels),
+        ("wrong_modality", wrong_modality),
+        ("too_big", too_big),
+        ("corrupt", corrupt),
+    ]:
         status = assoc.send_c_store(ds)
         statuses[name] = (int(status.Status), str(status.get("ErrorComment", "")))
     assoc.release()
@@ -92,8 +96,11 @@ def test_bad_datasets_get_a_failure_status_or_a_journaled_error(tmp_path, radz):
     assert statuses["too_big"][0] == 0xA700 and "exceeds" in statuses["too_big"][1]
     # Corrupt compressed pixels pass the header checks: accepted, then journaled as failed, with why.
     assert statuses["corrupt"][0] == 0x0000
-    wait_for(lambda: _journal(radz.work_dir).get(str(corrupt.SOPInstanceUID), ("",))[0] == "failed", 60,
-             "the corrupt instance journaled as failed")
+    wait_for(
+        lambda: _journal(radz.work_dir).get(str(corrupt.SOPInstanceUID), ("",))[0] == "failed",
+        60,
+        "the corrupt instance journaled as failed",
+    )
     journal = _journal(radz.work_dir)
     assert journal[str(no_pixels.SOPInstanceUID)] == ("rejected", "no pixel data (7FE0,0010)")
     assert journal[str(wrong_modality.SOPInstanceUID)][0] == "rejected"
@@ -107,8 +114,10 @@ def test_unsupported_sop_class_and_transfer_syntax_are_refused_at_negotiation(tm
     from pydicom.uid import ExplicitVRLittleEndian
 
     mpeg2 = "1.2.840.10008.1.2.4.100"
-    assoc = _association(radz.port, [(CT, [ExplicitVRLittleEndian]), (CR, [mpeg2]), (DX, [mpeg2]),
-                                     ("1.2.840.10008.1.1", [ExplicitVRLittleEndian])])
+    assoc = _association(
+        radz.port,
+        [(CT, [ExplicitVRLittleEndian]), (CR, [mpeg2]), (DX, [mpeg2]), ("1.2.840.10008.1.1", [ExplicitVRLittleEndian])],
+    )
     assert assoc.is_established  # the echo context is fine
     accepted = {(c.abstract_syntax, c.transfer_syntax[0]) for c in assoc.accepted_contexts}
     assert accepted == {("1.2.840.10008.1.1", ExplicitVRLittleEndian)}
@@ -168,7 +177,7 @@ def _mutate(data: bytes, start: int, rng: random.Random) -> bytes:
         if kind < 0.5:
             body[at] ^= 1 << rng.randrange(8)
         elif kind < 0.7:
-            body[at:at + 4] = rng.randbytes(4)
+            body[at : at + 4] = rng.randbytes(4)
         elif kind < 0.85:
             body[at:at] = rng.randbytes(rng.randint(1, 16))
         else:
@@ -210,8 +219,9 @@ def test_fuzz_mutated_datasets_for_a_bounded_time(tmp_path, radz):
         path = tmp_path / "fuzz.dcm"
         path.write_bytes(mutated)
         if assoc is None or not assoc.is_established:
-            assoc = _association(radz.port, [(c, [t]) for c in (CR, DX)
-                                             for t in (ExplicitVRLittleEndian, JPEG2000Lossless)])
+            assoc = _association(
+                radz.port, [(c, [t]) for c in (CR, DX) for t in (ExplicitVRLittleEndian, JPEG2000Lossless)]
+            )
         try:
             status = assoc.send_c_store(path)
             answered[uid] = int(status.Status) if "Status" in status else None
@@ -222,14 +232,20 @@ def test_fuzz_mutated_datasets_for_a_bounded_time(tmp_path, radz):
     if assoc is not None and assoc.is_established:
         assoc.release()
     assert sent > 20
-    outcomes = {"accepted": sum(v == 0 for v in answered.values()),
-                "refused": sum(v not in (0, None) for v in answered.values()), "sender_failed": sent - len(answered)}
+    outcomes = {
+        "accepted": sum(v == 0 for v in answered.values()),
+        "refused": sum(v not in (0, None) for v in answered.values()),
+        "sender_failed": sent - len(answered),
+    }
     print("fuzz outcomes:", outcomes)
     assert outcomes["accepted"] and outcomes["refused"], outcomes  # both paths were exercised
     assert echoscu(radz.port).returncode == 0 and radz.health()["ok"]
     # Everything acknowledged was journaled, and nothing is left half-done.
-    wait_for(lambda: all(state != "received" for state, _ in _journal(radz.work_dir).values()), 120,
-             "the fuzzed instances to reach a final state")
+    wait_for(
+        lambda: all(state != "received" for state, _ in _journal(radz.work_dir).values()),
+        120,
+        "the fuzzed instances to reach a final state",
+    )
     journal = _journal(radz.work_dir)
     for uid, status in answered.items():
         if status == 0x0000:

@@ -18,11 +18,11 @@ import pytest
 pytest.importorskip("pynetdicom")
 pytest.importorskip("highdicom")
 
-from serve_peers import (  # noqa: E402
-    DCMTK, ORTHANC, Orthanc, RadzServe, echoscu, free_port, phantom_dicoms, storescu, wait_for)
+from serve_peers import DCMTK, ORTHANC, Orthanc, RadzServe, echoscu, free_port, phantom_dicoms, storescu, wait_for  # noqa: E402
 
-needs_peers = pytest.mark.skipif(ORTHANC is None or not DCMTK,
-                                 reason="needs Orthanc and DCMTK (apt install orthanc dcmtk)")
+needs_peers = pytest.mark.skipif(
+    ORTHANC is None or not DCMTK, reason="needs Orthanc and DCMTK (apt install orthanc dcmtk)"
+)
 pytestmark = needs_peers
 
 
@@ -103,8 +103,13 @@ def test_storescu_to_orthanc_to_radz_and_the_sr_back_in_orthanc(tmp_path, peers)
     orthanc = peers(Orthanc, tmp_path / "orthanc", radz_port=radz_port, route_radiographs=True)
     hook = _Webhook()
     try:
-        radz = peers(RadzServe, tmp_path / "radz", port=radz_port, forward=f"ORTHANC@127.0.0.1:{orthanc.dicom_port}",
-                     extra=["--allow", "ORTHANC", "--webhook", hook.url])
+        radz = peers(
+            RadzServe,
+            tmp_path / "radz",
+            port=radz_port,
+            forward=f"ORTHANC@127.0.0.1:{orthanc.dicom_port}",
+            extra=["--allow", "ORTHANC", "--webhook", hook.url],
+        )
         sent = storescu(orthanc.dicom_port, files, called="ORTHANC")
         assert sent.returncode == 0, sent.stderr
         refs = wait_for(lambda: _all_srs(orthanc, len(files)), 120, "one SR per radiograph in Orthanc")
@@ -115,11 +120,15 @@ def test_storescu_to_orthanc_to_radz_and_the_sr_back_in_orthanc(tmp_path, peers)
         for uid, (sr,) in refs.items():
             source = dcmread(sources[uid])
             assert sr.StudyInstanceUID == source.StudyInstanceUID and sr.SeriesInstanceUID != source.SeriesInstanceUID
-            probabilities = {item.ConceptNameCodeSequence[0].CodeValue:
-                             float(next(c for c in item.ContentSequence
-                                        if c.ConceptNameCodeSequence[0].CodeValue == "probability")
-                                   .MeasuredValueSequence[0].NumericValue)
-                             for item in sr.ContentSequence if item.ValueType == "CONTAINER"}
+            probabilities = {
+                item.ConceptNameCodeSequence[0].CodeValue: float(
+                    next(c for c in item.ContentSequence if c.ConceptNameCodeSequence[0].CodeValue == "probability")
+                    .MeasuredValueSequence[0]
+                    .NumericValue
+                )
+                for item in sr.ContentSequence
+                if item.ValueType == "CONTAINER"
+            }
             want = expected[uid].scores
             assert probabilities.keys() == want.keys()
             np.testing.assert_allclose([probabilities[k] for k in want], list(want.values()), atol=1e-5)
@@ -185,11 +194,15 @@ def test_sigkill_midway_through_500_instances_loses_nothing(tmp_path, peers):
     orthanc = peers(Orthanc, tmp_path / "orthanc")
     forward = f"ORTHANC@127.0.0.1:{orthanc.dicom_port}"
     radz = RadzServe(tmp_path / "radz", forward=forward)
-    sender = subprocess.Popen(["storescu", "-aec", "RADZ", "127.0.0.1", str(radz.port), *map(str, files)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sender = subprocess.Popen(
+        ["storescu", "-aec", "RADZ", "127.0.0.1", str(radz.port), *map(str, files)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        wait_for(lambda: sum(_journal_counts(radz.work_dir).values()) >= 150, 120, "150 instances journaled",
-                 interval=0.01)
+        wait_for(
+            lambda: sum(_journal_counts(radz.work_dir).values()) >= 150, 120, "150 instances journaled", interval=0.01
+        )
         radz.kill()
         before = _journal_counts(radz.work_dir)
         sender.wait(60)
@@ -229,9 +242,28 @@ def test_tls_with_a_self_signed_certificate(tmp_path, peers):
     if shutil.which("openssl") is None:
         pytest.skip("needs the openssl command to make a certificate")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=radz-test", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=radz-test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     radz = peers(RadzServe, tmp_path / "radz", extra=["--tls-cert", str(cert), "--tls-key", str(key)])
     client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cert))
     files = phantom_dicoms(tmp_path / "in", 2, seed=13)
@@ -249,8 +281,9 @@ def test_tls_with_a_self_signed_certificate(tmp_path, peers):
     untrusting = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)  # does not know the certificate
     assert _refused(ae.associate("127.0.0.1", radz.port, ae_title="RADZ", tls_args=(untrusting, "127.0.0.1")))
     # --tls-ca: callers must present a certificate that CA signed (here the same self-signed one).
-    mutual = peers(RadzServe, tmp_path / "radz-mtls",
-                   extra=["--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(cert)])
+    mutual = peers(
+        RadzServe, tmp_path / "radz-mtls", extra=["--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(cert)]
+    )
     assert _refused(ae.associate("127.0.0.1", mutual.port, ae_title="RADZ", tls_args=(client, "127.0.0.1")))
     with_cert = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cert))
     with_cert.load_cert_chain(str(cert), str(key))

@@ -216,8 +216,16 @@ def test_close_under_load_drains_every_accepted_request():
 def test_errors_share_one_base_class():
     import radz_engine
 
-    for name in ("BundleError", "BackendUnavailable", "DicomInputError", "RadzInputError", "EngineClosed", "QueueFull",
-                 "DeadlineExceeded", "RequestCancelled"):
+    for name in (
+        "BundleError",
+        "BackendUnavailable",
+        "DicomInputError",
+        "RadzInputError",
+        "EngineClosed",
+        "QueueFull",
+        "DeadlineExceeded",
+        "RequestCancelled",
+    ):
         assert issubclass(getattr(radz_engine, name), radz_engine.RadzError), name
     assert issubclass(RequestCancelled, RadzError)
     with pytest.raises(radz_engine.BundleError):

@@ -18,16 +18,35 @@ from radz_train.training.trainer import Trainer  # noqa: E402
 from radz_train.zero_shot import evaluate  # noqa: E402
 
 # A shrunken tiny preset: the tests check the machinery, not accuracy.
-SMALL = {"vision.image_size": 32, "vision.patch_size": 8, "vision.num_hidden_layers": 1, "vision.hidden_size": 64,
-         "vision.num_attention_heads": 2, "vision.intermediate_size": 128, "decoder.num_hidden_layers": 2,
-         "decoder.hidden_size": 64, "decoder.num_attention_heads": 2, "decoder.num_key_value_heads": 2,
-         "decoder.intermediate_size": 128, "max_text_length": 64, "tokenizer.vocab_size": 500}
+SMALL = {
+    "vision.image_size": 32,
+    "vision.patch_size": 8,
+    "vision.num_hidden_layers": 1,
+    "vision.hidden_size": 64,
+    "vision.num_attention_heads": 2,
+    "vision.intermediate_size": 128,
+    "decoder.num_hidden_layers": 2,
+    "decoder.hidden_size": 64,
+    "decoder.num_attention_heads": 2,
+    "decoder.num_key_value_heads": 2,
+    "decoder.intermediate_size": 128,
+    "max_text_length": 64,
+    "tokenizer.vocab_size": 500,
+}
 
 
 def config(csv_path: Path, out: Path, **kw) -> TrainConfig:
-    base = dict(train_csv=str(csv_path), out_dir=str(out), model="tiny", model_overrides=dict(SMALL),
-                batch_size=16, learning_rates={"vision": 2e-3, "projector": 2e-3, "decoder": 2e-3, "tokens": 2e-3},
-                warmup_ratio=0.0, log_every=1, threads=2)
+    base = dict(
+        train_csv=str(csv_path),
+        out_dir=str(out),
+        model="tiny",
+        model_overrides=dict(SMALL),
+        batch_size=16,
+        learning_rates={"vision": 2e-3, "projector": 2e-3, "decoder": 2e-3, "tokens": 2e-3},
+        warmup_ratio=0.0,
+        log_every=1,
+        threads=2,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -83,8 +102,24 @@ def test_radz_train_and_eval_commands(phantom_csv_64, tmp_path):
     cfg = config(phantom_csv_64, tmp_path / "run", max_steps=2).to_dict()
     (tmp_path / "train.json").write_text(json.dumps(cfg))
     assert main(["train", str(tmp_path / "train.json"), "batch_size=8", "--no-progress"]) == 0
-    assert main(["eval", "--checkpoint", str(tmp_path / "run" / "final"), "--csv", str(phantom_csv_64),
-                 "--out", str(tmp_path / "eval"), "--modes", "softmax", "--limit", "24"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--checkpoint",
+                str(tmp_path / "run" / "final"),
+                "--csv",
+                str(phantom_csv_64),
+                "--out",
+                str(tmp_path / "eval"),
+                "--modes",
+                "softmax",
+                "--limit",
+                "24",
+            ]
+        )
+        == 0
+    )
     assert main(["train", str(tmp_path / "train.json"), "nonsense=1"]) == 2
 
 
@@ -100,8 +135,22 @@ def test_ddp_under_torchrun_on_cpu(phantom_csv_64, tmp_path):
         port = s.getsockname()[1]
     cfg = config(phantom_csv_64, tmp_path / "ddp", max_steps=3, batch_size=16, threads=1).to_dict()
     (tmp_path / "ddp.json").write_text(json.dumps(cfg))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(port), "-m", "radz_engine.cli", "train", str(tmp_path / "ddp.json"), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(port),
+        "-m",
+        "radz_engine.cli",
+        "train",
+        str(tmp_path / "ddp.json"),
+        "--no-progress",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "ddp" / "checkpoint-3" / "model.safetensors").exists()
@@ -112,9 +161,15 @@ def test_ddp_under_torchrun_on_cpu(phantom_csv_64, tmp_path):
 
 def test_command_line_overrides_reach_nested_settings(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps({"train_csv": "x.csv", "out_dir": "o"}))
-    config = TrainConfig.load(tmp_path / "c.json", [("model_overrides.n_image_tokens", 0),
-                                                     ("model_overrides.decoder.num_hidden_layers", 2),
-                                                     ("learning_rates.projector", 1e-3), ("lam", 1.0)])
+    config = TrainConfig.load(
+        tmp_path / "c.json",
+        [
+            ("model_overrides.n_image_tokens", 0),
+            ("model_overrides.decoder.num_hidden_layers", 2),
+            ("learning_rates.projector", 1e-3),
+            ("lam", 1.0),
+        ],
+    )
     assert config.model_overrides == {"n_image_tokens": 0, "decoder.num_hidden_layers": 2}
     assert config.learning_rates["projector"] == 1e-3 and config.learning_rates["decoder"] == 2e-5
     assert config.lam == 1.0

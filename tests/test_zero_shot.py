@@ -17,8 +17,11 @@ def unit(a):
 def test_scoring_modes_match_their_formulas():
     rng = np.random.default_rng(0)
     g = unit(rng.standard_normal((5, 8)))
-    emb = {"softmax": unit(rng.standard_normal((3, 8))), "posneg": unit(rng.standard_normal((2, 3, 8))),
-           "anchor": unit(rng.standard_normal((4, 8)))}  # 3 classes + a background anchor
+    emb = {
+        "softmax": unit(rng.standard_normal((3, 8))),
+        "posneg": unit(rng.standard_normal((2, 3, 8))),
+        "anchor": unit(rng.standard_normal((4, 8))),
+    }  # 3 classes + a background anchor
     tau = 0.1
     s = score(g, emb, "softmax", tau)
     e = np.exp(g @ emb["softmax"].T / tau)

@@ -12,16 +12,14 @@ from __future__ import annotations
 import json
 import platform
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
-import torch
 
 from radz_engine.bundle.format import FILES, FORMAT_VERSION, FP16_FILE, MANIFEST, PROMPT_BLOCKS, write_manifest
 from radz_export import onnx_export, parity
-
 
 
 @dataclass
@@ -37,8 +35,17 @@ def _tool_versions() -> dict[str, str]:
     import importlib.metadata as metadata
 
     versions = {"python": platform.python_version()}
-    for dist in ("torch", "transformers", "peft", "tokenizers", "onnx", "onnxruntime", "onnxscript",
-                 "onnxconverter-common", "radz-engine"):
+    for dist in (
+        "torch",
+        "transformers",
+        "peft",
+        "tokenizers",
+        "onnx",
+        "onnxruntime",
+        "onnxscript",
+        "onnxconverter-common",
+        "radz-engine",
+    ):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -66,7 +73,9 @@ def _prepare_out_dir(out: Path) -> None:
     if out.exists() and any(out.iterdir()):
         manifest = out / MANIFEST
         if not manifest.exists():
-            raise FileExistsError(f"--out {out}: folder is not empty and holds no bundle; choose an empty or new folder")
+            raise FileExistsError(
+                f"--out {out}: folder is not empty and holds no bundle; choose an empty or new folder"
+            )
         old = json.loads(manifest.read_text())
         for name in list(old.get("sha256", {})) + [MANIFEST]:
             target = out / name
@@ -78,8 +87,10 @@ def _prepare_out_dir(out: Path) -> None:
 def _save_tokenizer(tokenizer, path: Path) -> None:
     backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
     if backend is None:
-        raise ValueError(f"tokenizer {type(tokenizer).__name__}: not a fast (tokenizers-backed) tokenizer; "
-                         "the runtime needs tokenizer.json")
+        raise ValueError(
+            f"tokenizer {type(tokenizer).__name__}: not a fast (tokenizers-backed) tokenizer; "
+            "the runtime needs tokenizer.json"
+        )
     backend.save(str(path))
 
 
@@ -97,8 +108,11 @@ def _text_spec(model) -> dict:
         "lowercase": True,
         "add_special_tokens": False,
         "padding_side": "right",
-        "templates": {"class": prompts.class_template, "positive": prompts.positive_template,
-                      "negative": prompts.negative_template},
+        "templates": {
+            "class": prompts.class_template,
+            "positive": prompts.positive_template,
+            "negative": prompts.negative_template,
+        },
         "layout": "[bos] lower(text)[:max_length - len(bos) - len(question_ids) - len(modality)] question_ids modality pad...",
     }
 
@@ -111,23 +125,39 @@ def _classes_doc(model, classes: Sequence[str], knowledge: dict[str, str], backg
     rows = []
     for name in classes:
         shown = display_name(name)
-        rows.append({"name": name, "display_name": shown, "prompt": prompts.class_template.format(shown),
-                     "positive_prompt": prompts.positive_template.format(shown),
-                     "negative_prompt": prompts.negative_template.format(shown),
-                     "knowledge": knowledge.get(canonical_name(name)), "threshold": None})
-    doc = {"classes": rows, "background": None,
-           "thresholds": "null until calibrated (radz_engine.scoring.calibration)"}
+        rows.append(
+            {
+                "name": name,
+                "display_name": shown,
+                "prompt": prompts.class_template.format(shown),
+                "positive_prompt": prompts.positive_template.format(shown),
+                "negative_prompt": prompts.negative_template.format(shown),
+                "knowledge": knowledge.get(canonical_name(name)),
+                "threshold": None,
+            }
+        )
+    doc = {"classes": rows, "background": None, "thresholds": "null until calibrated (radz_engine.scoring.calibration)"}
     if background:
         doc["background"] = {"name": BACKGROUND, "knowledge": knowledge[BACKGROUND]}
     return doc
 
 
-def write_bundle(checkpoint_dir_or_model, out_dir, *, classes: Sequence[str] | None = None,
-                 knowledge: dict[str, str] | str | Path | None = None, scoring_mode: str = "anchor",
-                 fp16: bool = False, parity_checks: bool = True, auc_phantoms: int = 64,
-                 exporter: str = "dynamo", external_data: bool | None = None,
-                 external_data_threshold: int = onnx_export.EXTERNAL_DATA_THRESHOLD,
-                 command: str | None = None, threads: int = 1) -> ExportReport:
+def write_bundle(
+    checkpoint_dir_or_model,
+    out_dir,
+    *,
+    classes: Sequence[str] | None = None,
+    knowledge: dict[str, str] | str | Path | None = None,
+    scoring_mode: str = "anchor",
+    fp16: bool = False,
+    parity_checks: bool = True,
+    auc_phantoms: int = 64,
+    exporter: str = "dynamo",
+    external_data: bool | None = None,
+    external_data_threshold: int = onnx_export.EXTERNAL_DATA_THRESHOLD,
+    command: str | None = None,
+    threads: int = 1,
+) -> ExportReport:
     """Export a model to a bundle folder; returns an ExportReport (manifest + parity rows).
 
     Args:
@@ -145,8 +175,8 @@ def write_bundle(checkpoint_dir_or_model, out_dir, *, classes: Sequence[str] | N
         external_data: force (True) / forbid (False) ONNX external data; None decides by size.
         command: the command line to record (the CLI passes its argv).
     """
-    from radz_train.dkam import load_knowledge
     from radz_train.data.phantom import FINDINGS
+    from radz_train.dkam import load_knowledge
     from radz_train.zero_shot import BACKGROUND, MODES, class_embeddings
 
     if scoring_mode not in MODES:
@@ -167,7 +197,9 @@ def write_bundle(checkpoint_dir_or_model, out_dir, *, classes: Sequence[str] | N
     exported = {"image_encoder": image, "text_encoder": text}
     files = dict(FILES)
     if fp16:
-        exported["image_encoder_fp16"] = onnx_export.convert_fp16(image.path, out / FP16_FILE, external_data=external_data)
+        exported["image_encoder_fp16"] = onnx_export.convert_fp16(
+            image.path, out / FP16_FILE, external_data=external_data
+        )
         files["image_encoder_fp16"] = FP16_FILE
     rows = []
     if parity_checks:
@@ -185,31 +217,57 @@ def write_bundle(checkpoint_dir_or_model, out_dir, *, classes: Sequence[str] | N
     size = config.image_size
     manifest = {
         "format_version": FORMAT_VERSION,
-        "model": {"name": config.name, "source": source, "lora_merged": config.train_decoder == "lora",
-                  "config": config.to_dict()},
+        "model": {
+            "name": config.name,
+            "source": source,
+            "lora_merged": config.train_decoder == "lora",
+            "config": config.to_dict(),
+        },
         "files": files,
-        "input": {"size": [size, size], "channels": 3, "layout": "NCHW", "dtype": "float32",
-                  "mean": list(config.input["mean"]), "std": list(config.input["std"]), "aspect": "letterbox",
-                  "pad_value": 0.0},
+        "input": {
+            "size": [size, size],
+            "channels": 3,
+            "layout": "NCHW",
+            "dtype": "float32",
+            "mean": list(config.input["mean"]),
+            "std": list(config.input["std"]),
+            "aspect": "letterbox",
+            "pad_value": 0.0,
+        },
         "embedding_dim": int(config.decoder["hidden_size"]),
-        "pooling": {"feature_layer": config.feature_layer,
-                    "hidden_states_index": onnx_export.resolved_feature_layer(config),
-                    "global": "mean of modality-token states" if config.n_image_tokens else "last real token",
-                    "n_image_tokens": config.n_image_tokens, "n_text_tokens": config.n_text_tokens, "normalize": "l2"},
+        "pooling": {
+            "feature_layer": config.feature_layer,
+            "hidden_states_index": onnx_export.resolved_feature_layer(config),
+            "global": "mean of modality-token states" if config.n_image_tokens else "last real token",
+            "n_image_tokens": config.n_image_tokens,
+            "n_text_tokens": config.n_text_tokens,
+            "normalize": "l2",
+        },
         "tau": float(config.tau),
         "scoring_mode": scoring_mode,
         "classes": classes,
-        "anchors": {"file": FILES["anchors"], "rows": classes + ([BACKGROUND] if background else []),
-                    "background_row": len(classes) if background else None},
-        "prompts": {"file": FILES["prompts"], "blocks": list(PROMPT_BLOCKS),
-                    "shape": list(prompts.shape)},
+        "anchors": {
+            "file": FILES["anchors"],
+            "rows": classes + ([BACKGROUND] if background else []),
+            "background_row": len(classes) if background else None,
+        },
+        "prompts": {"file": FILES["prompts"], "blocks": list(PROMPT_BLOCKS), "shape": list(prompts.shape)},
         "text": _text_spec(model),
-        "onnx": {role: {"inputs": e.inputs, "outputs": e.outputs, "external_data": e.external_files,
-                        "exporter": e.exporter, "opset": e.opset} for role, e in exported.items()},
+        "onnx": {
+            role: {
+                "inputs": e.inputs,
+                "outputs": e.outputs,
+                "external_data": e.external_files,
+                "exporter": e.exporter,
+                "opset": e.opset,
+            }
+            for role, e in exported.items()
+        },
         "export": onnx_export.export_summary(model),
         "versions": _tool_versions(),
-        "command": command or f"radz_export.write_bundle({source!r}, {str(out)!r}, classes={classes!r}, "
-                              f"scoring_mode={scoring_mode!r}, fp16={fp16})",
+        "command": command
+        or f"radz_export.write_bundle({source!r}, {str(out)!r}, classes={classes!r}, "
+        f"scoring_mode={scoring_mode!r}, fp16={fp16})",
         "parity": {"graph": parity.rows_to_json(rows)},
     }
     write_manifest(out, manifest)

@@ -15,15 +15,27 @@ from pathlib import Path
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="radz export", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path, help="a `radz train` checkpoint folder")
-    parser.add_argument("--out", type=Path, required=True, help="bundle folder to write (new, empty, or an older bundle)")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="bundle folder to write (new, empty, or an older bundle)"
+    )
     parser.add_argument("--classes", default=None, help="comma-separated class names (default: the phantom findings)")
-    parser.add_argument("--knowledge", type=Path, default=None, help="knowledge JSON (default: the checkpoint's, else shipped)")
+    parser.add_argument(
+        "--knowledge", type=Path, default=None, help="knowledge JSON (default: the checkpoint's, else shipped)"
+    )
     parser.add_argument("--scoring-mode", default="anchor", choices=("anchor", "softmax", "posneg"))
-    parser.add_argument("--fp16", action="store_true", help="also write image_encoder_fp16.onnx (fp16 weights, fp32 io)")
-    parser.add_argument("--tensorrt", action="store_true", help="also build a TensorRT engine (needs tensorrt + a GPU; unvalidated)")
+    parser.add_argument(
+        "--fp16", action="store_true", help="also write image_encoder_fp16.onnx (fp16 weights, fp32 io)"
+    )
+    parser.add_argument(
+        "--tensorrt", action="store_true", help="also build a TensorRT engine (needs tensorrt + a GPU; unvalidated)"
+    )
     parser.add_argument("--trt-precision", default="fp16", choices=("fp16", "bf16", "fp32"))
-    parser.add_argument("--skip-parity", action="store_true", help="skip the ONNX Runtime vs PyTorch checks (not recommended)")
-    parser.add_argument("--auc-phantoms", type=int, default=64, help="phantoms for the zero-shot AUC parity check (0: skip)")
+    parser.add_argument(
+        "--skip-parity", action="store_true", help="skip the ONNX Runtime vs PyTorch checks (not recommended)"
+    )
+    parser.add_argument(
+        "--auc-phantoms", type=int, default=64, help="phantoms for the zero-shot AUC parity check (0: skip)"
+    )
     parser.add_argument("--exporter", default="dynamo", choices=("dynamo", "torchscript"))
     parser.add_argument("--external-data", action="store_true", help="always write weights as ONNX external data")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch and ONNX Runtime")
@@ -45,11 +57,20 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     try:
-        report = write_bundle(args.checkpoint, args.out, classes=classes, knowledge=args.knowledge,
-                              scoring_mode=args.scoring_mode, fp16=args.fp16, parity_checks=not args.skip_parity,
-                              auc_phantoms=0 if args.skip_parity else args.auc_phantoms, exporter=args.exporter,
-                              external_data=True if args.external_data else None, command=command_line(argv),
-                              threads=args.threads or 1)
+        report = write_bundle(
+            args.checkpoint,
+            args.out,
+            classes=classes,
+            knowledge=args.knowledge,
+            scoring_mode=args.scoring_mode,
+            fp16=args.fp16,
+            parity_checks=not args.skip_parity,
+            auc_phantoms=0 if args.skip_parity else args.auc_phantoms,
+            exporter=args.exporter,
+            external_data=True if args.external_data else None,
+            command=command_line(argv),
+            threads=args.threads or 1,
+        )
     except ExportParityError as error:
         print(f"radz export: parity check FAILED\n{error}", file=sys.stderr)
         return 1
@@ -61,17 +82,23 @@ def main(argv: list[str] | None = None) -> int:
     auc = report.manifest.get("parity", {}).get("zero_shot_auc")
     if auc:
         for mode, row in auc["modes"].items():
-            print(f"zero-shot AUC ({mode}, {auc['n']} phantoms): torch {row['torch']:.4f}  bundle {row['bundle']:.4f}  "
-                  f"max class diff {row['max_class_diff']:.2e}")
+            print(
+                f"zero-shot AUC ({mode}, {auc['n']} phantoms): torch {row['torch']:.4f}  bundle {row['bundle']:.4f}  "
+                f"max class diff {row['max_class_diff']:.2e}"
+            )
     if args.skip_parity:
         print("parity checks skipped (--skip-parity)")
     if args.tensorrt:
         from radz_export.tensorrt_build import TensorRTUnavailable, build_engine
 
         try:
-            engine = build_engine(args.out / "image_encoder.onnx", precision=args.trt_precision,
-                                  engine_cache_dir=args.out / "tensorrt", timing_cache=args.out / "tensorrt" / "timing.cache",
-                                  onnx_sha256=report.manifest["sha256"]["image_encoder.onnx"])
+            engine = build_engine(
+                args.out / "image_encoder.onnx",
+                precision=args.trt_precision,
+                engine_cache_dir=args.out / "tensorrt",
+                timing_cache=args.out / "tensorrt" / "timing.cache",
+                onnx_sha256=report.manifest["sha256"]["image_encoder.onnx"],
+            )
             print(f"TensorRT engine: {engine}")
         except TensorRTUnavailable as error:
             print(f"radz export: --tensorrt: {error}", file=sys.stderr)

@@ -29,10 +29,14 @@ def resolved_feature_layer(config) -> int:
 
 def _plain_decoder(decoder: nn.Module) -> nn.Module:
     if hasattr(decoder, "merge_and_unload") or hasattr(decoder, "peft_config"):
-        raise ValueError("decoder still has LoRA adapters: call radz_train.model.trainable.merge_lora(model) before export")
+        raise ValueError(
+            "decoder still has LoRA adapters: call radz_train.model.trainable.merge_lora(model) before export"
+        )
     for name in ("embed_tokens", "layers", "norm", "rotary_emb"):
         if not hasattr(decoder, name):
-            raise ValueError(f"decoder {type(decoder).__name__}: no attribute {name!r} (need a Llama/Mistral/Qwen2 base model)")
+            raise ValueError(
+                f"decoder {type(decoder).__name__}: no attribute {name!r} (need a Llama/Mistral/Qwen2 base model)"
+            )
     return decoder
 
 
@@ -75,15 +79,17 @@ class TruncatedDecoder(nn.Module):
         for layer, window in zip(self.layers, self.windows):
             if window not in masks:
                 masks[window] = additive_mask(positions, attention_mask, window, inputs_embeds.dtype, batch)
-            hidden = layer(hidden, attention_mask=masks[window], position_ids=position_ids,
-                           position_embeddings=position_embeddings)
+            hidden = layer(
+                hidden, attention_mask=masks[window], position_ids=position_ids, position_embeddings=position_embeddings
+            )
             if isinstance(hidden, tuple):  # older transformers return (hidden, ...)
                 hidden = hidden[0]
         return self.norm(hidden) if self.norm is not None else hidden
 
 
-def additive_mask(positions: torch.Tensor, attention_mask: torch.Tensor | None, window: int | None,
-                  dtype: torch.dtype, batch: int) -> torch.Tensor:
+def additive_mask(
+    positions: torch.Tensor, attention_mask: torch.Tensor | None, window: int | None, dtype: torch.dtype, batch: int
+) -> torch.Tensor:
     """[B, 1, L, L] additive mask: 0 where query i may see key j (j <= i, inside the window, key
     not padding), the dtype's most negative value elsewhere (not -inf: no NaN on empty rows)."""
     query = positions[:, None]

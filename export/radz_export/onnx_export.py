@@ -85,7 +85,9 @@ def _quiet_exporter():
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*", category=FutureWarning)
             warnings.filterwarnings("ignore", message=r"# The axis name: .* will not be used", category=UserWarning)
-            warnings.filterwarnings("ignore", message=r".*legacy TorchScript-based ONNX export.*", category=DeprecationWarning)
+            warnings.filterwarnings(
+                "ignore", message=r".*legacy TorchScript-based ONNX export.*", category=DeprecationWarning
+            )
             warnings.filterwarnings("ignore", message=r"The feature will be removed", category=DeprecationWarning)
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             yield
@@ -102,19 +104,39 @@ def _parameter_bytes(module: nn.Module) -> int:
     return total
 
 
-def _export(module: nn.Module, args: tuple, path: Path, input_names, output_names, dynamic: dict,
-            exporter: str, external: bool, opset: int) -> None:
+def _export(
+    module: nn.Module,
+    args: tuple,
+    path: Path,
+    input_names,
+    output_names,
+    dynamic: dict,
+    exporter: str,
+    external: bool,
+    opset: int,
+) -> None:
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter: must be one of {EXPORTERS}, got {exporter!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(path)
     with _quiet_exporter(), torch.no_grad():
         if exporter == "dynamo":
-            dims = {name: torch.export.Dim(name, min=1 if name == "batch" else 2, max=1 << 16)
-                    for axes in dynamic.values() for name in axes.values()}
+            dims = {
+                name: torch.export.Dim(name, min=1 if name == "batch" else 2, max=1 << 16)
+                for axes in dynamic.values()
+                for name in axes.values()
+            }
             shapes = tuple({axis: dims[name] for axis, name in dynamic[i].items()} for i in input_names)
-            program = torch.onnx.export(module, args, input_names=list(input_names), output_names=list(output_names),
-                                        dynamic_shapes=shapes, opset_version=opset, dynamo=True, verbose=False)
+            program = torch.onnx.export(
+                module,
+                args,
+                input_names=list(input_names),
+                output_names=list(output_names),
+                dynamic_shapes=shapes,
+                opset_version=opset,
+                dynamo=True,
+                verbose=False,
+            )
             # Per-node provenance (stack traces with this machine's paths, FX names) is dropped:
             # it is a quarter of a small graph and makes the bytes depend on where it was built.
             for node in program.model.graph.all_nodes():
@@ -123,8 +145,17 @@ def _export(module: nn.Module, args: tuple, path: Path, input_names, output_name
         else:
             axes = dict(dynamic)
             axes.update({name: {0: "batch"} for name in output_names})
-            torch.onnx.export(module, args, str(path), input_names=list(input_names), output_names=list(output_names),
-                              dynamic_axes=axes, opset_version=opset, dynamo=False, do_constant_folding=True)
+            torch.onnx.export(
+                module,
+                args,
+                str(path),
+                input_names=list(input_names),
+                output_names=list(output_names),
+                dynamic_axes=axes,
+                opset_version=opset,
+                dynamo=False,
+                do_constant_folding=True,
+            )
             if external:
                 _resave_external(path)
 
@@ -141,8 +172,14 @@ def _resave_external(path: Path) -> None:
 
     proto = onnx.load(str(path))
     _remove_stale(path)
-    onnx.save_model(proto, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location=path.name + ".data", size_threshold=0)
+    onnx.save_model(
+        proto,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=path.name + ".data",
+        size_threshold=0,
+    )
 
 
 def external_files(path: Path) -> list[str]:
@@ -166,7 +203,9 @@ def io_spec(path: Path) -> tuple[list[dict], list[dict]]:
         for v in values:
             tensor = v.type.tensor_type
             shape = [d.dim_param if d.dim_param else int(d.dim_value) for d in tensor.shape.dim]
-            out.append({"name": v.name, "dtype": onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name, "shape": shape})
+            out.append(
+                {"name": v.name, "dtype": onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name, "shape": shape}
+            )
         return out
 
     return describe(proto.graph.input), describe(proto.graph.output)
@@ -185,8 +224,15 @@ def _decide_external(module: nn.Module, external_data: bool | None, threshold: i
     return bool(external_data) if external_data is not None else _parameter_bytes(module) > threshold
 
 
-def export_image_encoder(model, path, *, exporter: str = "dynamo", external_data: bool | None = None,
-                         external_data_threshold: int = EXTERNAL_DATA_THRESHOLD, opset: int = OPSET) -> ExportedModel:
+def export_image_encoder(
+    model,
+    path,
+    *,
+    exporter: str = "dynamo",
+    external_data: bool | None = None,
+    external_data_threshold: int = EXTERNAL_DATA_THRESHOLD,
+    opset: int = OPSET,
+) -> ExportedModel:
     """Write image_encoder.onnx: pixel_values [B, 3, S, S] float32 -> image_embedding [B, D]."""
     path = Path(path)
     prepare_for_export(model)
@@ -195,13 +241,29 @@ def export_image_encoder(model, path, *, exporter: str = "dynamo", external_data
         size = model.config.image_size
         example = (torch.randn(2, 3, size, size),)  # batch 2: a batch-1 example can freeze the batch dim
         external = _decide_external(encoder, external_data, external_data_threshold)
-        _export(encoder, example, path, IMAGE_INPUTS, IMAGE_OUTPUTS, {"pixel_values": {0: "batch"}},
-                exporter, external, opset)
+        _export(
+            encoder,
+            example,
+            path,
+            IMAGE_INPUTS,
+            IMAGE_OUTPUTS,
+            {"pixel_values": {0: "batch"}},
+            exporter,
+            external,
+            opset,
+        )
     return _finish(path, exporter, opset)
 
 
-def export_text_encoder(model, path, *, exporter: str = "dynamo", external_data: bool | None = None,
-                        external_data_threshold: int = EXTERNAL_DATA_THRESHOLD, opset: int = OPSET) -> ExportedModel:
+def export_text_encoder(
+    model,
+    path,
+    *,
+    exporter: str = "dynamo",
+    external_data: bool | None = None,
+    external_data_threshold: int = EXTERNAL_DATA_THRESHOLD,
+    opset: int = OPSET,
+) -> ExportedModel:
     """Write text_encoder.onnx: input_ids, attention_mask [B, L] int64 -> text_embedding [B, D]."""
     path = Path(path)
     prepare_for_export(model)
@@ -233,14 +295,21 @@ def convert_fp16(src, dst, *, external_data: bool | None = None) -> ExportedMode
     with warnings.catch_warnings():
         # Constants outside fp16 range (the mask's float32 min, tiny epsilons) are clamped: expected.
         warnings.filterwarnings("ignore", message=r"the float32 number .* will be truncated to", category=UserWarning)
-        half = float16.convert_float_to_float16(proto, keep_io_types=True,
-                                                op_block_list=list(float16.DEFAULT_OP_BLOCK_LIST) + ["Cast"])
+        half = float16.convert_float_to_float16(
+            proto, keep_io_types=True, op_block_list=list(float16.DEFAULT_OP_BLOCK_LIST) + ["Cast"]
+        )
     weight_bytes = sum(len(t.raw_data) for t in half.graph.initializer)
     external = bool(external_data) if external_data is not None else weight_bytes > EXTERNAL_DATA_THRESHOLD
     _remove_stale(dst)
     if external:
-        onnx.save_model(half, str(dst), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=dst.name + ".data", size_threshold=0)
+        onnx.save_model(
+            half,
+            str(dst),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=dst.name + ".data",
+            size_threshold=0,
+        )
     else:
         onnx.save_model(half, str(dst))
     return _finish(dst, "onnxconverter-common float16 of " + src.name, max(o.version for o in half.opset_import))
@@ -249,5 +318,8 @@ def convert_fp16(src, dst, *, external_data: bool | None = None) -> ExportedMode
 def export_summary(model) -> dict:
     """What the exported graphs contain, for the manifest."""
     total = int(model.config.decoder["num_hidden_layers"])
-    return {"decoder_layers_exported": resolved_feature_layer(model.config), "decoder_layers_total": total,
-            "note": "decoder truncated after the pooled feature layer (later layers do not affect the features)"}
+    return {
+        "decoder_layers_exported": resolved_feature_layer(model.config),
+        "decoder_layers_total": total,
+        "note": "decoder truncated after the pooled feature layer (later layers do not affect the features)",
+    }

@@ -9,9 +9,9 @@ on random and phantom inputs; fp16 cosine >= 0.999; zero-shot AUC within 0.002.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -48,23 +48,39 @@ class ParityRow:
         return {**asdict(self), "passed": self.passed}
 
 
-def compare(what: str, inputs: str, reference: np.ndarray, candidate: np.ndarray, max_abs_limit: float | None,
-            min_cos_limit: float) -> ParityRow:
+def compare(
+    what: str,
+    inputs: str,
+    reference: np.ndarray,
+    candidate: np.ndarray,
+    max_abs_limit: float | None,
+    min_cos_limit: float,
+) -> ParityRow:
     reference = np.asarray(reference, dtype=np.float64)
     candidate = np.asarray(candidate, dtype=np.float64)
     if reference.shape != candidate.shape:
         raise ExportParityError(f"{what} ({inputs}): output shape {candidate.shape}, PyTorch gives {reference.shape}")
     norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
     cos = (reference * candidate).sum(1) / np.maximum(norms, 1e-30)
-    return ParityRow(what, inputs, int(reference.shape[0]), float(np.abs(reference - candidate).max()),
-                     float(cos.min()), max_abs_limit, min_cos_limit)
+    return ParityRow(
+        what,
+        inputs,
+        int(reference.shape[0]),
+        float(np.abs(reference - candidate).max()),
+        float(cos.min()),
+        max_abs_limit,
+        min_cos_limit,
+    )
 
 
 def require(rows: Sequence[ParityRow]) -> None:
     failed = [r for r in rows if not r.passed]
     if failed:
-        lines = [f"  {r.what} [{r.inputs}, batch {r.batch}]: max|diff| {r.max_abs:.3g} (limit {r.max_abs_limit}), "
-                 f"min cosine {r.min_cos:.7f} (limit {r.min_cos_limit})" for r in failed]
+        lines = [
+            f"  {r.what} [{r.inputs}, batch {r.batch}]: max|diff| {r.max_abs:.3g} (limit {r.max_abs_limit}), "
+            f"min cosine {r.min_cos:.7f} (limit {r.min_cos_limit})"
+            for r in failed
+        ]
         raise ExportParityError("ONNX export does not match PyTorch:\n" + "\n".join(lines))
 
 
@@ -72,7 +88,9 @@ def format_table(rows: Sequence[ParityRow]) -> str:
     """A Markdown table of parity rows (the CLI prints it)."""
     out = ["| check | inputs | batch | max abs diff | min cosine | ok |", "|---|---|---|---|---|---|"]
     for r in rows:
-        out.append(f"| {r.what} | {r.inputs} | {r.batch} | {r.max_abs:.2e} | {r.min_cos:.8f} | {'yes' if r.passed else 'NO'} |")
+        out.append(
+            f"| {r.what} | {r.inputs} | {r.batch} | {r.max_abs:.2e} | {r.min_cos:.8f} | {'yes' if r.passed else 'NO'} |"
+        )
     return "\n".join(out)
 
 
@@ -96,8 +114,9 @@ def phantom_pixels(model, n: int, seed: int = 1234) -> np.ndarray:
     size = model.config.image_size
     render = int(min(256, max(32, size)))
     images = [generate_case(i, seed=seed, size=render).image.astype(np.float32) for i in range(n)]
-    return preprocess_batch(images, PHANTOM_SPEC, size, mean=model.config.input["mean"], std=model.config.input["std"],
-                            num_threads=1)
+    return preprocess_batch(
+        images, PHANTOM_SPEC, size, mean=model.config.input["mean"], std=model.config.input["std"], num_threads=1
+    )
 
 
 def random_pixels(model, n: int, seed: int = 0) -> np.ndarray:
@@ -112,9 +131,17 @@ def torch_image(model, pixels: np.ndarray) -> np.ndarray:
     return model.encode_image(torch.from_numpy(pixels).to(device)).global_.cpu().numpy()
 
 
-def check_image(model, onnx_path, *, batches: Sequence[int] = BATCHES, what: str = "image fp32",
-                max_abs: float | None = FP32_MAX_ABS, min_cos: float = FP32_MIN_COS, seed: int = 0,
-                threads: int = 1) -> list[ParityRow]:
+def check_image(
+    model,
+    onnx_path,
+    *,
+    batches: Sequence[int] = BATCHES,
+    what: str = "image fp32",
+    max_abs: float | None = FP32_MAX_ABS,
+    min_cos: float = FP32_MIN_COS,
+    seed: int = 0,
+    threads: int = 1,
+) -> list[ParityRow]:
     """Image encoder vs model.encode_image on random and phantom inputs at each batch size."""
     session = ort_session(onnx_path, threads)
     name = session.get_inputs()[0].name
@@ -128,10 +155,13 @@ def check_image(model, onnx_path, *, batches: Sequence[int] = BATCHES, what: str
     return rows
 
 
-def check_image_fp16(model, onnx_path, *, batches: Sequence[int] = (7,), min_cos: float = FP16_MIN_COS,
-                     threads: int = 1) -> list[ParityRow]:
+def check_image_fp16(
+    model, onnx_path, *, batches: Sequence[int] = (7,), min_cos: float = FP16_MIN_COS, threads: int = 1
+) -> list[ParityRow]:
     """fp16 graph: cosine only (absolute differences of fp16 are not meaningful at 1e-4)."""
-    return check_image(model, onnx_path, batches=batches, what="image fp16", max_abs=None, min_cos=min_cos, threads=threads)
+    return check_image(
+        model, onnx_path, batches=batches, what="image fp16", max_abs=None, min_cos=min_cos, threads=threads
+    )
 
 
 def text_probe_batches(model) -> list[list[str]]:
@@ -143,7 +173,9 @@ def text_probe_batches(model) -> list[list[str]]:
 
 
 @torch.no_grad()
-def check_text(model, onnx_path, *, batches: Sequence[Sequence[str]] | None = None, threads: int = 1) -> list[ParityRow]:
+def check_text(
+    model, onnx_path, *, batches: Sequence[Sequence[str]] | None = None, threads: int = 1
+) -> list[ParityRow]:
     """Text encoder vs model.encode_text on the same ids, at several batch sizes and lengths."""
     model.eval()
     session = ort_session(onnx_path, threads)
@@ -153,7 +185,9 @@ def check_text(model, onnx_path, *, batches: Sequence[Sequence[str]] | None = No
         tokens = model.tokenize(list(texts), device=model.image_token_ids.device)
         reference = model.encode_text(**tokens).global_.cpu().numpy()
         out = session.run(None, {n: tokens[n].cpu().numpy() for n in names})[0]
-        rows.append(compare("text fp32", f"length {tokens['input_ids'].shape[1]}", reference, out, FP32_MAX_ABS, FP32_MIN_COS))
+        rows.append(
+            compare("text fp32", f"length {tokens['input_ids'].shape[1]}", reference, out, FP32_MAX_ABS, FP32_MIN_COS)
+        )
     return rows
 
 
@@ -172,15 +206,33 @@ def check_runtime_text(model, bundle_dir, texts: Sequence[str], threads: int = 1
     texts = list(texts)
     mine = runtime.tokenize(texts)
     theirs = model.tokenize(texts)
-    if mine["input_ids"].shape != tuple(theirs["input_ids"].shape) or not np.array_equal(mine["input_ids"], theirs["input_ids"].numpy()):
-        bad = next((t for t in texts if not np.array_equal(runtime.tokenize([t])["input_ids"], model.tokenize([t])["input_ids"].numpy())), texts[0])
+    if mine["input_ids"].shape != tuple(theirs["input_ids"].shape) or not np.array_equal(
+        mine["input_ids"], theirs["input_ids"].numpy()
+    ):
+        bad = next(
+            (
+                t
+                for t in texts
+                if not np.array_equal(runtime.tokenize([t])["input_ids"], model.tokenize([t])["input_ids"].numpy())
+            ),
+            texts[0],
+        )
         raise ExportParityError(f"runtime tokenization differs from RadzModel.tokenize, e.g. for {bad!r}")
     reference = model.encode_texts(texts).global_.cpu().numpy()
     return [compare("text runtime", "tokenizer.json", reference, runtime.encode(texts), FP32_MAX_ABS, FP32_MIN_COS)]
 
 
-def auc_parity(model, bundle_dir, *, n: int = 64, seed: int = 7, classes: Sequence[str] | None = None,
-               modes: Sequence[str] | None = None, tolerance: float = AUC_TOLERANCE, threads: int = 1) -> dict:
+def auc_parity(
+    model,
+    bundle_dir,
+    *,
+    n: int = 64,
+    seed: int = 7,
+    classes: Sequence[str] | None = None,
+    modes: Sequence[str] | None = None,
+    tolerance: float = AUC_TOLERANCE,
+    threads: int = 1,
+) -> dict:
     """Zero-shot AUC of the bundle (ONNX Runtime image encoder + the bundle's stored class
     embeddings) against PyTorch (encode_image + freshly computed class embeddings) on `n`
     phantoms. Raises ExportParityError when any per-class or macro AUC differs by > tolerance.
@@ -188,9 +240,9 @@ def auc_parity(model, bundle_dir, *, n: int = 64, seed: int = 7, classes: Sequen
     Returns {"modes": {mode: {"torch": macro AUC, "bundle": macro AUC, "max_class_diff": d}}, "n": n}.
     """
     from radz_engine.bundle.loader import load_bundle
+    from radz_engine.scoring.scores import MODES, class_scores
     from radz_train.data.phantom import labels_from_findings, sample_findings
     from radz_train.evaluation import zero_shot_metrics
-    from radz_engine.scoring.scores import MODES, class_scores
     from radz_train.zero_shot import class_embeddings
 
     bundle = load_bundle(bundle_dir, check_onnx=False)
@@ -203,7 +255,9 @@ def auc_parity(model, bundle_dir, *, n: int = 64, seed: int = 7, classes: Sequen
     found = [labels_from_findings(sample_findings(i, seed=seed)) for i in range(n)]
     labels = np.array([[row.get(c, np.nan) for c in classes] for row in found], dtype=np.float32)
     session = ort_session(bundle.file("image_encoder"), threads)
-    bundle_features = np.concatenate([session.run(None, {"pixel_values": pixels[s : s + 32]})[0] for s in range(0, n, 32)])
+    bundle_features = np.concatenate(
+        [session.run(None, {"pixel_values": pixels[s : s + 32]})[0] for s in range(0, n, 32)]
+    )
     torch_features = np.concatenate([torch_image(model, pixels[s : s + 32]) for s in range(0, n, 32)])
     knowledge = _bundle_knowledge(bundle)
     torch_embeddings = class_embeddings(model, classes, knowledge)
@@ -212,14 +266,19 @@ def auc_parity(model, bundle_dir, *, n: int = 64, seed: int = 7, classes: Sequen
     for mode in modes:
         ours = zero_shot_metrics(labels, class_scores(bundle_features, bundle.embeddings(), mode, bundle.tau), classes)
         ref = zero_shot_metrics(labels, class_scores(torch_features, torch_embeddings, mode, model.config.tau), classes)
-        diffs = [abs(ours["per_class"][c]["auc"] - ref["per_class"][c]["auc"]) for c in classes
-                 if not (math.isnan(ours["per_class"][c]["auc"]) and math.isnan(ref["per_class"][c]["auc"]))]
+        diffs = [
+            abs(ours["per_class"][c]["auc"] - ref["per_class"][c]["auc"])
+            for c in classes
+            if not (math.isnan(ours["per_class"][c]["auc"]) and math.isnan(ref["per_class"][c]["auc"]))
+        ]
         diffs.append(abs(ours["macro"]["auc"] - ref["macro"]["auc"]))
         worst = max(diffs)
         report["modes"][mode] = {"torch": ref["macro"]["auc"], "bundle": ours["macro"]["auc"], "max_class_diff": worst}
         if not worst <= tolerance:  # also catches NaN
-            failures.append(f"  {mode}: macro AUC torch {ref['macro']['auc']:.4f} vs bundle {ours['macro']['auc']:.4f}, "
-                            f"largest per-class difference {worst:.4f} (limit {tolerance})")
+            failures.append(
+                f"  {mode}: macro AUC torch {ref['macro']['auc']:.4f} vs bundle {ours['macro']['auc']:.4f}, "
+                f"largest per-class difference {worst:.4f} (limit {tolerance})"
+            )
     if failures:
         raise ExportParityError("bundle zero-shot AUC differs from PyTorch:\n" + "\n".join(failures))
     return report
@@ -236,7 +295,9 @@ def rows_to_json(rows: Sequence[ParityRow]) -> list[dict]:
     return [r.to_dict() for r in rows]
 
 
-def check_exported(model, image_path, text_path, fp16_path: str | Path | None = None, threads: int = 1) -> list[ParityRow]:
+def check_exported(
+    model, image_path, text_path, fp16_path: str | Path | None = None, threads: int = 1
+) -> list[ParityRow]:
     """All graph-level checks (fp32 image, text, optional fp16 image); raises on any failure."""
     rows = check_image(model, image_path, threads=threads) + check_text(model, text_path, threads=threads)
     if fp16_path is not None:

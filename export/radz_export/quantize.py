@@ -21,15 +21,14 @@ from radz_engine.bundle.format import INT8_FILE
 __all__ = ["add_int8_encoder", "INT8_FILE", "QuantizationCheckError"]
 
 
-
 class QuantizationCheckError(RuntimeError):
     """The int8 graph strays too far from the float32 one; nothing was added to the bundle."""
 
 
 def _min_cosine(bundle, role: str, seed: int = 0) -> float:
     """Smallest embedding cosine between the float32 encoder and `role` on random and phantom inputs."""
-    from radz_train.evaluation.bundle_check import encoder_embeddings, phantom_inputs
     from radz_train.data.phantom import generate_cases
+    from radz_train.evaluation.bundle_check import encoder_embeddings, phantom_inputs
 
     spec = bundle.input_spec
     shape = (int(spec["channels"]), int(spec["size"][0]), int(spec["size"][1]))
@@ -40,8 +39,15 @@ def _min_cosine(bundle, role: str, seed: int = 0) -> float:
     return float(cosine.min())
 
 
-def add_int8_encoder(bundle_path: str | Path, *, auc_phantoms: int = 300, seed: int = 7, site: str = "site_a",
-                     min_cosine: float = 0.99, max_auc_drop: float = 0.01) -> dict:
+def add_int8_encoder(
+    bundle_path: str | Path,
+    *,
+    auc_phantoms: int = 300,
+    seed: int = 7,
+    site: str = "site_a",
+    min_cosine: float = 0.99,
+    max_auc_drop: float = 0.01,
+) -> dict:
     """Quantise the bundle's image encoder, check it, record it in the manifest; returns the
     check report. Raises QuantizationCheckError (and removes the file) when a check fails."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -72,20 +78,25 @@ def add_int8_encoder(bundle_path: str | Path, *, auc_phantoms: int = 300, seed: 
 
     try:
         save(register=True)  # the checks load the new role from the bundle
-        report = {"method": "onnxruntime.quantization.quantize_dynamic, QInt8 weights, MatMul/Gemm",
-                  "min_cosine": round(_min_cosine(load_bundle(bundle_path), "image_encoder_int8"), 6),
-                  "auc_phantoms": auc_phantoms}
+        report = {
+            "method": "onnxruntime.quantization.quantize_dynamic, QInt8 weights, MatMul/Gemm",
+            "min_cosine": round(_min_cosine(load_bundle(bundle_path), "image_encoder_int8"), 6),
+            "auc_phantoms": auc_phantoms,
+        }
         if report["min_cosine"] < min_cosine:
             raise QuantizationCheckError(f"int8 embedding cosine {report['min_cosine']:.4f} < {min_cosine}")
         if auc_phantoms:
             before = phantom_auc(bundle_path, auc_phantoms, seed, site)
             after = phantom_auc(bundle_path, auc_phantoms, seed, site, role="image_encoder_int8")
-            report["macro_auc"] = {m: {"fp32": round(before[m]["macro_auc"], 6),
-                                       "int8": round(after[m]["macro_auc"], 6)} for m in before}
+            report["macro_auc"] = {
+                m: {"fp32": round(before[m]["macro_auc"], 6), "int8": round(after[m]["macro_auc"], 6)} for m in before
+            }
             drops = {m: round(r["fp32"] - r["int8"], 4) for m, r in report["macro_auc"].items()}
             if max(drops.values()) > max_auc_drop:
-                raise QuantizationCheckError(f"int8 macro AUC drops by {drops} (> {max_auc_drop}) on {auc_phantoms} "
-                                             f"phantoms (seed {seed}, {site})")
+                raise QuantizationCheckError(
+                    f"int8 macro AUC drops by {drops} (> {max_auc_drop}) on {auc_phantoms} "
+                    f"phantoms (seed {seed}, {site})"
+                )
     except BaseException:
         out.unlink(missing_ok=True)
         save(register=False)
@@ -110,13 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     from radz_engine.errors import BundleError
 
     try:
-        report = add_int8_encoder(args.bundle, auc_phantoms=args.auc_phantoms, min_cosine=args.min_cosine,
-                                  max_auc_drop=args.max_auc_drop)
+        report = add_int8_encoder(
+            args.bundle, auc_phantoms=args.auc_phantoms, min_cosine=args.min_cosine, max_auc_drop=args.max_auc_drop
+        )
     except (QuantizationCheckError, BundleError, ValueError, FileNotFoundError) as error:
         print(f"radz quantize: {error}", file=sys.stderr)
         return 1 if isinstance(error, QuantizationCheckError) else 2
     print(f"int8 image encoder added to {args.bundle}: embedding cosine >= {report['min_cosine']:.5f}")
     for mode, row in report.get("macro_auc", {}).items():
-        print(f"  macro AUC ({mode}, {report['auc_phantoms']} phantoms): "
-              f"fp32 {row['fp32']:.4f}  int8 {row['int8']:.4f}")
+        print(
+            f"  macro AUC ({mode}, {report['auc_phantoms']} phantoms): fp32 {row['fp32']:.4f}  int8 {row['int8']:.4f}"
+        )
     return 0

@@ -19,13 +19,15 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 DEFAULT_PROFILES = ((1, 8, 32),)
-INSTALL_HINT = ("TensorRT is not installed: pip install tensorrt (NVIDIA's wheels, CUDA 12) on a machine with an "
-                "NVIDIA GPU; radz_export.tensorrt_build has not been validated on hardware yet")
+INSTALL_HINT = (
+    "TensorRT is not installed: pip install tensorrt (NVIDIA's wheels, CUDA 12) on a machine with an "
+    "NVIDIA GPU; radz_export.tensorrt_build has not been validated on hardware yet"
+)
 
 
 class TensorRTUnavailable(ImportError):
@@ -44,8 +46,13 @@ def import_tensorrt():
 def gpu_name(device: int = 0) -> str:
     """The GPU's marketing name (e.g. "NVIDIA H100 80GB HBM3") from nvidia-smi. Unvalidated here."""
     try:
-        out = subprocess.run(["nvidia-smi", f"--id={device}", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+        out = subprocess.run(
+            ["nvidia-smi", f"--id={device}", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError) as error:
         raise TensorRTUnavailable(f"cannot read the GPU name with nvidia-smi ({error}); pass gpu_name=...") from None
     if not out:
@@ -53,11 +60,20 @@ def gpu_name(device: int = 0) -> str:
     return out.splitlines()[0].strip()
 
 
-def engine_cache_key(gpu: str, tensorrt_version: str, onnx_sha256: str, precision: str,
-                     profiles: Sequence[tuple[int, int, int]]) -> str:
+def engine_cache_key(
+    gpu: str, tensorrt_version: str, onnx_sha256: str, precision: str, profiles: Sequence[tuple[int, int, int]]
+) -> str:
     """Stable key of an engine: what must match for a cached plan to be reusable."""
-    payload = json.dumps({"gpu": gpu, "tensorrt": tensorrt_version, "onnx": onnx_sha256, "precision": precision,
-                          "profiles": [list(p) for p in profiles]}, sort_keys=True)
+    payload = json.dumps(
+        {
+            "gpu": gpu,
+            "tensorrt": tensorrt_version,
+            "onnx": onnx_sha256,
+            "precision": precision,
+            "profiles": [list(p) for p in profiles],
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
@@ -82,9 +98,19 @@ def profile_shapes(input_shape: Sequence, batch: int) -> tuple[int, ...]:
     return tuple(dims)
 
 
-def build_engine(onnx_path, out=None, *, precision: str = "fp16", batch_profiles=DEFAULT_PROFILES,
-                 input_shape: Sequence | None = None, timing_cache=None, engine_cache_dir=None,
-                 workspace_bytes: int = 4 << 30, gpu: str | None = None, onnx_sha256: str | None = None) -> Path:
+def build_engine(
+    onnx_path,
+    out=None,
+    *,
+    precision: str = "fp16",
+    batch_profiles=DEFAULT_PROFILES,
+    input_shape: Sequence | None = None,
+    timing_cache=None,
+    engine_cache_dir=None,
+    workspace_bytes: int = 4 << 30,
+    gpu: str | None = None,
+    onnx_sha256: str | None = None,
+) -> Path:
     """Build (or reuse from the cache) a serialized TensorRT engine for an image encoder ONNX file.
 
     UNVALIDATED: written against the public TensorRT Python API, never run on a GPU.
@@ -165,9 +191,16 @@ def build_engine(onnx_path, out=None, *, precision: str = "fp16", batch_profiles
     return out
 
 
-def ort_tensorrt_provider_options(input_name: str, input_shape: Sequence, *, precision: str = "fp16",
-                                  batch_profile: tuple[int, int, int] = (1, 8, 32), cache_dir=None,
-                                  device_id: int = 0, workspace_bytes: int = 4 << 30) -> list:
+def ort_tensorrt_provider_options(
+    input_name: str,
+    input_shape: Sequence,
+    *,
+    precision: str = "fp16",
+    batch_profile: tuple[int, int, int] = (1, 8, 32),
+    cache_dir=None,
+    device_id: int = 0,
+    workspace_bytes: int = 4 << 30,
+) -> list:
     """`providers=` for onnxruntime.InferenceSession: the TensorRT EP (with fp16/bf16, one batch
     profile, engine and timing caches) falling back to CUDA, then CPU.
 
@@ -176,17 +209,31 @@ def ort_tensorrt_provider_options(input_name: str, input_shape: Sequence, *, pre
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision: must be one of {PRECISIONS}, got {precision!r}")
-    (lo, opt, hi), = check_profiles([batch_profile])
+    ((lo, opt, hi),) = check_profiles([batch_profile])
 
     def shape(batch: int) -> str:
         return f"{input_name}:" + "x".join(str(d) for d in profile_shapes(input_shape, batch))
 
-    options = {"device_id": device_id, "trt_max_workspace_size": int(workspace_bytes),
-               "trt_fp16_enable": precision == "fp16", "trt_bf16_enable": precision == "bf16",
-               "trt_profile_min_shapes": shape(lo), "trt_profile_opt_shapes": shape(opt),
-               "trt_profile_max_shapes": shape(hi)}
+    options = {
+        "device_id": device_id,
+        "trt_max_workspace_size": int(workspace_bytes),
+        "trt_fp16_enable": precision == "fp16",
+        "trt_bf16_enable": precision == "bf16",
+        "trt_profile_min_shapes": shape(lo),
+        "trt_profile_opt_shapes": shape(opt),
+        "trt_profile_max_shapes": shape(hi),
+    }
     if cache_dir is not None:
-        options.update({"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache_dir),
-                        "trt_timing_cache_enable": True, "trt_timing_cache_path": str(cache_dir)})
-    return [("TensorrtExecutionProvider", options), ("CUDAExecutionProvider", {"device_id": device_id}),
-            "CPUExecutionProvider"]
+        options.update(
+            {
+                "trt_engine_cache_enable": True,
+                "trt_engine_cache_path": str(cache_dir),
+                "trt_timing_cache_enable": True,
+                "trt_timing_cache_path": str(cache_dir),
+            }
+        )
+    return [
+        ("TensorrtExecutionProvider", options),
+        ("CUDAExecutionProvider", {"device_id": device_id}),
+        "CPUExecutionProvider",
+    ]

@@ -23,7 +23,9 @@ def _csv(kind):
         try:
             return [kind(x) for x in text.split(",") if x.strip()]
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {kind.__name__}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated list of {kind.__name__}, got {text!r}"
+            ) from None
 
     return parse
 
@@ -39,26 +41,42 @@ def _throughput_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--bundle", help="a bundle folder (default: the shipped default bundle)")
     src.add_argument("--preset", help="a model preset (tiny, small, paper) on random weights, torch backends only")
-    p.add_argument("--backend", type=_csv(str), default=None,
-                   help=f"comma-separated, from {', '.join(BACKEND_CHOICES)} (default: auto; torch with --preset)")
+    p.add_argument(
+        "--backend",
+        type=_csv(str),
+        default=None,
+        help=f"comma-separated, from {', '.join(BACKEND_CHOICES)} (default: auto; torch with --preset)",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda:0, or a list cuda:0,cuda:1 (adds a scaling table)")
     p.add_argument("--batch", type=_csv(int), default=[1, 8, 32], help="batch sizes (default 1,8,32)")
     p.add_argument("--precision", type=_csv(str), default=["fp32"], help="fp32, fp16, bf16 (default fp32)")
-    p.add_argument("--reference", default="auto", choices=("auto", "checkpoint", "random", "none"),
-                   help="the PyTorch eager reference's weights: auto (the bundle's checkpoint if it carries one, "
-                        "else random weights of its architecture, said so in the report), checkpoint (fail "
-                        "without one), random, none (no reference)")
+    p.add_argument(
+        "--reference",
+        default="auto",
+        choices=("auto", "checkpoint", "random", "none"),
+        help="the PyTorch eager reference's weights: auto (the bundle's checkpoint if it carries one, "
+        "else random weights of its architecture, said so in the report), checkpoint (fail "
+        "without one), random, none (no reference)",
+    )
     p.add_argument("--checkpoint", help="a `radz train` checkpoint folder for the reference and torch backends")
     p.add_argument("--warmup", type=int, default=2, help="warm-up calls per side and batch (default 2)")
     p.add_argument("--repeats", type=int, default=10, help="timed calls per side per round (default 10)")
     p.add_argument("--rounds", type=int, default=3, help="rounds, the sides alternating (default 3)")
-    p.add_argument("--max-seconds", type=float, default=5.0,
-                   help="per side per round: stop timing after this long (at least 3 calls; default 5)")
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=5.0,
+        help="per side per round: stop timing after this long (at least 3 calls; default 5)",
+    )
     p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end (Engine.classify) phase")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for both sides (default: all cores)")
     p.add_argument("--peak-size", type=int, default=None, help="matmul size for the peak (default 8192 GPU, 1024 CPU)")
-    p.add_argument("--latency-requests", type=int, default=0,
-                   help="also: submit() latency at low load, N requests one at a time (bundle, first backend)")
+    p.add_argument(
+        "--latency-requests",
+        type=int,
+        default=0,
+        help="also: submit() latency at low load, N requests one at a time (bundle, first backend)",
+    )
     p.add_argument("--screen", type=int, default=0, help="also: Engine.screen over N phantom DICOMs (512 x 512)")
     p.add_argument("--workers", type=int, default=1, help="decoding processes for --screen")
     p.add_argument("--scaling-images", type=int, default=2048, help="images per multi-device scaling point")
@@ -68,8 +86,9 @@ def _throughput_parser() -> argparse.ArgumentParser:
 
 
 def _load_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="radz bench load",
-                                description="open-loop Poisson load against Engine.submit or a DICOM node")
+    p = argparse.ArgumentParser(
+        prog="radz bench load", description="open-loop Poisson load against Engine.submit or a DICOM node"
+    )
     p.add_argument("--bundle", help="bundle for the engine target (default: the shipped default bundle)")
     p.add_argument("--target", default="engine", help="engine (in process) or dicom://AE@host:port (C-STORE)")
     p.add_argument("--backend", default="auto")
@@ -88,9 +107,14 @@ def _load_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=0.10)
     p.add_argument("--max-windows", type=int, default=8)
     p.add_argument("--workers", type=int, default=4, help="dicom target: parallel associations")
-    p.add_argument("--until-sr", type=Path, default=None, metavar="JOURNAL",
-                   help="dicom target sending to radz serve: measure until the SR is stored in its PACS, read "
-                        "from radz serve's WORK_DIR/journal.sqlite (default: until the C-STORE response)")
+    p.add_argument(
+        "--until-sr",
+        type=Path,
+        default=None,
+        metavar="JOURNAL",
+        help="dicom target sending to radz serve: measure until the SR is stored in its PACS, read "
+        "from radz serve's WORK_DIR/journal.sqlite (default: until the C-STORE response)",
+    )
     p.add_argument("--dicom-size", type=int, default=512, help="dicom target: phantom image side (pixels)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="radz_bench_load")
@@ -113,10 +137,24 @@ def throughput_main(argv: list[str]) -> int:
 
         bundle = str(default_bundle_path())
     backends = args.backend or (["torch"] if args.preset else ["auto"])
-    opts = BenchOptions(bundle=bundle, preset=args.preset, backends=backends, device=devices[0], batches=args.batch,
-                        precisions=args.precision, reference=args.reference, checkpoint=args.checkpoint,
-                        warmup=args.warmup, repeats=args.repeats, rounds=args.rounds, max_seconds=args.max_seconds,
-                        e2e=not args.no_e2e, threads=args.threads, peak_size=args.peak_size, progress=not args.quiet)
+    opts = BenchOptions(
+        bundle=bundle,
+        preset=args.preset,
+        backends=backends,
+        device=devices[0],
+        batches=args.batch,
+        precisions=args.precision,
+        reference=args.reference,
+        checkpoint=args.checkpoint,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        rounds=args.rounds,
+        max_seconds=args.max_seconds,
+        e2e=not args.no_e2e,
+        threads=args.threads,
+        peak_size=args.peak_size,
+        progress=not args.quiet,
+    )
     try:
         report = run_throughput(opts)
         if len(devices) > 1:
@@ -137,18 +175,19 @@ def throughput_main(argv: list[str]) -> int:
 def _extras(bundle, device, backend, args) -> dict:
     import numpy as np
 
-    from radz_engine.runtime.engine import Engine
-    from radz_engine.preprocessing.pixel_spec import PixelSpec
-
     from radz_bench.extras import screen_throughput, submit_latency
     from radz_bench.throughput import parse_backend
+    from radz_engine.preprocessing.pixel_spec import PixelSpec
+    from radz_engine.runtime.engine import Engine
 
     name, _ = parse_backend(backend)
     if name == "torch":
         raise ValueError("--latency-requests / --screen run the Engine with an ONNX or TensorRT backend, not torch")
     out = {}
     identity = PixelSpec(window_center=0.5, window_width=1.0, voi_function="LINEAR_EXACT")
-    with Engine(bundle, backend=name, device=device, threads=args.threads, max_batch_size=32, max_delay_ms=2.0) as engine:
+    with Engine(
+        bundle, backend=name, device=device, threads=args.threads, max_batch_size=32, max_delay_ms=2.0
+    ) as engine:
         rng = np.random.default_rng(0)
         images = [(rng.random(engine.input_shape[1:], dtype=np.float32), identity) for _ in range(32)]
         if args.latency_requests:
@@ -173,8 +212,10 @@ def _scaling(bundle, devices, backends, args) -> dict:
     options = dict(torch_options)  # the precision is run, not only printed
     if name == "torch":  # each replica copies the model onto its device
         if not args.checkpoint:
-            raise ValueError("multi-device scaling with the torch backend needs --checkpoint (a `radz train` "
-                             "checkpoint folder); or use --backend onnxruntime or tensorrt")
+            raise ValueError(
+                "multi-device scaling with the torch backend needs --checkpoint (a `radz train` "
+                "checkpoint folder); or use --backend onnxruntime or tensorrt"
+            )
         options.update(checkpoint=args.checkpoint, dtype=DTYPES[precision])
     elif name in ("auto", "onnxruntime"):
         if options.get("int8") and precision != "fp32":
@@ -184,29 +225,54 @@ def _scaling(bundle, devices, backends, args) -> dict:
         elif precision == "bf16":
             options.update(tensorrt_precision="bf16")  # the TensorRT EP's option; CPU/CUDA EPs have no bf16 graph
     try:
-        return run_scaling(bundle, devices, backend=name, precision=precision, batch=max(args.batch),
-                           images=args.scaling_images, backend_options=options or None, say=_say)
+        return run_scaling(
+            bundle,
+            devices,
+            backend=name,
+            precision=precision,
+            batch=max(args.batch),
+            images=args.scaling_images,
+            backend_options=options or None,
+            say=_say,
+        )
     except MultiDeviceUnsupported as error:
         _say(str(error))
-        return {"error": str(error), "rows": [], "backend": name, "precision": args.precision[0],
-                "batch": max(args.batch), "images": args.scaling_images, "submitters": 4}
+        return {
+            "error": str(error),
+            "rows": [],
+            "backend": name,
+            "precision": args.precision[0],
+            "batch": max(args.batch),
+            "images": args.scaling_images,
+            "submitters": 4,
+        }
 
 
 def load_main(argv: list[str]) -> int:
     args = _load_parser().parse_args(argv)
-    from radz_bench.load import DicomTarget, EngineTarget, LoadOptions, run_load
+    from radz_bench.load import DicomTarget, LoadOptions, run_load
     from radz_bench.report import load_markdown, plot_load, write_outputs
 
-    opts = LoadOptions(rates=args.rates, start_rate=args.start_rate, factor=args.factor, max_rate=args.max_rate,
-                       p99_bound_ms=args.p99_bound_ms, window_s=args.window_s, min_requests=args.min_requests,
-                       stable_windows=args.stable_windows, tolerance=args.tolerance, max_windows=args.max_windows,
-                       seed=args.seed)
+    opts = LoadOptions(
+        rates=args.rates,
+        start_rate=args.start_rate,
+        factor=args.factor,
+        max_rate=args.max_rate,
+        p99_bound_ms=args.p99_bound_ms,
+        window_s=args.window_s,
+        min_requests=args.min_requests,
+        stable_windows=args.stable_windows,
+        tolerance=args.tolerance,
+        max_windows=args.max_windows,
+        seed=args.seed,
+    )
     try:
         if args.target == "engine":
             target = _engine_target(args)
         elif args.target.startswith("dicom://"):
-            target = DicomTarget(args.target, _phantom_datasets(8, args.dicom_size), workers=args.workers,
-                                 until_journal=args.until_sr)
+            target = DicomTarget(
+                args.target, _phantom_datasets(8, args.dicom_size), workers=args.workers, until_journal=args.until_sr
+            )
         else:
             raise ValueError(f"--target: engine or dicom://AE@host:port, got {args.target!r}")
         report = run_load(target, opts, say=_say)
@@ -227,13 +293,18 @@ def load_main(argv: list[str]) -> int:
 def _engine_target(args):
     import numpy as np
 
-    from radz_engine.runtime.engine import Engine
-    from radz_engine.preprocessing.pixel_spec import PixelSpec
-
     from radz_bench.load import EngineTarget
+    from radz_engine.preprocessing.pixel_spec import PixelSpec
+    from radz_engine.runtime.engine import Engine
 
-    engine = Engine(args.bundle, backend=args.backend, device=args.device, max_batch_size=args.max_batch,
-                    max_delay_ms=args.max_delay_ms, threads=args.threads)
+    engine = Engine(
+        args.bundle,
+        backend=args.backend,
+        device=args.device,
+        max_batch_size=args.max_batch,
+        max_delay_ms=args.max_delay_ms,
+        threads=args.threads,
+    )
     identity = PixelSpec(window_center=0.5, window_width=1.0, voi_function="LINEAR_EXACT")
     rng = np.random.default_rng(args.seed)
     size = engine.input_shape[1:]

@@ -7,10 +7,18 @@ import os
 import platform
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
-__all__ = ["DTYPES", "CudaUnavailable", "require_cuda", "time_calls", "matmul_peak", "MemorySampler", "machine_info",
-           "is_cuda"]
+__all__ = [
+    "DTYPES",
+    "CudaUnavailable",
+    "require_cuda",
+    "time_calls",
+    "matmul_peak",
+    "MemorySampler",
+    "machine_info",
+    "is_cuda",
+]
 
 # --precision name -> torch dtype name
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -31,18 +39,22 @@ def require_cuda(device: str) -> None:
     try:
         import torch
     except ImportError as error:
-        raise CudaUnavailable(f"device {device!r}: radz bench uses PyTorch for CUDA timing and the reference; "
-                              "torch is not installed") from error
+        raise CudaUnavailable(
+            f"device {device!r}: radz bench uses PyTorch for CUDA timing and the reference; torch is not installed"
+        ) from error
     if not torch.cuda.is_available():
-        raise CudaUnavailable(f"device {device!r}: torch {torch.__version__} sees no CUDA device "
-                              "(a CPU-only build, no driver, or CUDA_VISIBLE_DEVICES hides it); use --device cpu")
+        raise CudaUnavailable(
+            f"device {device!r}: torch {torch.__version__} sees no CUDA device "
+            "(a CPU-only build, no driver, or CUDA_VISIBLE_DEVICES hides it); use --device cpu"
+        )
     index = int(str(device).split(":")[1]) if ":" in str(device) else 0
     if index >= torch.cuda.device_count():
         raise CudaUnavailable(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
 
 
-def time_calls(fn: Callable[[], object], repeats: int, device: str = "cpu", max_seconds: float | None = None,
-               min_repeats: int = 3) -> list[float]:
+def time_calls(
+    fn: Callable[[], object], repeats: int, device: str = "cpu", max_seconds: float | None = None, min_repeats: int = 3
+) -> list[float]:
     """Seconds per call of fn(), `repeats` times (no warm-up here).
 
     On CUDA each call is bracketed by CUDA events on the current stream (the GPU's own clock:
@@ -94,9 +106,15 @@ def matmul_peak(device: str = "cpu", precision: str = "fp32", size: int | None =
             torch.matmul(a, b)
         samples = sorted(time_calls(lambda: torch.matmul(a, b), repeats, device, max_seconds=20.0))
     flop = 2.0 * n**3
-    return {"precision": precision, "n": n, "best_s": samples[0], "median_s": samples[len(samples) // 2],
-            "tflops": flop / samples[0] / 1e12, "tflops_median": flop / samples[len(samples) // 2] / 1e12,
-            "threads": torch.get_num_threads() if not is_cuda(device) else None}
+    return {
+        "precision": precision,
+        "n": n,
+        "best_s": samples[0],
+        "median_s": samples[len(samples) // 2],
+        "tflops": flop / samples[0] / 1e12,
+        "tflops_median": flop / samples[len(samples) // 2] / 1e12,
+        "threads": torch.get_num_threads() if not is_cuda(device) else None,
+    }
 
 
 def _rss_bytes() -> int:
@@ -133,7 +151,7 @@ class MemorySampler:
         while not self._stop.wait(self.interval):
             self.peak_bytes = max(self.peak_bytes, self._sample())
 
-    def __enter__(self) -> "MemorySampler":
+    def __enter__(self) -> MemorySampler:
         if is_cuda(self.device):
             import torch
 
@@ -176,8 +194,12 @@ def machine_info(devices: list[str]) -> dict:
     """What ran the benchmark: CPU, cores, load, GPUs by name, library versions."""
     import importlib.metadata as metadata
 
-    info = {"platform": platform.platform(), "python": platform.python_version(), "cpu": _cpu_model(),
-            "cores": os.cpu_count()}
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+    }
     try:
         info["load_average"] = [round(x, 2) for x in os.getloadavg()]
     except OSError:

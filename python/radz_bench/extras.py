@@ -28,9 +28,14 @@ def submit_latency(engine, images: list, requests: int = 300) -> dict:
         engine.submit(images[i % len(images)]).result(30)
         latencies.append((time.perf_counter() - start) * 1000.0)
     p50, p99 = float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99))
-    return {"requests": requests, "max_delay_ms": engine.max_delay_ms, "bare_batch1_ms": round(bare, 3),
-            "submit_p50_ms": round(p50, 3), "submit_p99_ms": round(p99, 3),
-            "target_p99_ms": round(1.3 * bare + engine.max_delay_ms, 3)}
+    return {
+        "requests": requests,
+        "max_delay_ms": engine.max_delay_ms,
+        "bare_batch1_ms": round(bare, 3),
+        "submit_p50_ms": round(p50, 3),
+        "submit_p99_ms": round(p99, 3),
+        "target_p99_ms": round(1.3 * bare + engine.max_delay_ms, 3),
+    }
 
 
 def screen_throughput(engine, n: int, workers: int = 1, size: int = 512, batch_size: int = 32) -> dict:
@@ -49,5 +54,11 @@ def screen_throughput(engine, n: int, workers: int = 1, size: int = 512, batch_s
     stage = {k: round(float(np.mean([r.timings[k] for r in ok])), 3) for k in ("decode", "preprocess")} if ok else {}
     if ok:
         stage["model_per_image"] = round(float(np.mean([r.timings["model"] / batch_size for r in ok])), 3)
-    return {"files": len(results), "ok": len(ok), "workers": workers, "size": size,
-            "images_per_s": round(len(results) / seconds, 1), "mean_ms": stage}
+    return {
+        "files": len(results),
+        "ok": len(ok),
+        "workers": workers,
+        "size": size,
+        "images_per_s": round(len(results) / seconds, 1),
+        "mean_ms": stage,
+    }

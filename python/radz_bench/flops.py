@@ -28,8 +28,10 @@ def _layers_needed(feature_layer: int, n_layers: int) -> int:
 def _attention_block(tokens: int, hidden: int, heads: int, kv_heads: int) -> dict:
     head_dim = hidden // heads
     kv = kv_heads * head_dim
-    return {"qkv_o": 2 * tokens * hidden * (hidden + 2 * kv + hidden),
-            "scores": 2 * 2 * tokens * tokens * head_dim * heads}
+    return {
+        "qkv_o": 2 * tokens * hidden * (hidden + 2 * kv + hidden),
+        "scores": 2 * 2 * tokens * tokens * head_dim * heads,
+    }
 
 
 def vision_flops(vision: dict) -> dict:
@@ -42,9 +44,19 @@ def vision_flops(vision: dict) -> dict:
     layer = attn["qkv_o"] + attn["scores"] + 2 * 2 * tokens * hidden * inter  # fc1 + fc2
     head = 0
     if vision["type"] == "siglip":  # SiglipVisionModel's attention-pooling head (one probe query)
-        head = 2 * tokens * hidden * 2 * hidden + 2 * hidden * 2 * hidden + 2 * 2 * tokens * hidden + 2 * 2 * hidden * inter
-    return {"patch_embed": 2 * patches * 3 * patch * patch * hidden, "layer": layer, "tokens": tokens,
-            "patches": patches, "head": head}
+        head = (
+            2 * tokens * hidden * 2 * hidden
+            + 2 * hidden * 2 * hidden
+            + 2 * 2 * tokens * hidden
+            + 2 * 2 * hidden * inter
+        )
+    return {
+        "patch_embed": 2 * patches * 3 * patch * patch * hidden,
+        "layer": layer,
+        "tokens": tokens,
+        "patches": patches,
+        "head": head,
+    }
 
 
 def decoder_layer_flops(decoder: dict, tokens: int) -> int:
@@ -74,12 +86,23 @@ def image_flops(config: dict, prompt_tokens: int) -> dict:
     projector = 2 * v["patches"] * hv * hd + 2 * v["patches"] * hd * hd
     d_tokens = int(prompt_tokens) + v["patches"] + int(config.get("n_image_tokens", 0))
     d_layer = decoder_layer_flops(decoder, d_tokens)
-    parts = {"vision_patch_embed": v["patch_embed"], "vision_layers": v_needed * v["layer"], "projector": projector,
-             "decoder_layers": d_needed * d_layer}
+    parts = {
+        "vision_patch_embed": v["patch_embed"],
+        "vision_layers": v_needed * v["layer"],
+        "projector": projector,
+        "decoder_layers": d_needed * d_layer,
+    }
     needed = sum(parts.values())
-    executed = (v["patch_embed"] + v_layers * v["layer"] + v["head"] + projector + d_layers * d_layer)
-    return {"needed": needed, "executed": executed, "parts": parts, "vision_tokens": v["tokens"],
-            "decoder_tokens": d_tokens, "vision_layers_needed": v_needed, "decoder_layers_needed": d_needed}
+    executed = v["patch_embed"] + v_layers * v["layer"] + v["head"] + projector + d_layers * d_layer
+    return {
+        "needed": needed,
+        "executed": executed,
+        "parts": parts,
+        "vision_tokens": v["tokens"],
+        "decoder_tokens": d_tokens,
+        "vision_layers_needed": v_needed,
+        "decoder_layers_needed": d_needed,
+    }
 
 
 def prompt_length(bundle=None, model=None, config: dict | None = None) -> int:
@@ -92,8 +115,11 @@ def prompt_length(bundle=None, model=None, config: dict | None = None) -> int:
             from tokenizers import Tokenizer
 
             tok = Tokenizer.from_file(str(bundle.file("tokenizer")))
-            prompt = (config or bundle.manifest["model"]["config"]).get("prompts", {}).get(
-                "image", "What disease is indicated by the chest X-ray?")
+            prompt = (
+                (config or bundle.manifest["model"]["config"])
+                .get("prompts", {})
+                .get("image", "What disease is indicated by the chest X-ray?")
+            )
             ids = tok.encode(prompt, add_special_tokens=False).ids
             bos = bundle.manifest.get("text", {}).get("bos_id")
             return len(ids) + (1 if bos is not None else 0)

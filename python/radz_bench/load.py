@@ -27,9 +27,9 @@ from __future__ import annotations
 import abc
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import urlparse
 
 import numpy as np
@@ -62,8 +62,10 @@ class EngineTarget(Target):
 
     def __init__(self, engine, images: list, owns_engine: bool = False) -> None:
         self.engine, self.images, self.owns_engine = engine, images, owns_engine
-        self.name = f"engine ({engine.backend.name} on {engine.backend.device}, max batch {engine.max_batch_size}, " \
-                    f"max delay {engine.max_delay_ms} ms)"
+        self.name = (
+            f"engine ({engine.backend.name} on {engine.backend.device}, max batch {engine.max_batch_size}, "
+            f"max delay {engine.max_delay_ms} ms)"
+        )
 
     def open(self) -> None:
         for item in self.images[: min(8, len(self.images))]:
@@ -93,7 +95,7 @@ class EngineTarget(Target):
 
 
 def parse_target(url: str) -> tuple[str, str, int]:
-    """"dicom://AE@host:port" -> (called AE title, host, port)."""
+    """ "dicom://AE@host:port" -> (called AE title, host, port)."""
     parsed = urlparse(url)
     if parsed.scheme != "dicom" or not parsed.hostname or not parsed.port or not parsed.username:
         raise ValueError(f"--target: expected dicom://AE_TITLE@host:port, got {url!r}")
@@ -104,8 +106,15 @@ class DicomTarget(Target):
     """C-STORE of DICOM datasets (a fresh SOPInstanceUID each time) to a DICOM node, `workers`
     associations in parallel (one per worker thread, opened on first use and kept)."""
 
-    def __init__(self, url: str, datasets: list, workers: int = 4, calling_ae: str = "RADZBENCH",
-                 timeout: float = 30.0, until_journal=None) -> None:
+    def __init__(
+        self,
+        url: str,
+        datasets: list,
+        workers: int = 4,
+        calling_ae: str = "RADZBENCH",
+        timeout: float = 30.0,
+        until_journal=None,
+    ) -> None:
         self.ae_title, self.host, self.port = parse_target(url)
         if not datasets:
             raise ValueError("DicomTarget: need at least one dataset to send")
@@ -127,8 +136,11 @@ class DicomTarget(Target):
         ae = AE(ae_title=self.calling_ae)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.timeout
         for uid in sorted({str(ds.SOPClassUID) for ds in self.datasets}):
-            ae.add_requested_context(uid, [str(ds.file_meta.TransferSyntaxUID) for ds in self.datasets
-                                           if str(ds.SOPClassUID) == uid][:1] + ["1.2.840.10008.1.2.1"])
+            ae.add_requested_context(
+                uid,
+                [str(ds.file_meta.TransferSyntaxUID) for ds in self.datasets if str(ds.SOPClassUID) == uid][:1]
+                + ["1.2.840.10008.1.2.1"],
+            )
         assoc = ae.associate(self.host, self.port, ae_title=self.ae_title)
         if not assoc.is_established:
             raise ConnectionError(f"association with {self.ae_title}@{self.host}:{self.port} rejected or aborted")
@@ -235,8 +247,10 @@ class _JournalWatcher:
                     continue
                 states = {}
                 for i in range(0, len(uids), 500):  # SQLite's bound-parameter limit
-                    chunk = uids[i:i + 500]
-                    query = f"SELECT sop_uid, state, error FROM instances WHERE sop_uid IN ({','.join('?' * len(chunk))})"
+                    chunk = uids[i : i + 500]
+                    query = (
+                        f"SELECT sop_uid, state, error FROM instances WHERE sop_uid IN ({','.join('?' * len(chunk))})"
+                    )
                     states.update({u: (st, err) for u, st, err in db.execute(query, chunk)})
                 now = time.perf_counter()
                 for uid in uids:
@@ -248,8 +262,16 @@ class _JournalWatcher:
                             self._pending.pop(uid, None)
                     if on_done is not None and finished:
                         ok = state == "delivered"
-                        on_done(ok, None if ok else (f"radz journal: {state}: {error}" if state else
-                                                     f"SR not stored within {self.timeout:.0f} s"))
+                        on_done(
+                            ok,
+                            None
+                            if ok
+                            else (
+                                f"radz journal: {state}: {error}"
+                                if state
+                                else f"SR not stored within {self.timeout:.0f} s"
+                            ),
+                        )
         finally:
             db.close()
 
@@ -278,8 +300,13 @@ def _window_stats(records: list, start: float, end: float, deadline: float) -> d
     latencies = np.array([((r[1] if r[1] is not None else now) - r[0]) * 1000.0 for r in mine])
     errors = sum(1 for r in mine if r[1] is None or not r[2])
     completed = sum(1 for r in records if r[1] is not None and start <= r[1] < end and r[2])
-    out = {"requests": len(mine), "errors": errors, "timed_out": sum(1 for r in mine if r[1] is None),
-           "offered_per_s": len(mine) / (end - start), "achieved_per_s": completed / (end - start)}
+    out = {
+        "requests": len(mine),
+        "errors": errors,
+        "timed_out": sum(1 for r in mine if r[1] is None),
+        "offered_per_s": len(mine) / (end - start),
+        "achieved_per_s": completed / (end - start),
+    }
     if latencies.size:
         p = np.percentile(latencies, [50, 90, 95, 99])
         out.update({"p50_ms": float(p[0]), "p90_ms": float(p[1]), "p95_ms": float(p[2]), "p99_ms": float(p[3])})
@@ -332,14 +359,17 @@ def run_rate(target: Target, rate: float, opts: LoadOptions) -> dict:
             if pause > 0:
                 time.sleep(pause)
             windows.append(_window_stats(records, start, end, end + opts.timeout_s))
-            last = windows[-opts.stable_windows:]
+            last = windows[-opts.stable_windows :]
             # Poisson counts in a window of n requests scatter by ~1/sqrt(n): throughput is held to
             # the tolerance or to two such standard deviations, whichever is wider
             counts = [x["requests"] for x in last]
             rate_tolerance = max(opts.tolerance, 2.0 / np.sqrt(max(1.0, float(np.mean(counts)))))
-            if len(last) == opts.stable_windows and all(counts) and \
-                    within([x["p50_ms"] for x in last], opts.tolerance) and \
-                    within([x["achieved_per_s"] for x in last], rate_tolerance):
+            if (
+                len(last) == opts.stable_windows
+                and all(counts)
+                and within([x["p50_ms"] for x in last], opts.tolerance)
+                and within([x["achieved_per_s"] for x in last], rate_tolerance)
+            ):
                 stable = True
                 break
     finally:
@@ -348,19 +378,34 @@ def run_rate(target: Target, rate: float, opts: LoadOptions) -> dict:
         deadline = time.perf_counter() + opts.timeout_s  # drain, so that the next rate starts clean
         while time.perf_counter() < deadline and any(r[1] is None for r in list(records)):
             time.sleep(0.005)
-    used = windows[-opts.stable_windows:]
+    used = windows[-opts.stable_windows :]
     latencies = np.concatenate([x["_latencies"] for x in used]) if used else np.zeros(0)
-    result = {"offered_per_s": round(float(np.mean([x["offered_per_s"] for x in used])), 2) if used else 0.0,
-              "rate": rate, "achieved_per_s": round(float(np.mean([x["achieved_per_s"] for x in used])), 2) if used else 0.0,
-              "requests": int(sum(x["requests"] for x in used)), "errors": int(sum(x["errors"] for x in used)),
-              "timed_out": int(sum(x["timed_out"] for x in used)), "windows": len(windows), "window_s": round(window, 3),
-              "stable": stable, "error_examples": sorted({e for x in used for e in x["_errors"]})[:3],
-              "per_window": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in x.items()
-                              if not k.startswith("_")} for x in windows]}
+    result = {
+        "offered_per_s": round(float(np.mean([x["offered_per_s"] for x in used])), 2) if used else 0.0,
+        "rate": rate,
+        "achieved_per_s": round(float(np.mean([x["achieved_per_s"] for x in used])), 2) if used else 0.0,
+        "requests": int(sum(x["requests"] for x in used)),
+        "errors": int(sum(x["errors"] for x in used)),
+        "timed_out": int(sum(x["timed_out"] for x in used)),
+        "windows": len(windows),
+        "window_s": round(window, 3),
+        "stable": stable,
+        "error_examples": sorted({e for x in used for e in x["_errors"]})[:3],
+        "per_window": [
+            {k: (round(v, 3) if isinstance(v, float) else v) for k, v in x.items() if not k.startswith("_")}
+            for x in windows
+        ],
+    }
     if latencies.size:
         p = np.percentile(latencies, [50, 90, 95, 99])
-        result.update({"p50_ms": round(float(p[0]), 3), "p90_ms": round(float(p[1]), 3),
-                       "p95_ms": round(float(p[2]), 3), "p99_ms": round(float(p[3]), 3)})
+        result.update(
+            {
+                "p50_ms": round(float(p[0]), 3),
+                "p90_ms": round(float(p[1]), 3),
+                "p95_ms": round(float(p[2]), 3),
+                "p99_ms": round(float(p[3]), 3),
+            }
+        )
     else:
         result.update({"p50_ms": None, "p90_ms": None, "p95_ms": None, "p99_ms": None})
     return result
@@ -375,9 +420,18 @@ def run_load(target: Target, opts: LoadOptions, say=None) -> dict:
         while rate <= opts.max_rate:
             rates.append(round(rate, 3))
             rate *= opts.factor
-    report = {"kind": "load", "target": target.name, "window_s": opts.window_s, "stable_windows": opts.stable_windows,
-              "tolerance": opts.tolerance, "max_windows": opts.max_windows, "p99_bound_ms": opts.p99_bound_ms,
-              "min_requests": opts.min_requests, "rates": [], "stopped": None}
+    report = {
+        "kind": "load",
+        "target": target.name,
+        "window_s": opts.window_s,
+        "stable_windows": opts.stable_windows,
+        "tolerance": opts.tolerance,
+        "max_windows": opts.max_windows,
+        "p99_bound_ms": opts.p99_bound_ms,
+        "min_requests": opts.min_requests,
+        "rates": [],
+        "stopped": None,
+    }
     target.open()
     try:
         for i, rate in enumerate(rates):
@@ -385,9 +439,11 @@ def run_load(target: Target, opts: LoadOptions, say=None) -> dict:
             row = run_rate(target, rate, opts_i)
             report["rates"].append(row)
             if say:
-                say(f"load {rate:8.1f} req/s offered -> {row['achieved_per_s']:8.1f} achieved, p50 {row['p50_ms']} ms, "
+                say(
+                    f"load {rate:8.1f} req/s offered -> {row['achieved_per_s']:8.1f} achieved, p50 {row['p50_ms']} ms, "
                     f"p99 {row['p99_ms']} ms, {row['errors']} errors, {row['windows']} windows"
-                    f"{'' if row['stable'] else ' (not stable)'}")
+                    f"{'' if row['stable'] else ' (not stable)'}"
+                )
             if row["p99_ms"] is None or row["p99_ms"] > opts.p99_bound_ms:
                 report["stopped"] = f"p99 {row['p99_ms']} ms > bound {opts.p99_bound_ms} ms at {rate} req/s offered"
                 break

@@ -39,15 +39,23 @@ def _report_corpus(n: int = 200) -> list[str]:
     return [write_report(sample_findings(i, seed=5), seed=i) for i in range(n)]
 
 
-def load_reference_model(bundle, checkpoint=None, device: str = "cpu", dtype: str = "float32",
-                         allow_random: bool = True, force_random: bool = False) -> ReferenceModel:
+def load_reference_model(
+    bundle,
+    checkpoint=None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    allow_random: bool = True,
+    force_random: bool = False,
+) -> ReferenceModel:
     """The bundle's model in PyTorch (see the module docstring for where the weights come from)."""
     import torch
 
     if checkpoint is not None:
         if not _has_checkpoint(checkpoint):
-            raise FileNotFoundError(f"--checkpoint {checkpoint}: not a `radz train` checkpoint folder "
-                                    "(needs model.safetensors, model_config.json, tokenizer/)")
+            raise FileNotFoundError(
+                f"--checkpoint {checkpoint}: not a `radz train` checkpoint folder "
+                "(needs model.safetensors, model_config.json, tokenizer/)"
+            )
         from radz_train.training.checkpoint import load_model
 
         model = load_model(Path(checkpoint), device="cpu")
@@ -57,30 +65,37 @@ def load_reference_model(bundle, checkpoint=None, device: str = "cpu", dtype: st
         from radz_train.training.checkpoint import load_model
 
         model = load_model(Path(source), device="cpu")
-        return ReferenceModel(_place(model, device, dtype), f"checkpoint {source} (the bundle's model.source)",
-                              model.config.to_dict())
+        return ReferenceModel(
+            _place(model, device, dtype), f"checkpoint {source} (the bundle's model.source)", model.config.to_dict()
+        )
     if not allow_random:
         raise FileNotFoundError(
             f"bundle {bundle.path}: carries no checkpoint (manifest model.source {source!r} is not here); the eager "
             "reference needs the model in PyTorch: pass --checkpoint DIR, or --reference random for random weights "
-            "of the bundle's architecture (same compute and speed, different scores), or --reference none")
+            "of the bundle's architecture (same compute and speed, different scores), or --reference none"
+        )
+    from transformers import PreTrainedTokenizerFast
+
     from radz_train.model.config import ModelConfig
     from radz_train.model.factory import create_model
     from radz_train.model.tokenizer import SPECIAL
-    from transformers import PreTrainedTokenizerFast
 
     config = ModelConfig.from_dict(bundle.manifest["model"]["config"])
     tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(bundle.file("tokenizer")), **SPECIAL)
     with torch.device(device):
         model = create_model(config, tokenizer=tokenizer, seed=0)
     why = "asked for" if force_random else f"the bundle carries no checkpoint: model.source {source!r} is not here"
-    reason = (f"random weights of the bundle's {config.name!r} architecture ({why}; pass --checkpoint DIR for the "
-              "trained weights). Same compute, so the timings hold; the scores do not")
+    reason = (
+        f"random weights of the bundle's {config.name!r} architecture ({why}; pass --checkpoint DIR for the "
+        "trained weights). Same compute, so the timings hold; the scores do not"
+    )
     log.warning("radz bench: eager reference uses %s", reason)
     return ReferenceModel(_place(model, device, dtype), reason, config.to_dict())
 
 
-def preset_model(name: str, device: str = "cpu", dtype: str = "float32", overrides: dict | None = None) -> ReferenceModel:
+def preset_model(
+    name: str, device: str = "cpu", dtype: str = "float32", overrides: dict | None = None
+) -> ReferenceModel:
     """Random weights of a preset (`tiny`, `small`, `paper`), built directly on the device in
     `dtype` (a 7B decoder initialised on the CPU in float32 would take minutes)."""
     import torch

@@ -20,62 +20,91 @@ def throughput_markdown(report: dict) -> str:
     m = report["model"]
     machine = report["machine"]
     where = machine.get("gpus", {}).get(report["device"]) or f"{machine.get('cpu')} ({machine.get('cores')} cores)"
-    lines = [f"Model: {m['name']}, input {m['input']}, {m['gflops_per_image_needed']:.3f} GFLOP per image "
-             f"(eager runs {m['gflops_per_image_executed_by_eager']:.3f}: every layer), "
-             f"reference weights: {m['reference_weights']}.",
-             f"Device: {report['device']} = {where}; torch threads {report.get('torch_threads')}."]
+    lines = [
+        f"Model: {m['name']}, input {m['input']}, {m['gflops_per_image_needed']:.3f} GFLOP per image "
+        f"(eager runs {m['gflops_per_image_executed_by_eager']:.3f}: every layer), "
+        f"reference weights: {m['reference_weights']}.",
+        f"Device: {report['device']} = {where}; torch threads {report.get('torch_threads')}.",
+    ]
     peaks = [f"{p} {v['tflops']:.3f} TFLOP/s (n={v['n']})" for p, v in report["peak"].items() if v]
     if peaks:
         lines.append("Matmul peak measured in this run: " + ", ".join(peaks) + ".")
-    lines += ["", "| phase | precision | batch | side | median ms | p95 ms | p99 ms | images/s | TFLOP/s | of peak | "
-              "vs eager | peak MiB |", "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "| phase | precision | batch | side | median ms | p95 ms | p99 ms | images/s | TFLOP/s | of peak | "
+        "vs eager | peak MiB |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in report["rows"]:
         mem = r.get("memory", {})
         mib = mem.get("torch_allocated_peak_mib") or mem.get("device_used_peak_mib") or mem.get("rss_peak_mib")
         frac = f"{100 * r['fraction_of_peak']:.1f}%" if r.get("fraction_of_peak") is not None else "-"
         ratio = f"{r['vs_eager']:.2f}x" if r.get("vs_eager") is not None else "-"
-        lines.append(f"| {r['phase']} | {r['precision']} | {r['batch']} | {r['side']} | {_fmt(r['median_ms'], 2)} | "
-                     f"{_fmt(r['p95_ms'], 2)} | {_fmt(r['p99_ms'], 2)} | {_fmt(r['images_per_s'])} | "
-                     f"{_fmt(r['tflops'], 3)} | {frac} | {ratio} | {_fmt(mib, 0)} |")
+        lines.append(
+            f"| {r['phase']} | {r['precision']} | {r['batch']} | {r['side']} | {_fmt(r['median_ms'], 2)} | "
+            f"{_fmt(r['p95_ms'], 2)} | {_fmt(r['p99_ms'], 2)} | {_fmt(r['images_per_s'])} | "
+            f"{_fmt(r['tflops'], 3)} | {frac} | {ratio} | {_fmt(mib, 0)} |"
+        )
     for s in report.get("skipped", []):
         lines.append(f"\nSkipped: {s['what']}: {s['reason']}")
     if report.get("scaling"):
-        lines += ["", scaling_markdown(report["scaling"]) if report["scaling"].get("rows") else
-                  f"Multi-device scaling not measured: {report['scaling'].get('error')}"]
+        lines += [
+            "",
+            scaling_markdown(report["scaling"])
+            if report["scaling"].get("rows")
+            else f"Multi-device scaling not measured: {report['scaling'].get('error')}",
+        ]
     lat = report.get("latency")
     if lat:
-        lines += ["", f"submit() at low load (one request in flight, {lat['requests']} requests, max delay "
-                      f"{lat['max_delay_ms']} ms): p50 {lat['submit_p50_ms']} ms, p99 {lat['submit_p99_ms']} ms; bare "
-                      f"backend batch 1 {lat['bare_batch1_ms']} ms; target p99 <= 1.3 x bare + max delay = "
-                      f"{lat['target_p99_ms']} ms."]
+        lines += [
+            "",
+            f"submit() at low load (one request in flight, {lat['requests']} requests, max delay "
+            f"{lat['max_delay_ms']} ms): p50 {lat['submit_p50_ms']} ms, p99 {lat['submit_p99_ms']} ms; bare "
+            f"backend batch 1 {lat['bare_batch1_ms']} ms; target p99 <= 1.3 x bare + max delay = "
+            f"{lat['target_p99_ms']} ms.",
+        ]
     scr = report.get("screen")
     if scr:
-        lines += ["", f"Engine.screen over {scr['files']} phantom DICOMs ({scr['size']} x {scr['size']}), "
-                      f"{scr['workers']} worker(s): {scr['images_per_s']} images/s; mean ms per image {scr['mean_ms']}."]
+        lines += [
+            "",
+            f"Engine.screen over {scr['files']} phantom DICOMs ({scr['size']} x {scr['size']}), "
+            f"{scr['workers']} worker(s): {scr['images_per_s']} images/s; mean ms per image {scr['mean_ms']}.",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def scaling_markdown(scaling: dict) -> str:
-    lines = [f"Multi-device scaling: backend {scaling['backend']}, {scaling['precision']}, max batch "
-             f"{scaling['batch']}, {scaling['images']} images through Engine.submit ({scaling['submitters']} submitting "
-             "threads, one shared queue).", "",
-             "| devices | images/s | speed-up | efficiency |", "|---|---:|---:|---:|"]
+    lines = [
+        f"Multi-device scaling: backend {scaling['backend']}, {scaling['precision']}, max batch "
+        f"{scaling['batch']}, {scaling['images']} images through Engine.submit ({scaling['submitters']} submitting "
+        "threads, one shared queue).",
+        "",
+        "| devices | images/s | speed-up | efficiency |",
+        "|---|---:|---:|---:|",
+    ]
     for r in scaling["rows"]:
-        lines.append(f"| {', '.join(r['devices'])} | {_fmt(r['images_per_s'])} | {r['speedup']:.2f}x | "
-                     f"{100 * r['efficiency']:.0f}% |")
+        lines.append(
+            f"| {', '.join(r['devices'])} | {_fmt(r['images_per_s'])} | {r['speedup']:.2f}x | "
+            f"{100 * r['efficiency']:.0f}% |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def load_markdown(report: dict) -> str:
-    lines = [f"Target: {report['target']}; windows of {report['window_s']} s, stable when {report['stable_windows']} "
-             f"consecutive windows agree within {100 * report['tolerance']:.0f}% (p50 and throughput), at most "
-             f"{report['max_windows']} windows; p99 bound {report['p99_bound_ms']} ms.", "",
-             "| offered req/s | achieved req/s | p50 ms | p90 ms | p95 ms | p99 ms | requests | errors | windows | stable |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        f"Target: {report['target']}; windows of {report['window_s']} s, stable when {report['stable_windows']} "
+        f"consecutive windows agree within {100 * report['tolerance']:.0f}% (p50 and throughput), at most "
+        f"{report['max_windows']} windows; p99 bound {report['p99_bound_ms']} ms.",
+        "",
+        "| offered req/s | achieved req/s | p50 ms | p90 ms | p95 ms | p99 ms | requests | errors | windows | stable |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for r in report["rates"]:
-        lines.append(f"| {_fmt(r['offered_per_s'])} | {_fmt(r['achieved_per_s'])} | {_fmt(r.get('p50_ms'), 2)} | "
-                     f"{_fmt(r.get('p90_ms'), 2)} | {_fmt(r.get('p95_ms'), 2)} | {_fmt(r.get('p99_ms'), 2)} | "
-                     f"{r['requests']} | {r['errors']} | {r['windows']} | {'yes' if r['stable'] else 'no'} |")
+        lines.append(
+            f"| {_fmt(r['offered_per_s'])} | {_fmt(r['achieved_per_s'])} | {_fmt(r.get('p50_ms'), 2)} | "
+            f"{_fmt(r.get('p90_ms'), 2)} | {_fmt(r.get('p95_ms'), 2)} | {_fmt(r.get('p99_ms'), 2)} | "
+            f"{r['requests']} | {r['errors']} | {r['windows']} | {'yes' if r['stable'] else 'no'} |"
+        )
     if report.get("stopped"):
         lines.append(f"\nStopped: {report['stopped']}")
     return "\n".join(lines) + "\n"
@@ -100,8 +129,9 @@ def plot_throughput(report: dict, path: Path) -> Path | None:
         style = "--" if mine[0]["kind"] == "reference" else "-"
         left.plot([r["batch"] for r in mine], [r["images_per_s"] for r in mine], style, marker="o", label=label)
         if mine[0].get("fraction_of_peak") is not None:
-            right.plot([r["batch"] for r in mine], [100 * r["fraction_of_peak"] for r in mine], style, marker="o",
-                       label=label)
+            right.plot(
+                [r["batch"] for r in mine], [100 * r["fraction_of_peak"] for r in mine], style, marker="o", label=label
+            )
     for ax, ylabel in ((left, "images/s"), (right, "% of matmul peak (same run)")):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("batch")

@@ -27,7 +27,8 @@ def open_engine(engine_factory, bundle_path, devices: list[str], **kwargs):
         if len(devices) > 1 and "device" in str(error).lower():
             raise MultiDeviceUnsupported(
                 f"Engine(device={device!r}) is not supported by this radz_engine ({type(error).__name__}: {error}). "
-                "Benchmark one device per invocation (--device cuda:0) with this version") from error
+                "Benchmark one device per invocation (--device cuda:0) with this version"
+            ) from error
         raise
 
 
@@ -64,9 +65,19 @@ def _push(engine, items: list, submitters: int, timeout: float = 600.0) -> float
     return seconds
 
 
-def run_scaling(bundle_path, devices: list[str], backend: str = "auto", precision: str = "fp32", batch: int = 64,
-                images: int = 2048, submitters: int = 4, backend_options: dict | None = None, engine_factory=None,
-                image_shape: tuple[int, int] | None = None, say=None) -> dict:
+def run_scaling(
+    bundle_path,
+    devices: list[str],
+    backend: str = "auto",
+    precision: str = "fp32",
+    batch: int = 64,
+    images: int = 2048,
+    submitters: int = 4,
+    backend_options: dict | None = None,
+    engine_factory=None,
+    image_shape: tuple[int, int] | None = None,
+    say=None,
+) -> dict:
     """Images/s of Engine.submit over devices[:k] for k = 1 .. len(devices)."""
     if engine_factory is None:
         from radz_engine.runtime.engine import Engine as engine_factory
@@ -78,8 +89,16 @@ def run_scaling(bundle_path, devices: list[str], backend: str = "auto", precisio
     pool = [rng.random(size, dtype=np.float32) for _ in range(16)]
     rows = []
     for k in range(1, len(devices) + 1):
-        engine = open_engine(engine_factory, bundle_path, devices[:k], backend=backend, max_batch_size=batch,
-                             max_delay_ms=2.0, max_queue=max(4 * batch * k, 1024), backend_options=backend_options)
+        engine = open_engine(
+            engine_factory,
+            bundle_path,
+            devices[:k],
+            backend=backend,
+            max_batch_size=batch,
+            max_delay_ms=2.0,
+            max_queue=max(4 * batch * k, 1024),
+            backend_options=backend_options,
+        )
         try:
             shape = getattr(engine, "input_shape", None)
             if image_shape is None and shape is not None:
@@ -90,13 +109,25 @@ def run_scaling(bundle_path, devices: list[str], backend: str = "auto", precisio
             seconds = _push(engine, items, submitters)
         finally:
             engine.close()
-        rows.append({"devices": list(devices[:k]), "images": images, "seconds": round(seconds, 4),
-                     "images_per_s": round(images / seconds, 2)})
+        rows.append(
+            {
+                "devices": list(devices[:k]),
+                "images": images,
+                "seconds": round(seconds, 4),
+                "images_per_s": round(images / seconds, 2),
+            }
+        )
         if say:
             say(f"scaling {devices[:k]}: {rows[-1]['images_per_s']:.1f} img/s")
     base = rows[0]["images_per_s"]
     for k, row in enumerate(rows, start=1):
         row["speedup"] = round(row["images_per_s"] / base, 3)
         row["efficiency"] = round(row["speedup"] / k, 3)
-    return {"backend": backend, "precision": precision, "batch": batch, "images": images, "submitters": submitters,
-            "rows": rows}
+    return {
+        "backend": backend,
+        "precision": precision,
+        "batch": batch,
+        "images": images,
+        "submitters": submitters,
+        "rows": rows,
+    }

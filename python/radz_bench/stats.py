@@ -13,8 +13,16 @@ def summarize(seconds: list[float] | np.ndarray) -> dict:
     if x.size == 0:
         return {"n": 0}
     p = np.percentile(x, [50, 90, 95, 99])
-    return {"n": int(x.size), "mean_ms": float(x.mean()), "median_ms": float(p[0]), "p90_ms": float(p[1]),
-            "p95_ms": float(p[2]), "p99_ms": float(p[3]), "min_ms": float(x.min()), "max_ms": float(x.max())}
+    return {
+        "n": int(x.size),
+        "mean_ms": float(x.mean()),
+        "median_ms": float(p[0]),
+        "p90_ms": float(p[1]),
+        "p95_ms": float(p[2]),
+        "p99_ms": float(p[3]),
+        "min_ms": float(x.min()),
+        "max_ms": float(x.max()),
+    }
 
 
 def within(values: list[float], tolerance: float) -> bool:

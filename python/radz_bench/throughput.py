@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -97,8 +97,10 @@ def _validate(opts: BenchOptions) -> None:
     if opts.preset is not None:
         wrong = [b for b in opts.backends if parse_backend(b)[0] != "torch"]
         if wrong:
-            raise ValueError(f"--preset runs random weights without an ONNX bundle: only torch backends, not {wrong} "
-                             "(export a bundle with `radz export` and pass --bundle for the others)")
+            raise ValueError(
+                f"--preset runs random weights without an ONNX bundle: only torch backends, not {wrong} "
+                "(export a bundle with `radz export` and pass --bundle for the others)"
+            )
     if "," in opts.device or not (opts.device == "cpu" or is_cuda(opts.device)):
         raise ValueError(f"--device: one of cpu, cuda, cuda:N here, got {opts.device!r}")
 
@@ -133,9 +135,14 @@ def run_throughput(opts: BenchOptions) -> dict:
         if opts.preset is not None:
             ref = preset_model(opts.preset, device, build_dtype)
         else:
-            ref = load_reference_model(bundle, opts.checkpoint, device, build_dtype,
-                                       allow_random=opts.reference in ("auto", "random"),
-                                       force_random=opts.reference == "random")
+            ref = load_reference_model(
+                bundle,
+                opts.checkpoint,
+                device,
+                build_dtype,
+                allow_random=opts.reference in ("auto", "random"),
+                force_random=opts.reference == "random",
+            )
         _say(f"model ready in {time.perf_counter() - start:.1f} s: {ref.weights}")
     config = ref.config if ref is not None else bundle.manifest["model"]["config"]
     if ref is not None and bundle is None:
@@ -149,21 +156,32 @@ def run_throughput(opts: BenchOptions) -> dict:
     spec = bundle_like.input_spec
     shape = (int(spec["channels"]), int(spec["size"][0]), int(spec["size"][1]))
 
-    report = {"kind": "throughput", "options": {k: v for k, v in vars(opts).items() if k != "progress"},
-              "machine": machine_info([device]), "device": device,
-              "model": {"name": config.get("name"), "input": list(shape), "prompt_tokens": prompt,
-                        "gflops_per_image_needed": round(flops["needed"] / 1e9, 4),
-                        "gflops_per_image_executed_by_eager": round(flops["executed"] / 1e9, 4),
-                        "flops_parts": flops["parts"], "decoder_tokens": flops["decoder_tokens"],
-                        "reference_weights": ref.weights if ref is not None else None},
-              "torch_threads": torch.get_num_threads(), "peak": {}, "rows": [], "skipped": []}
+    report = {
+        "kind": "throughput",
+        "options": {k: v for k, v in vars(opts).items() if k != "progress"},
+        "machine": machine_info([device]),
+        "device": device,
+        "model": {
+            "name": config.get("name"),
+            "input": list(shape),
+            "prompt_tokens": prompt,
+            "gflops_per_image_needed": round(flops["needed"] / 1e9, 4),
+            "gflops_per_image_executed_by_eager": round(flops["executed"] / 1e9, 4),
+            "flops_parts": flops["parts"],
+            "decoder_tokens": flops["decoder_tokens"],
+            "reference_weights": ref.weights if ref is not None else None,
+        },
+        "torch_threads": torch.get_num_threads(),
+        "peak": {},
+        "rows": [],
+        "skipped": [],
+    }
 
     # -- the matmul peak, per precision ---------------------------------------------------------------
     for p in opts.precisions:
         try:
             report["peak"][p] = matmul_peak(device, p, opts.peak_size)
-            _say(f"matmul peak {p} on {device}: {report['peak'][p]['tflops']:.3f} TFLOP/s "
-                 f"(n={report['peak'][p]['n']})")
+            _say(f"matmul peak {p} on {device}: {report['peak'][p]['tflops']:.3f} TFLOP/s (n={report['peak'][p]['n']})")
         except (RuntimeError, TypeError) as error:
             report["peak"][p] = None
             report["skipped"].append({"what": f"matmul peak {p}", "reason": str(error).splitlines()[0]})
@@ -192,8 +210,9 @@ def run_throughput(opts: BenchOptions) -> dict:
                 fp32 = all(t.dtype == torch.float32 for t in ref.model.parameters())
                 backend_model = ref.model if fp32 else copy.deepcopy(ref.model)  # TorchBackend casts to float32
             try:
-                side = _engine_side(spec_name, name, torch_options, p, device, opts, bundle, bundle_like,
-                                          backend_model, identity)
+                side = _engine_side(
+                    spec_name, name, torch_options, p, device, opts, bundle, bundle_like, backend_model, identity
+                )
                 taken = {x.name for x in sides if x.precision == p}
                 while side.name in taken:
                     side.name += "'"
@@ -213,15 +232,15 @@ def run_throughput(opts: BenchOptions) -> dict:
     plan = [(p, b) for p in opts.precisions for b in opts.batches]
     from radz_engine.runtime.progress import progress
 
-    for p, b in (progress(plan, total=len(plan), desc="radz bench", unit="config") if opts.progress else plan):
+    for p, b in progress(plan, total=len(plan), desc="radz bench", unit="config") if opts.progress else plan:
         x = rng.standard_normal((b, *shape), dtype=np.float32)
         here = [s for s in sides if s.precision == p]
-        _measure(report, here, "model", p, b, lambda s: s.model_fn(x), opts, flops)
+        _measure(report, here, "model", p, b, lambda s: s.model_fn(x), opts, flops)  # noqa: B023 (called at once)
         if images is not None:
             batch_images = [images[i % len(images)] for i in range(b)]
             with_e2e = [s for s in here if s.e2e_fn is not None]
             if with_e2e:
-                _measure(report, with_e2e, "e2e", p, b, lambda s: s.e2e_fn(batch_images), opts, flops, wall=True)
+                _measure(report, with_e2e, "e2e", p, b, lambda s: s.e2e_fn(batch_images), opts, flops, wall=True)  # noqa: B023 (called at once)
     for s in sides:
         if s.closer is not None:
             s.closer()
@@ -279,8 +298,10 @@ def _engine_side(spec_name, name, torch_options, precision, device, opts, bundle
     elif name in ("auto", "onnxruntime"):
         if precision == "bf16":
             if not is_cuda(device):
-                raise ValueError("ONNX Runtime runs the bundle's fp32 or fp16 graph; there is no bf16 graph "
-                                 "(bf16 is a TensorRT EP option on CUDA)")
+                raise ValueError(
+                    "ONNX Runtime runs the bundle's fp32 or fp16 graph; there is no bf16 graph "
+                    "(bf16 is a TensorRT EP option on CUDA)"
+                )
             options = {"tensorrt_precision": "bf16"}
         elif precision == "fp16":
             if not is_cuda(device) and "image_encoder_fp16" not in bundle.manifest.get("files", {}):
@@ -289,17 +310,28 @@ def _engine_side(spec_name, name, torch_options, precision, device, opts, bundle
         elif is_cuda(device):
             options = {"tensorrt_precision": "fp32"}
     elif name == "tensorrt" and precision != opts.precisions[0]:
-        raise ValueError("a TensorRT plan's precision is fixed when it is built (radz export --tensorrt): "
-                         f"measured once, under {opts.precisions[0]}")
+        raise ValueError(
+            "a TensorRT plan's precision is fixed when it is built (radz export --tensorrt): "
+            f"measured once, under {opts.precisions[0]}"
+        )
     max_batch = max(opts.batches)
     if bundle is not None:
         from radz_engine.runtime.engine import Engine
 
-        engine = Engine(bundle.path, backend=name, device=device, max_batch_size=max_batch, threads=opts.threads,
-                        backend_options=options)
+        engine = Engine(
+            bundle.path,
+            backend=name,
+            device=device,
+            max_batch_size=max_batch,
+            threads=opts.threads,
+            backend_options=options,
+        )
         backend = engine.backend
-        label = (backend.name if spec_name in ("auto", "onnxruntime", "onnxruntime-int8", "tensorrt")
-                 else _torch_label(spec_name, precision))
+        label = (
+            backend.name
+            if spec_name in ("auto", "onnxruntime", "onnxruntime-int8", "tensorrt")
+            else _torch_label(spec_name, precision)
+        )
 
         def e2e_fn(images: list):
             items = [(im, identity) for im in images]
@@ -344,8 +376,9 @@ def _measure(report, sides, phase, precision, batch, make, opts, flops, wall=Fal
         for s in live:
             sampler = MemorySampler(report["device"])
             with sampler:
-                samples[s.name] += time_calls(calls[s.name], repeats, "cpu" if wall else s.timer_device,
-                                              max_seconds=opts.max_seconds)
+                samples[s.name] += time_calls(
+                    calls[s.name], repeats, "cpu" if wall else s.timer_device, max_seconds=opts.max_seconds
+                )
             m = sampler.as_dict()
             memory[s.name] = {k: max(v, memory.get(s.name, {}).get(k, 0)) for k, v in m.items()}
     peak = report["peak"].get(precision)
@@ -353,18 +386,30 @@ def _measure(report, sides, phase, precision, batch, make, opts, flops, wall=Fal
         st = summarize(samples[s.name])
         median_s = st["median_ms"] / 1000.0
         tflops = flops["needed"] * batch / median_s / 1e12
-        row = {"phase": phase, "side": s.name, "kind": s.kind, "precision": precision, "batch": batch,
-               **{k: round(v, 4) if isinstance(v, float) else v for k, v in st.items()},
-               "images_per_s": round(batch / median_s, 2), "tflops": round(tflops, 4),
-               "fraction_of_peak": round(tflops / peak["tflops"], 4) if peak else None, "memory": memory[s.name]}
+        row = {
+            "phase": phase,
+            "side": s.name,
+            "kind": s.kind,
+            "precision": precision,
+            "batch": batch,
+            **{k: round(v, 4) if isinstance(v, float) else v for k, v in st.items()},
+            "images_per_s": round(batch / median_s, 2),
+            "tflops": round(tflops, 4),
+            "fraction_of_peak": round(tflops / peak["tflops"], 4) if peak else None,
+            "memory": memory[s.name],
+        }
         report["rows"].append(row)
-        _say(f"{phase:5s} {precision} batch {batch:4d} {s.name:32s} {row['images_per_s']:10.1f} img/s  "
-             f"median {st['median_ms']:.2f} ms  p99 {st['p99_ms']:.2f} ms")
+        _say(
+            f"{phase:5s} {precision} batch {batch:4d} {s.name:32s} {row['images_per_s']:10.1f} img/s  "
+            f"median {st['median_ms']:.2f} ms  p99 {st['p99_ms']:.2f} ms"
+        )
 
 
 def _add_ratios(report: dict) -> None:
     """vs_eager = eager median / this side's median (> 1: faster than PyTorch eager)."""
-    eager = {(r["phase"], r["precision"], r["batch"]): r["median_ms"] for r in report["rows"] if r["kind"] == "reference"}
+    eager = {
+        (r["phase"], r["precision"], r["batch"]): r["median_ms"] for r in report["rows"] if r["kind"] == "reference"
+    }
     for r in report["rows"]:
         ref = eager.get((r["phase"], r["precision"], r["batch"]))
         r["vs_eager"] = round(ref / r["median_ms"], 3) if ref else None

@@ -16,7 +16,9 @@ def train_main(argv: list[str]) -> int:
         description="Train a LLaVA-RadZ model (DFAT + DKAM). `radz train dkam-generate --help` for knowledge generation.",
     )
     parser.add_argument("config", type=Path, help="training config JSON (see radz_train/training/config.py)")
-    parser.add_argument("overrides", nargs="*", help="KEY=VALUE settings, e.g. max_steps=100 model_overrides.feature_layer=-1")
+    parser.add_argument(
+        "overrides", nargs="*", help="KEY=VALUE settings, e.g. max_steps=100 model_overrides.feature_layer=-1"
+    )
     parser.add_argument("--resume", type=Path, default=None, help="checkpoint folder to continue from")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -49,8 +51,9 @@ def dkam_generate_main(argv: list[str]) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=160)
     args = parser.parse_args(argv)
     try:
-        found = generate_descriptions(args.checkpoint, [c.strip() for c in args.classes.split(",") if c.strip()],
-                                      args.out, args.max_new_tokens)
+        found = generate_descriptions(
+            args.checkpoint, [c.strip() for c in args.classes.split(",") if c.strip()], args.out, args.max_new_tokens
+        )
     except (FileNotFoundError, ValueError) as error:
         print(f"radz train dkam-generate: {error}", file=sys.stderr)
         return 2
@@ -61,7 +64,9 @@ def dkam_generate_main(argv: list[str]) -> int:
 
 
 def eval_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="radz eval", description="Zero-shot evaluation (paper protocol) of a checkpoint.")
+    parser = argparse.ArgumentParser(
+        prog="radz eval", description="Zero-shot evaluation (paper protocol) of a checkpoint."
+    )
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--csv", type=Path, required=True, help="test CSV with path, report and 0/1 label columns")
     parser.add_argument("--classes", default=None, help="comma-separated classes (default: the phantom findings)")
@@ -85,7 +90,9 @@ def eval_main(argv: list[str]) -> int:
     try:
         model = load_model(args.checkpoint)
         data = load_image_report_set(args.csv, classes, model.config.image_size, "csv", args.limit)
-        results = evaluate(model, data, classes, modes, load_knowledge(args.knowledge), args.out, title=args.csv.parent.name)
+        results = evaluate(
+            model, data, classes, modes, load_knowledge(args.knowledge), args.out, title=args.csv.parent.name
+        )
     except (ValueError, FileNotFoundError, KeyError) as error:
         print(f"radz eval: {error}", file=sys.stderr)
         return 2

@@ -98,7 +98,9 @@ class DKAMLoss(nn.Module):
 class RadzLoss(nn.Module):
     """L_total = lambda * L_CA + (1 - lambda) * L_CG; lambda = 1 gives DFAT alone."""
 
-    def __init__(self, tau: float = 0.05, lam: float = 0.5, crossed: bool = True, dkam_mode: str = "multi_positive") -> None:
+    def __init__(
+        self, tau: float = 0.05, lam: float = 0.5, crossed: bool = True, dkam_mode: str = "multi_positive"
+    ) -> None:
         super().__init__()
         if not 0.0 <= lam <= 1.0:
             raise ValueError(f"lambda: must be in [0, 1], got {lam}")

@@ -13,8 +13,8 @@ Scoring modes (DESIGN.md section 1; the numpy scoring itself is radz_engine.scor
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -37,8 +37,11 @@ def class_embeddings(model, classes: Sequence[str], knowledge: dict[str, str] | 
     knowledge = knowledge if knowledge is not None else load_knowledge()
     anchor_classes = list(classes) + ([BACKGROUND] if BACKGROUND in knowledge and BACKGROUND not in classes else [])
     anchors = model.encode_texts(descriptions_for(anchor_classes, knowledge)).global_
-    return {"softmax": softmax.cpu().numpy(), "posneg": torch.stack([positive, negative]).cpu().numpy(),
-            "anchor": anchors.cpu().numpy()}
+    return {
+        "softmax": softmax.cpu().numpy(),
+        "posneg": torch.stack([positive, negative]).cpu().numpy(),
+        "anchor": anchors.cpu().numpy(),
+    }
 
 
 @torch.no_grad()
@@ -50,14 +53,24 @@ def image_features(model, grey_images: np.ndarray, batch_size: int = 64) -> np.n
     device = model.image_token_ids.device
     out = []
     for start in range(0, len(grey_images), batch_size):
-        x = to_model_input(torch.from_numpy(grey_images[start : start + batch_size]).to(device),
-                           model.config.input["mean"], model.config.input["std"])
+        x = to_model_input(
+            torch.from_numpy(grey_images[start : start + batch_size]).to(device),
+            model.config.input["mean"],
+            model.config.input["std"],
+        )
         out.append(model.encode_image(x).global_.cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.config.decoder["hidden_size"]), np.float32)
 
 
-def evaluate(model, data, classes: Sequence[str], modes: Sequence[str] = MODES, knowledge=None,
-             out_dir: str | Path | None = None, title: str = "") -> dict:
+def evaluate(
+    model,
+    data,
+    classes: Sequence[str],
+    modes: Sequence[str] = MODES,
+    knowledge=None,
+    out_dir: str | Path | None = None,
+    title: str = "",
+) -> dict:
     """Per-class AUC / F1 / ACC per scoring mode; writes JSON, Markdown and ROC PNGs to out_dir."""
     from radz_train.evaluation import format_table, zero_shot_metrics
     from radz_train.evaluation.plots import plot_roc_curves
@@ -78,8 +91,13 @@ def evaluate(model, data, classes: Sequence[str], modes: Sequence[str] = MODES, 
         results["modes"][mode] = metrics
         tables.append(format_table(metrics, title=f"{title} {mode}".strip()))
         if out_dir is not None:
-            plot_roc_curves(labels, scores, list(classes), Path(out_dir) / f"roc_{mode}.png",
-                            title=f"{title} zero-shot ROC ({mode})".strip())
+            plot_roc_curves(
+                labels,
+                scores,
+                list(classes),
+                Path(out_dir) / f"roc_{mode}.png",
+                title=f"{title} zero-shot ROC ({mode})".strip(),
+            )
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

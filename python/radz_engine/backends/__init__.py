@@ -41,7 +41,7 @@ def available_backends() -> dict:
 
 
 def resolve_device(device: str) -> str:
-    """"auto" -> "cuda" when the installed onnxruntime has a GPU provider, else "cpu"."""
+    """ "auto" -> "cuda" when the installed onnxruntime has a GPU provider, else "cpu"."""
     if str(device).lower() != "auto":
         parse_device(device)
         return str(device).lower()
@@ -50,8 +50,9 @@ def resolve_device(device: str) -> str:
     return "cuda" if gpu else "cpu"
 
 
-def create_backend(backend, bundle, device: str = "cpu", *, threads: int | None = None, max_batch_size: int = 64,
-                   **options) -> Backend:
+def create_backend(
+    backend, bundle, device: str = "cpu", *, threads: int | None = None, max_batch_size: int = 64, **options
+) -> Backend:
     """A loaded backend.
 
     Args:
@@ -69,7 +70,9 @@ def create_backend(backend, bundle, device: str = "cpu", *, threads: int | None 
         from radz_engine.backends.onnxruntime_backend import OnnxRuntimeBackend
 
         provider = options.pop("provider", "auto")
-        loaded = OnnxRuntimeBackend(provider, threads=threads, max_batch_size=max_batch_size, **options).load(bundle, device)
+        loaded = OnnxRuntimeBackend(provider, threads=threads, max_batch_size=max_batch_size, **options).load(
+            bundle, device
+        )
     elif backend == "tensorrt":
         from radz_engine.backends.tensorrt_backend import TensorRTBackend
 
@@ -80,6 +83,10 @@ def create_backend(backend, bundle, device: str = "cpu", *, threads: int | None 
         loaded = TorchBackend(options.pop("checkpoint", None), threads=threads, **options).load(bundle, device)
     else:
         raise ValueError(f"backend: must be one of {BACKENDS} or a Backend instance, got {backend!r}")
-    log.info("radz_engine: backend %r on %s selected (%s)", loaded.name, loaded.device,
-             "auto" if backend == "auto" else "requested")
+    log.info(
+        "radz_engine: backend %r on %s selected (%s)",
+        loaded.name,
+        loaded.device,
+        "auto" if backend == "auto" else "requested",
+    )
     return loaded

@@ -28,7 +28,7 @@ class Backend(abc.ABC):
     device: str = "cpu"
 
     @abc.abstractmethod
-    def load(self, bundle, device: str = "cpu") -> "Backend":
+    def load(self, bundle, device: str = "cpu") -> Backend:
         """Open the model for `bundle` (a radz_engine.bundle.Bundle) on `device`; returns self."""
 
     @abc.abstractmethod
@@ -55,7 +55,7 @@ def check_batch(pixel_values, shape: tuple) -> np.ndarray:
 
 
 def parse_device(device: str) -> tuple[str, int]:
-    """"cpu" -> ("cpu", 0); "cuda" -> ("cuda", 0); "cuda:1" -> ("cuda", 1)."""
+    """ "cpu" -> ("cpu", 0); "cuda" -> ("cuda", 0); "cuda:1" -> ("cuda", 1)."""
     text = str(device).strip().lower()
     if text == "cpu":
         return "cpu", 0

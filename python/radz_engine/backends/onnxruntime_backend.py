@@ -44,9 +44,18 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
 
-    def __init__(self, provider: str = "auto", *, threads: int | None = None, fp16: bool = False, int8: bool = False,
-                 io_binding: bool | None = None, tensorrt_precision: str = "fp16",
-                 tensorrt_cache: str | Path | None = None, max_batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        provider: str = "auto",
+        *,
+        threads: int | None = None,
+        fp16: bool = False,
+        int8: bool = False,
+        io_binding: bool | None = None,
+        tensorrt_precision: str = "fp16",
+        tensorrt_cache: str | Path | None = None,
+        max_batch_size: int = 64,
+    ) -> None:
         if provider != "auto" and provider not in PROVIDERS:
             raise ValueError(f"provider: must be 'auto' or one of {tuple(PROVIDERS)}, got {provider!r}")
         if threads is not None and int(threads) < 1:
@@ -79,24 +88,31 @@ class OnnxRuntimeBackend(Backend):
             raise BackendUnavailable(
                 f"onnxruntime {ort.__version__} here has providers {available}; device='cuda' needs "
                 f"{' or '.join(PROVIDERS[p] for p in wanted)}: pip install onnxruntime-gpu (CUDA 12) "
-                "on a machine with an NVIDIA GPU")
+                "on a machine with an NVIDIA GPU"
+            )
         providers: list = []
         if usable[0] == "tensorrt":
             cache = Path(self.tensorrt_cache) if self.tensorrt_cache else Path(bundle.path) / "tensorrt"
-            providers.append(("TensorrtExecutionProvider",
-                              _tensorrt_options(input_name, input_shape, self.tensorrt_precision,
-                                                self.max_batch_size, cache, device_id)))
+            providers.append(
+                (
+                    "TensorrtExecutionProvider",
+                    _tensorrt_options(
+                        input_name, input_shape, self.tensorrt_precision, self.max_batch_size, cache, device_id
+                    ),
+                )
+            )
         if "CUDAExecutionProvider" in available:
             providers.append(("CUDAExecutionProvider", {"device_id": device_id}))
         providers.append("CPUExecutionProvider")
         return providers
 
-    def load(self, bundle, device: str = "cpu") -> "OnnxRuntimeBackend":
+    def load(self, bundle, device: str = "cpu") -> OnnxRuntimeBackend:
         try:
             import onnxruntime as ort
         except ImportError as error:
-            raise BackendUnavailable("onnxruntime is not installed: pip install onnxruntime "
-                                     "(or onnxruntime-gpu for CUDA / TensorRT)") from error
+            raise BackendUnavailable(
+                "onnxruntime is not installed: pip install onnxruntime (or onnxruntime-gpu for CUDA / TensorRT)"
+            ) from error
         kind, device_id = parse_device(device)
         wanted = "image_encoder_fp16" if self.fp16 else "image_encoder_int8" if self.int8 else "image_encoder"
         role = wanted if wanted in bundle.manifest["files"] else "image_encoder"
@@ -119,8 +135,9 @@ class OnnxRuntimeBackend(Backend):
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as error:  # onnxruntime raises its own exception types
-            raise BackendUnavailable(f"{path}: ONNX Runtime cannot open it with {providers} "
-                                     f"({str(error).splitlines()[0][:300]})") from None
+            raise BackendUnavailable(
+                f"{path}: ONNX Runtime cannot open it with {providers} ({str(error).splitlines()[0][:300]})"
+            ) from None
         self.providers = list(self.session.get_providers())
         first = self.providers[0]
         self.name = f"onnxruntime-{_SHORT.get(first, first)}" + ("" if self.variant == "fp32" else f"-{self.variant}")
@@ -155,15 +172,22 @@ class OnnxRuntimeBackend(Backend):
         return binding.copy_outputs_to_cpu()[0]
 
     def describe(self) -> dict:
-        return {"name": self.name, "device": self.device, "providers": self.providers, "variant": self.variant,
-                "threads": self.threads, "io_binding": bool(getattr(self, "_bind", False))}
+        return {
+            "name": self.name,
+            "device": self.device,
+            "providers": self.providers,
+            "variant": self.variant,
+            "threads": self.threads,
+            "io_binding": bool(getattr(self, "_bind", False)),
+        }
 
     def close(self) -> None:
         self.session = None
 
 
-def _tensorrt_options(input_name: str, input_shape: list, precision: str, max_batch: int, cache: Path,
-                      device_id: int) -> dict:
+def _tensorrt_options(
+    input_name: str, input_shape: list, precision: str, max_batch: int, cache: Path, device_id: int
+) -> dict:
     """TensorRT EP options (names from ONNX Runtime's TensorRT EP documentation, ORT >= 1.18);
     the same choices as radz_export.tensorrt_build.ort_tensorrt_provider_options, restated here
     because the runtime never imports radz_export. UNVALIDATED on hardware."""
@@ -175,9 +199,16 @@ def _tensorrt_options(input_name: str, input_shape: list, precision: str, max_ba
         return f"{input_name}:" + "x".join(str(d) for d in [batch, *dims])
 
     opt = min(8, max_batch)
-    return {"device_id": device_id, "trt_max_workspace_size": 4 << 30,
-            "trt_fp16_enable": precision == "fp16", "trt_bf16_enable": precision == "bf16",
-            "trt_profile_min_shapes": shape(1), "trt_profile_opt_shapes": shape(opt),
-            "trt_profile_max_shapes": shape(max_batch),
-            "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache),
-            "trt_timing_cache_enable": True, "trt_timing_cache_path": str(cache)}
+    return {
+        "device_id": device_id,
+        "trt_max_workspace_size": 4 << 30,
+        "trt_fp16_enable": precision == "fp16",
+        "trt_bf16_enable": precision == "bf16",
+        "trt_profile_min_shapes": shape(1),
+        "trt_profile_opt_shapes": shape(opt),
+        "trt_profile_max_shapes": shape(max_batch),
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(cache),
+        "trt_timing_cache_enable": True,
+        "trt_timing_cache_path": str(cache),
+    }

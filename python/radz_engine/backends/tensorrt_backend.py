@@ -28,8 +28,10 @@ def find_engine(bundle) -> Path:
     folder = Path(bundle.path) / "tensorrt"
     plans = sorted(folder.glob("*.engine"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
     if not plans:
-        raise BackendUnavailable(f"bundle {bundle.path}: no TensorRT engine in tensorrt/ "
-                                 "(build one with `radz export CHECKPOINT --out BUNDLE --tensorrt` on this GPU)")
+        raise BackendUnavailable(
+            f"bundle {bundle.path}: no TensorRT engine in tensorrt/ "
+            "(build one with `radz export CHECKPOINT --out BUNDLE --tensorrt` on this GPU)"
+        )
     return plans[-1]
 
 
@@ -48,16 +50,20 @@ class TensorRTBackend(Backend):
         self.engine = None
         self._lock = threading.Lock()  # one execution context, used by one thread at a time
 
-    def load(self, bundle, device: str = "cuda") -> "TensorRTBackend":
+    def load(self, bundle, device: str = "cuda") -> TensorRTBackend:
         try:
             import tensorrt as trt
         except ImportError as error:
-            raise BackendUnavailable("TensorRT is not installed: pip install tensorrt (NVIDIA wheels, CUDA 12) "
-                                     "on a machine with an NVIDIA GPU") from error
+            raise BackendUnavailable(
+                "TensorRT is not installed: pip install tensorrt (NVIDIA wheels, CUDA 12) "
+                "on a machine with an NVIDIA GPU"
+            ) from error
         try:
             import cupy  # CUDA buffers and the stream; the runtime never imports torch
         except ImportError as error:
-            raise BackendUnavailable("the tensorrt backend uses CuPy for CUDA buffers: pip install cupy-cuda12x") from error
+            raise BackendUnavailable(
+                "the tensorrt backend uses CuPy for CUDA buffers: pip install cupy-cuda12x"
+            ) from error
         kind, device_id = parse_device(device)
         if kind != "cuda" or cupy.cuda.runtime.getDeviceCount() <= int(device_id):
             raise BackendUnavailable(f"the tensorrt backend needs device='cuda' and a visible GPU (got {device!r})")
@@ -71,8 +77,10 @@ class TensorRTBackend(Backend):
         runtime = trt.Runtime(logger)
         engine = runtime.deserialize_cuda_engine(path.read_bytes())
         if engine is None:
-            raise BackendUnavailable(f"{path}: TensorRT {trt.__version__} cannot deserialise it "
-                                     "(built on another GPU model or TensorRT version? rebuild it here)")
+            raise BackendUnavailable(
+                f"{path}: TensorRT {trt.__version__} cannot deserialise it "
+                "(built on another GPU model or TensorRT version? rebuild it here)"
+            )
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         modes = {n: engine.get_tensor_mode(n) for n in names}
         self.input_name = next(n for n in names if modes[n] == trt.TensorIOMode.INPUT)

@@ -49,11 +49,20 @@ class TorchBackend(Backend):
 
     name = "torch"
 
-    def __init__(self, checkpoint, *, dtype: str = "float32", compile: bool = False, cuda_graphs: bool = False,
-                 threads: int | None = None) -> None:
+    def __init__(
+        self,
+        checkpoint,
+        *,
+        dtype: str = "float32",
+        compile: bool = False,
+        cuda_graphs: bool = False,
+        threads: int | None = None,
+    ) -> None:
         if checkpoint is None:
-            raise ValueError("checkpoint: the torch backend needs a `radz train` checkpoint folder or a RadzModel "
-                             "(the bundle's ONNX graph is not runnable by torch)")
+            raise ValueError(
+                "checkpoint: the torch backend needs a `radz train` checkpoint folder or a RadzModel "
+                "(the bundle's ONNX graph is not runnable by torch)"
+            )
         if dtype not in DTYPES:
             raise ValueError(f"dtype: must be one of {DTYPES}, got {dtype!r}")
         self.checkpoint = checkpoint
@@ -64,7 +73,7 @@ class TorchBackend(Backend):
         self.model = None
         self._lock = threading.Lock()  # compiled / graphed modules are not re-entrant
 
-    def load(self, bundle, device: str = "cpu") -> "TorchBackend":
+    def load(self, bundle, device: str = "cpu") -> TorchBackend:
         try:
             import torch
         except ImportError as error:
@@ -88,8 +97,10 @@ class TorchBackend(Backend):
         dim = int(model.config.decoder["hidden_size"])
         spec = bundle.input_spec
         if [size, size] != [int(s) for s in spec["size"]] or dim != bundle.embedding_dim:
-            raise ValueError(f"checkpoint: model input {size} / embedding {dim} do not match bundle {bundle.path} "
-                             f"(input {spec['size']}, embedding {bundle.embedding_dim})")
+            raise ValueError(
+                f"checkpoint: model input {size} / embedding {dim} do not match bundle {bundle.path} "
+                f"(input {spec['size']}, embedding {bundle.embedding_dim})"
+            )
         self.input_shape = (int(spec["channels"]), size, size)
         from radz_export.encoders import ImageEncoder  # the exported graph's path, in PyTorch
 
@@ -98,7 +109,9 @@ class TorchBackend(Backend):
         if self.compile:
             mode = "reduce-overhead" if (self.cuda_graphs and kind == "cuda") else None
             self._encode = torch.compile(self.model, mode=mode)
-        self.name = "torch" + ("" if self.dtype == "float32" else f"-{self.dtype}") + ("-compiled" if self.compile else "")
+        self.name = (
+            "torch" + ("" if self.dtype == "float32" else f"-{self.dtype}") + ("-compiled" if self.compile else "")
+        )
         log.info("radz_engine backend: %s on %s", self.name, self.device)
         return self
 
@@ -113,8 +126,13 @@ class TorchBackend(Backend):
             return out.float().cpu().numpy()
 
     def describe(self) -> dict:
-        return {"name": self.name, "device": self.device, "dtype": self.dtype, "compile": self.compile,
-                "cuda_graphs": self.cuda_graphs}
+        return {
+            "name": self.name,
+            "device": self.device,
+            "dtype": self.dtype,
+            "compile": self.compile,
+            "cuda_graphs": self.cuda_graphs,
+        }
 
     def close(self) -> None:
         self.model = None

@@ -25,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from radz_engine.bundle.format import FORMAT_VERSION, MANIFEST, ONNX_ROLES, PROMPT_BLOCKS, REQUIRED_ROLES, sha256_file
+from radz_engine.bundle.format import FORMAT_VERSION, MANIFEST, PROMPT_BLOCKS, REQUIRED_ROLES, sha256_file
 from radz_engine.errors import BundleError
 
 __all__ = ["FORMAT_VERSION", "Bundle", "BundleError", "load_bundle", "sha256_file"]
+
 
 @dataclass
 class Bundle:
@@ -66,8 +67,13 @@ class Bundle:
         """Keyword arguments of `radz_engine.preprocess` / `preprocess_batch` for this bundle's
         input (out_size, mean, std, aspect, pad_value): one definition for every caller."""
         spec = self.input_spec
-        return {"out_size": (int(spec["size"][0]), int(spec["size"][1])), "mean": spec["mean"], "std": spec["std"],
-                "aspect": spec.get("aspect", "letterbox"), "pad_value": float(spec.get("pad_value", 0.0))}
+        return {
+            "out_size": (int(spec["size"][0]), int(spec["size"][1])),
+            "mean": spec["mean"],
+            "std": spec["std"],
+            "aspect": spec.get("aspect", "letterbox"),
+            "pad_value": float(spec.get("pad_value", 0.0)),
+        }
 
     def file(self, role: str) -> Path:
         """Absolute path of a role's file ("image_encoder", "tokenizer", ...)."""
@@ -102,8 +108,12 @@ def _read_manifest(path: Path) -> dict:
         raise _fail(path, MANIFEST, "must be a JSON object")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
-        raise _fail(path, MANIFEST, f"format_version {version!r} is not supported (this runtime reads {FORMAT_VERSION}); "
-                                    "re-export the bundle with a matching radz version")
+        raise _fail(
+            path,
+            MANIFEST,
+            f"format_version {version!r} is not supported (this runtime reads {FORMAT_VERSION}); "
+            "re-export the bundle with a matching radz version",
+        )
     for key in ("files", "sha256", "onnx", "embedding_dim", "tau", "scoring_mode", "input", "text", "anchors"):
         if key not in manifest:
             raise _fail(path, MANIFEST, f"missing key {key!r}")
@@ -127,8 +137,12 @@ def _check_files(path: Path, manifest: dict, verify_hashes: bool) -> None:
         if verify_hashes:
             actual = sha256_file(file)
             if actual != expected:
-                raise _fail(path, name, f"SHA-256 mismatch: manifest says {expected[:16]}..., file has {actual[:16]}... "
-                                        "(modified or truncated after export)")
+                raise _fail(
+                    path,
+                    name,
+                    f"SHA-256 mismatch: manifest says {expected[:16]}..., file has {actual[:16]}... "
+                    "(modified or truncated after export)",
+                )
 
 
 def _check_onnx_io(path: Path, manifest: dict) -> None:
@@ -198,8 +212,15 @@ def load_bundle(path: str | Path, *, verify_hashes: bool = True, check_onnx: boo
     n_classes = len(classes)
     expected_anchor_rows = n_classes + (1 if manifest["anchors"].get("background_row") is not None else 0)
     if anchors.shape != (expected_anchor_rows, dim):
-        raise _fail(path, manifest["files"]["anchors"],
-                    f"shape {anchors.shape}, expected ({expected_anchor_rows}, {dim}) for {n_classes} classes")
+        raise _fail(
+            path,
+            manifest["files"]["anchors"],
+            f"shape {anchors.shape}, expected ({expected_anchor_rows}, {dim}) for {n_classes} classes",
+        )
     if prompts.shape != (len(PROMPT_BLOCKS), n_classes, dim):
-        raise _fail(path, manifest["files"]["prompts"], f"shape {prompts.shape}, expected ({len(PROMPT_BLOCKS)}, {n_classes}, {dim})")
+        raise _fail(
+            path,
+            manifest["files"]["prompts"],
+            f"shape {prompts.shape}, expected ({len(PROMPT_BLOCKS)}, {n_classes}, {dim})",
+        )
     return Bundle(path, manifest, classes, background, anchors, prompts)

@@ -21,8 +21,10 @@ def _command(name: str, module: str, function: str = "main", needs: tuple[str, .
     def run(argv: list[str]) -> int:
         missing = _missing(*needs)
         if missing:
-            print(f"radz {name}: needs the {extra} extra (missing {missing}); pip install 'radz-engine[{extra}]'",
-                  file=sys.stderr)
+            print(
+                f"radz {name}: needs the {extra} extra (missing {missing}); pip install 'radz-engine[{extra}]'",
+                file=sys.stderr,
+            )
             return 2
         import importlib
 
@@ -40,27 +42,47 @@ _TRAIN = ("torch", "transformers")
 
 
 COMMANDS = {
-    "demo": (_command("demo", "radz_engine.cli.demo"),
-             "screen a phantom DICOM set with the shipped model: AUC, images/s, latency, HTML report"),
-    "synth": (_command("synth", "radz_train.data.synth_cli"),
-              "generate phantom radiographs with reports and labels (PNG/NPY/DICOM + CSV)"),
-    "train": (_command("train", "radz_train.cli", "train_main", _TRAIN, "train"),
-              "train a LLaVA-RadZ model (DFAT + DKAM); `radz train dkam-generate` for knowledge"),
-    "eval": (_command("eval", "radz_train.cli", "eval_main", _TRAIN, "train"),
-             "zero-shot evaluation of a checkpoint (AUC/F1/ACC, ROC PNGs); --bundle B --csv C [--calibrate]: "
-             "a bundle, torch-free, Platt calibration"),
-    "export": (_command("export", "radz_export.cli", needs=(*_TRAIN, "onnx"), extra="export"),
-               "export a checkpoint to an ONNX bundle (parity-checked); --tensorrt for an engine"),
-    "quantize": (_command("quantize", "radz_export.quantize", needs=("onnx", "onnxruntime"), extra="export"),
-                 "add a checked int8 image encoder to a bundle (CPU speed-up; no torch needed)"),
-    "screen": (_command("screen", "radz_engine.cli.screen"),
-               "classify DICOM/PNG/JPEG folders or CSV lists into csv/jsonl/parquet (resumable)"),
-    "serve": (_command("serve", "radz_engine.cli.serve", needs=("pynetdicom", "highdicom"), extra="serve"),
-              "a DICOM node: C-STORE in, scored DICOM SR back to the PACS (durable journal)"),
-    "bench": (_command("bench", "radz_bench.cli"),
-              "throughput/latency across backends, batch sizes, precisions and GPUs (JSON, Markdown, PNG)"),
-    "preprocess": (_command("preprocess", "radz_engine.cli.preprocess"),
-                   "DICOM/PNG/JPEG files -> one model-ready .npy tensor, errors recorded"),
+    "demo": (
+        _command("demo", "radz_engine.cli.demo"),
+        "screen a phantom DICOM set with the shipped model: AUC, images/s, latency, HTML report",
+    ),
+    "synth": (
+        _command("synth", "radz_train.data.synth_cli"),
+        "generate phantom radiographs with reports and labels (PNG/NPY/DICOM + CSV)",
+    ),
+    "train": (
+        _command("train", "radz_train.cli", "train_main", _TRAIN, "train"),
+        "train a LLaVA-RadZ model (DFAT + DKAM); `radz train dkam-generate` for knowledge",
+    ),
+    "eval": (
+        _command("eval", "radz_train.cli", "eval_main", _TRAIN, "train"),
+        "zero-shot evaluation of a checkpoint (AUC/F1/ACC, ROC PNGs); --bundle B --csv C [--calibrate]: "
+        "a bundle, torch-free, Platt calibration",
+    ),
+    "export": (
+        _command("export", "radz_export.cli", needs=(*_TRAIN, "onnx"), extra="export"),
+        "export a checkpoint to an ONNX bundle (parity-checked); --tensorrt for an engine",
+    ),
+    "quantize": (
+        _command("quantize", "radz_export.quantize", needs=("onnx", "onnxruntime"), extra="export"),
+        "add a checked int8 image encoder to a bundle (CPU speed-up; no torch needed)",
+    ),
+    "screen": (
+        _command("screen", "radz_engine.cli.screen"),
+        "classify DICOM/PNG/JPEG folders or CSV lists into csv/jsonl/parquet (resumable)",
+    ),
+    "serve": (
+        _command("serve", "radz_engine.cli.serve", needs=("pynetdicom", "highdicom"), extra="serve"),
+        "a DICOM node: C-STORE in, scored DICOM SR back to the PACS (durable journal)",
+    ),
+    "bench": (
+        _command("bench", "radz_bench.cli"),
+        "throughput/latency across backends, batch sizes, precisions and GPUs (JSON, Markdown, PNG)",
+    ),
+    "preprocess": (
+        _command("preprocess", "radz_engine.cli.preprocess"),
+        "DICOM/PNG/JPEG files -> one model-ready .npy tensor, errors recorded",
+    ),
 }
 
 

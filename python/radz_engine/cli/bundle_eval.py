@@ -46,10 +46,9 @@ METHODS = ("platt", "none")
 def fit_thresholds(bundle_path: str | Path, csv_path: str | Path, workers: int = 0, method: str = "platt") -> dict:
     """Score the CSV's images with the bundle and return, per class, its calibration record
     and {threshold, f1, auc, n_pos, brier_raw, brier}: thresholds are on calibrated probabilities."""
+    from radz_engine.runtime.engine import Engine
     from radz_engine.scoring.calibration import fit_calibration
     from radz_engine.scoring.metrics import binary_auc, max_f1
-
-    from radz_engine.runtime.engine import Engine
 
     if method not in METHODS:
         raise ValueError(f"--method: must be one of {METHODS}, got {method!r}")
@@ -70,10 +69,15 @@ def fit_thresholds(bundle_path: str | Path, csv_path: str | Path, workers: int =
         known = ~np.isnan(labels[:, j])
         f1, _, _ = max_f1(labels[:, j], probs)
         record = cal.to_dict()
-        fitted[name] = {"calibration": {"mode": mode, **record}, "threshold": record["threshold"], "f1": float(f1),
-                        "auc": float(binary_auc(labels[:, j], raw[:, j])), "n_pos": int(np.nansum(labels[:, j])),
-                        "brier_raw": float(np.mean((raw[known, j] - labels[known, j]) ** 2)),
-                        "brier": float(np.mean((probs[known] - labels[known, j]) ** 2))}
+        fitted[name] = {
+            "calibration": {"mode": mode, **record},
+            "threshold": record["threshold"],
+            "f1": float(f1),
+            "auc": float(binary_auc(labels[:, j], raw[:, j])),
+            "n_pos": int(np.nansum(labels[:, j])),
+            "brier_raw": float(np.mean((raw[known, j] - labels[known, j]) ** 2)),
+            "brier": float(np.mean((probs[known] - labels[known, j]) ** 2)),
+        }
     return {"classes": fitted, "n_images": len(paths), "csv": str(csv_path), "mode": mode, "method": method}
 
 
@@ -91,14 +95,21 @@ def write_thresholds(bundle_path: str | Path, fitted: dict) -> None:
             entry["calibration"] = found["calibration"]
             entry["threshold"] = found["threshold"]
     if isinstance(classes, dict):
-        classes["thresholds"] = (f"{fitted['method']} calibration + max-F1 threshold on {fitted['n_images']} labelled "
-                                 f"images ({Path(fitted['csv']).name}), radz eval --calibrate")
+        classes["thresholds"] = (
+            f"{fitted['method']} calibration + max-F1 threshold on {fitted['n_images']} labelled "
+            f"images ({Path(fitted['csv']).name}), radz eval --calibrate"
+        )
     classes_file.write_text(json.dumps(classes, indent=2) + "\n")
     manifest["sha256"][classes_file.name] = sha256_file(classes_file)
-    manifest["calibration"] = {"method": f"{fitted['method']} scaling + max-F1 threshold per class",
-                               "mode": fitted["mode"], "n_images": fitted["n_images"], "csv": Path(fitted["csv"]).name,
-                               "per_class": {name: {k: v for k, v in row.items() if k != "calibration"}
-                                             for name, row in fitted["classes"].items()}}
+    manifest["calibration"] = {
+        "method": f"{fitted['method']} scaling + max-F1 threshold per class",
+        "mode": fitted["mode"],
+        "n_images": fitted["n_images"],
+        "csv": Path(fitted["csv"]).name,
+        "per_class": {
+            name: {k: v for k, v in row.items() if k != "calibration"} for name, row in fitted["classes"].items()
+        },
+    }
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     load_bundle(bundle_path)  # still valid
 
@@ -112,10 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="radz eval --bundle", description=main.__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, required=True)
     parser.add_argument("--csv", type=Path, required=True, help="labelled images: a path column + 0/1 class columns")
-    parser.add_argument("--calibrate", action="store_true",
-                        help="write per-class calibration and max-F1 thresholds into the bundle")
-    parser.add_argument("--method", default="platt", choices=METHODS,
-                        help="score -> probability mapping fitted with --calibrate (default platt)")
+    parser.add_argument(
+        "--calibrate", action="store_true", help="write per-class calibration and max-F1 thresholds into the bundle"
+    )
+    parser.add_argument(
+        "--method",
+        default="platt",
+        choices=METHODS,
+        help="score -> probability mapping fitted with --calibrate (default platt)",
+    )
     parser.add_argument("--workers", type=int, default=0, help="decoding processes")
     args = parser.parse_args(argv)
     try:
@@ -123,11 +139,15 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"radz eval: {error}", file=sys.stderr)
         return 2
-    print(f"{'class':<20} {'n_pos':>6} {'AUC':>7} {'F1':>7} {'threshold':>10} {'Brier raw':>10} {fitted['method'] + ' Brier':>16}")
+    print(
+        f"{'class':<20} {'n_pos':>6} {'AUC':>7} {'F1':>7} {'threshold':>10} {'Brier raw':>10} {fitted['method'] + ' Brier':>16}"
+    )
     for name, row in fitted["classes"].items():
         thr = "never" if row["threshold"] is None else f"{row['threshold']:.4g}"
-        print(f"{name:<20} {row['n_pos']:>6d} {100 * row['auc']:>7.2f} {100 * row['f1']:>7.2f} {thr:>10} "
-              f"{row['brier_raw']:>10.4f} {row['brier']:>16.4f}")
+        print(
+            f"{name:<20} {row['n_pos']:>6d} {100 * row['auc']:>7.2f} {100 * row['f1']:>7.2f} {thr:>10} "
+            f"{row['brier_raw']:>10.4f} {row['brier']:>16.4f}"
+        )
     if args.calibrate:
         write_thresholds(args.bundle, fitted)
         print(f"thresholds written to {args.bundle}")

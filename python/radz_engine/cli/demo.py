@@ -10,7 +10,6 @@ import csv
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,7 +20,9 @@ from radz_engine.runtime.timing import StageTimer
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="radz demo", description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=Path("radz_demo"), help="folder for the study set and report (default ./radz_demo)")
+    p.add_argument(
+        "--out", type=Path, default=Path("radz_demo"), help="folder for the study set and report (default ./radz_demo)"
+    )
     p.add_argument("--n", type=int, default=200, help="number of phantom radiographs (default 200)")
     p.add_argument("--dicom-size", type=int, default=512, help="DICOM image side in pixels (default 512)")
     p.add_argument("--bundle", type=Path, default=None, help="model bundle (default: the shipped tiny model)")
@@ -46,18 +47,31 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    from radz_train.data.synth_cli import main as synth_main
-    from radz_engine.scoring.metrics import binary_auc
-
     from radz_engine.bundle.default import default_bundle_path
     from radz_engine.runtime.engine import Engine
+    from radz_engine.scoring.metrics import binary_auc
+    from radz_train.data.synth_cli import main as synth_main
 
     timer = StageTimer()
     study = args.out / "phantom_dicom"
     if not (study / "labels.csv").exists():
-        synth = ["--out", str(study), "--n", str(args.n), "--seed", str(args.seed), "--format", "dicom",
-                 "--dicom-size", str(args.dicom_size), "--sites", "site_a,site_b,site_c",
-                 "--workers", str(args.workers), "--no-progress"]
+        synth = [
+            "--out",
+            str(study),
+            "--n",
+            str(args.n),
+            "--seed",
+            str(args.seed),
+            "--format",
+            "dicom",
+            "--dicom-size",
+            str(args.dicom_size),
+            "--sites",
+            "site_a,site_b,site_c",
+            "--workers",
+            str(args.workers),
+            "--no-progress",
+        ]
         with timer.stage("generate phantom DICOM", args.n):
             code = synth_main(synth)
         if code:
@@ -96,14 +110,35 @@ def _run(args) -> int:
     print(f"\nthroughput: {len(paths) / screen_s:.1f} images/s (screen, {args.workers} decode workers)")
     print(f"submit() latency, one request at a time ({len(latencies)} requests): p50 {p50:.1f} ms, p99 {p99:.1f} ms")
 
-    report = _write_report(args, study, classes, labels, scores, good, auc_rows, macro,
-                           {"images": len(paths), "failed": len(failed), "backend": backend,
-                            "screen images/s": f"{len(paths) / screen_s:.1f}",
-                            "submit p50 / p99 (ms)": f"{p50:.1f} / {p99:.1f}", "macro AUC": f"{100 * macro:.1f}",
-                            "bundle": str(bundle)})
-    summary = {"files": len(paths), "failed": failed, "macro_auc": macro, "per_class_auc": {n: a for n, _, a in auc_rows},
-               "screen_images_per_s": len(paths) / screen_s, "submit_latency_ms": {"p50": p50, "p99": p99},
-               "stages": timer.as_dict(), "report": str(report)}
+    report = _write_report(
+        args,
+        study,
+        classes,
+        labels,
+        scores,
+        good,
+        auc_rows,
+        macro,
+        {
+            "images": len(paths),
+            "failed": len(failed),
+            "backend": backend,
+            "screen images/s": f"{len(paths) / screen_s:.1f}",
+            "submit p50 / p99 (ms)": f"{p50:.1f} / {p99:.1f}",
+            "macro AUC": f"{100 * macro:.1f}",
+            "bundle": str(bundle),
+        },
+    )
+    summary = {
+        "files": len(paths),
+        "failed": failed,
+        "macro_auc": macro,
+        "per_class_auc": {n: a for n, _, a in auc_rows},
+        "screen_images_per_s": len(paths) / screen_s,
+        "submit_latency_ms": {"p50": p50, "p99": p99},
+        "stages": timer.as_dict(),
+        "report": str(report),
+    }
     (args.out / "demo_summary.json").write_text(json.dumps(summary, indent=2, default=float))
     print(f"report: {report}")
     return 1 if failed else 0
@@ -125,22 +160,36 @@ def _submit_latencies(engine, paths: list[str], n: int) -> np.ndarray:
 
 
 def _write_report(args, study: Path, classes, labels, scores, good, auc_rows, macro, summary) -> Path:
-    from radz_train.evaluation.plots import plot_roc_curves  # imports matplotlib only when called
-
     from radz_engine.cli.demo_report import write_report
     from radz_engine.io.images import read_any
     from radz_engine.preprocessing.reference import stored_to_intensity
+    from radz_train.evaluation.plots import plot_roc_curves  # imports matplotlib only when called
 
     try:
         roc = plot_roc_curves(labels, scores, list(classes), args.out / "roc.png", title="radz demo: zero-shot ROC")
     except ImportError:  # matplotlib is optional (the `report` extra): the report goes without curves
-        print("radz demo: matplotlib is not installed, so the report has no ROC curves "
-              "(pip install 'radz-engine[report]')", file=sys.stderr)
+        print(
+            "radz demo: matplotlib is not installed, so the report has no ROC curves "
+            "(pip install 'radz-engine[report]')",
+            file=sys.stderr,
+        )
         roc = None
     examples = []
     for row, result in good[:12]:
         image = read_any(result.source)
-        examples.append({"image": stored_to_intensity(image.pixels, image.spec), "source": result.source,
-                         "truth": [c for c in classes if float(row[c]) == 1.0], "scores": result.scores})
-    return write_report(args.out / "report.html", title=f"radz demo: {len(good)} phantom radiographs",
-                        summary=summary, auc_rows=auc_rows, roc_png=Path(roc) if roc else None, examples=examples)
+        examples.append(
+            {
+                "image": stored_to_intensity(image.pixels, image.spec),
+                "source": result.source,
+                "truth": [c for c in classes if float(row[c]) == 1.0],
+                "scores": result.scores,
+            }
+        )
+    return write_report(
+        args.out / "report.html",
+        title=f"radz demo: {len(good)} phantom radiographs",
+        summary=summary,
+        auc_rows=auc_rows,
+        roc_png=Path(roc) if roc else None,
+        examples=examples,
+    )

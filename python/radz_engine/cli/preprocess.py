@@ -67,8 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         decoded = [_read(n) for n in progress(names, desc="decode")]
     good = [i for i, (pixels, _, _) in enumerate(decoded) if pixels is not None]
-    tensor = preprocess_batch([decoded[i][0] for i in good], [decoded[i][1] for i in good], args.size,
-                              aspect=args.aspect, dtype=args.dtype, num_threads=args.threads)
+    tensor = preprocess_batch(
+        [decoded[i][0] for i in good],
+        [decoded[i][1] for i in good],
+        args.size,
+        aspect=args.aspect,
+        dtype=args.dtype,
+        num_threads=args.threads,
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.save(args.out, tensor)
     row_of = {index: row for row, index in enumerate(good)}

@@ -24,18 +24,25 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="radz screen", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="radz screen", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("paths", nargs="+", help="files, folders (recursive) or CSV lists with a 'path' column")
     parser.add_argument("--out", required=True, help="results file: .csv, .jsonl or .parquet (needs pyarrow)")
     parser.add_argument("--bundle", default=None, help="bundle folder (default: the shipped default bundle)")
     parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: cores - 1; 0: none)")
     parser.add_argument("--batch-size", type=int, default=32, help="model batch size (default 32)")
     parser.add_argument("--backend", default="auto", help="auto, onnxruntime, tensorrt (default auto)")
-    parser.add_argument("--int8", action="store_true",
-                        help="ONNX Runtime: the bundle's int8 image encoder (`radz quantize BUNDLE`; faster on CPU)")
-    parser.add_argument("--device", default=None,
-                        help="cpu, cuda, cuda:N or auto (default cpu; with --ray: auto, GPUs when the cluster has them)")
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="ONNX Runtime: the bundle's int8 image encoder (`radz quantize BUNDLE`; faster on CPU)",
+    )
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="cpu, cuda, cuda:N or auto (default cpu; with --ray: auto, GPUs when the cluster has them)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="model intra-op threads (default: all cores)")
     parser.add_argument("--add-classes", default=None, help="JSON file {name: knowledge description} to add zero-shot")
     parser.add_argument("--embeddings", action="store_true", help="also write each image's embedding")
@@ -43,13 +50,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--summary-json", default=None, help="also write the summary as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     ray = parser.add_argument_group("Ray (scale-out; pip install 'radz-engine[scale]')")
-    ray.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                     help="run on a Ray cluster: 'auto', 'HOST:PORT', 'ray://HOST:10001' (no ADDRESS: RAY_ADDRESS, "
-                          "a cluster started here with `ray start`, else a local one); --out is a Parquet folder")
-    ray.add_argument("--ray-actors", type=int, default=None,
-                     help="engine actors (default: one per GPU, or cluster CPUs / --threads)")
-    ray.add_argument("--ray-rows-per-file", type=int, default=1000,
-                     help="rows per Parquet part file (smaller: finer-grained resume; default 1000)")
+    ray.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run on a Ray cluster: 'auto', 'HOST:PORT', 'ray://HOST:10001' (no ADDRESS: RAY_ADDRESS, "
+        "a cluster started here with `ray start`, else a local one); --out is a Parquet folder",
+    )
+    ray.add_argument(
+        "--ray-actors", type=int, default=None, help="engine actors (default: one per GPU, or cluster CPUs / --threads)"
+    )
+    ray.add_argument(
+        "--ray-rows-per-file",
+        type=int,
+        default=1000,
+        help="rows per Parquet part file (smaller: finer-grained resume; default 1000)",
+    )
     return parser
 
 
@@ -70,8 +88,11 @@ def _main_ray(args) -> int:
 
     address = _ray_address(args)
     if args.out.lower().endswith((".csv", ".jsonl")):
-        print(f"radz screen: --out {args.out}: with --ray the results are a Parquet dataset folder "
-              "(e.g. results/ or s3://bucket/results/)", file=sys.stderr)
+        print(
+            f"radz screen: --out {args.out}: with --ray the results are a Parquet dataset folder "
+            "(e.g. results/ or s3://bucket/results/)",
+            file=sys.stderr,
+        )
         return 2
     if args.workers is not None:
         print("radz screen: --workers is ignored with --ray (Ray schedules the decoding tasks)", file=sys.stderr)
@@ -82,16 +103,29 @@ def _main_ray(args) -> int:
     try:
         from radz_engine.distributed import screen_dataset
 
-        summary = screen_dataset(args.paths, args.out, bundle=args.bundle, address=address,
-                                 device=args.device or "auto", actors=args.ray_actors, threads=args.threads,
-                                 batch_size=args.batch_size, backend=args.backend, add_classes=add_classes,
-                                 embeddings=args.embeddings, resume=not args.no_resume,
-                                 rows_per_file=args.ray_rows_per_file, progress=not args.no_progress)
+        summary = screen_dataset(
+            args.paths,
+            args.out,
+            bundle=args.bundle,
+            address=address,
+            device=args.device or "auto",
+            actors=args.ray_actors,
+            threads=args.threads,
+            batch_size=args.batch_size,
+            backend=args.backend,
+            add_classes=add_classes,
+            embeddings=args.embeddings,
+            resume=not args.no_resume,
+            rows_per_file=args.ray_rows_per_file,
+            progress=not args.no_progress,
+        )
     except (ValueError, ImportError, FileNotFoundError, ConnectionError) as error:  # bad input / no Ray / no cluster
         print(f"radz screen: {error}", file=sys.stderr)
         return 2
-    print(f"radz screen: {summary['actors']} {summary['device']} actor(s) on Ray, results in {summary['out']}",
-          file=sys.stderr)
+    print(
+        f"radz screen: {summary['actors']} {summary['device']} actor(s) on Ray, results in {summary['out']}",
+        file=sys.stderr,
+    )
     print(format_summary(summary))
     if args.summary_json:
         with open(args.summary_json, "w") as handle:
@@ -115,8 +149,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"radz screen: --batch-size must be >= 1, got {args.batch_size}", file=sys.stderr)
         return 2
     try:
-        engine = Engine(args.bundle, backend=args.backend, device=args.device or "cpu", max_batch_size=args.batch_size,
-                        threads=args.threads, backend_options={"int8": True} if args.int8 else None)
+        engine = Engine(
+            args.bundle,
+            backend=args.backend,
+            device=args.device or "cpu",
+            max_batch_size=args.batch_size,
+            threads=args.threads,
+            backend_options={"int8": True} if args.int8 else None,
+        )
     except (ValueError, RuntimeError, ImportError, FileNotFoundError) as error:
         print(f"radz screen: {error}", file=sys.stderr)
         return 2
@@ -124,8 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.add_classes:
             with open(args.add_classes) as handle:
                 engine.add_classes(json.load(handle))
-        print(f"radz screen: {engine.backend.name} on {engine.backend.device}, {len(engine.class_names)} classes"
-              + (f", resuming: {len(skip)} files already in {args.out}" if skip else ""), file=sys.stderr)
+        print(
+            f"radz screen: {engine.backend.name} on {engine.backend.device}, {len(engine.class_names)} classes"
+            + (f", resuming: {len(skip)} files already in {args.out}" if skip else ""),
+            file=sys.stderr,
+        )
         try:
             writer = ResultWriter(args.out, engine.class_names, embeddings=args.embeddings)
         except (ValueError, ImportError) as error:
@@ -134,8 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         seen = {"ok": 0, "failed": 0, "positives": Counter({name: 0 for name in engine.class_names})}
         start = time.perf_counter()
         with writer:
-            for result in engine.screen(args.paths, progress=not args.no_progress, workers=args.workers, skip=skip,
-                                        batch_size=args.batch_size):
+            for result in engine.screen(
+                args.paths, progress=not args.no_progress, workers=args.workers, skip=skip, batch_size=args.batch_size
+            ):
                 writer.write(result)
                 if result.ok:
                     seen["ok"] += 1

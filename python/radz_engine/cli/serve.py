@@ -18,18 +18,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="radz serve",
         description="A DICOM node: receives radiographs by C-STORE, scores them, and sends a DICOM "
-                    "Comprehensive SR back to the PACS. Every received instance is journaled before it is "
-                    "acknowledged and survives a crash.")
+        "Comprehensive SR back to the PACS. Every received instance is journaled before it is "
+        "acknowledged and survives a crash.",
+    )
     p.add_argument("--bundle", type=Path, default=None, help="model bundle (default: the shipped one)")
-    p.add_argument("--work-dir", type=Path, default=Path("radz-serve"),
-                   help="journal, spool and results live here (default ./radz-serve)")
+    p.add_argument(
+        "--work-dir",
+        type=Path,
+        default=Path("radz-serve"),
+        help="journal, spool and results live here (default ./radz-serve)",
+    )
     p.add_argument("--ae-title", default="RADZ", help="this node's AE title (default RADZ)")
     p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default loopback)")
     p.add_argument("--port", type=int, default=11112, help="DICOM port (default 11112)")
-    p.add_argument("--forward", default=None, metavar="AE@HOST:PORT",
-                   help="where SRs go, e.g. ORTHANC@127.0.0.1:4242 (default: kept in the spool only)")
-    p.add_argument("--allow", action="append", default=[], metavar="AE",
-                   help="calling AE title allowed to connect (repeat; required when --bind is not loopback)")
+    p.add_argument(
+        "--forward",
+        default=None,
+        metavar="AE@HOST:PORT",
+        help="where SRs go, e.g. ORTHANC@127.0.0.1:4242 (default: kept in the spool only)",
+    )
+    p.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="AE",
+        help="calling AE title allowed to connect (repeat; required when --bind is not loopback)",
+    )
     p.add_argument("--results-dir", type=Path, default=None, help="JSON lines of results (default WORK_DIR/results)")
     p.add_argument("--webhook", default=None, metavar="URL", help="POST each result as JSON here (best effort)")
     p.add_argument("--tls-cert", type=Path, default=None, help="TLS certificate (PEM); with --tls-key")
@@ -38,14 +52,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-dataset-mb", type=float, default=512.0, help="largest dataset accepted (default 512)")
     p.add_argument("--max-rows", type=int, default=16384, help="largest image height accepted")
     p.add_argument("--max-columns", type=int, default=16384, help="largest image width accepted")
-    p.add_argument("--other-sop-classes", choices=("reject", "ignore"), default="reject",
-                   help="non-radiograph storage: refuse at negotiation (default) or accept and ignore")
+    p.add_argument(
+        "--other-sop-classes",
+        choices=("reject", "ignore"),
+        default="reject",
+        help="non-radiograph storage: refuse at negotiation (default) or accept and ignore",
+    )
     p.add_argument("--modalities", default="CR,DX,OT", help="Modality values scored (default CR,DX,OT)")
-    p.add_argument("--http-port", type=int, default=8089, help="/healthz and /metrics on 127.0.0.1 (0: any free "
-                                                               "port, -1: off; default 8089)")
+    p.add_argument(
+        "--http-port",
+        type=int,
+        default=8089,
+        help="/healthz and /metrics on 127.0.0.1 (0: any free port, -1: off; default 8089)",
+    )
     p.add_argument("--scoring-workers", type=int, default=2, help="threads decoding received images (default 2)")
-    p.add_argument("--max-in-flight", type=int, default=64,
-                   help="instances between decoding and their SR at once (bounds memory; default 64)")
+    p.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=64,
+        help="instances between decoding and their SR at once (bounds memory; default 64)",
+    )
     p.add_argument("--threads", type=int, default=None, help="model intra-op threads (default: all cores)")
     p.add_argument("--int8", action="store_true", help="the bundle's int8 image encoder (radz quantize; faster on CPU)")
     p.add_argument("--keep-spool", action="store_true", help="keep received datasets and SRs after use")
@@ -55,21 +81,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args) -> ServeConfig:
     return ServeConfig(
-        work_dir=args.work_dir, bundle=args.bundle, ae_title=args.ae_title, bind=args.bind, port=args.port,
-        forward=parse_peer(args.forward) if args.forward else None, allowed_callers=tuple(args.allow),
-        results_dir=args.results_dir, webhook=args.webhook, tls_cert=args.tls_cert, tls_key=args.tls_key,
-        tls_ca=args.tls_ca, max_dataset_mb=args.max_dataset_mb, max_rows=args.max_rows,
-        max_columns=args.max_columns, other_sop_classes=args.other_sop_classes,
+        work_dir=args.work_dir,
+        bundle=args.bundle,
+        ae_title=args.ae_title,
+        bind=args.bind,
+        port=args.port,
+        forward=parse_peer(args.forward) if args.forward else None,
+        allowed_callers=tuple(args.allow),
+        results_dir=args.results_dir,
+        webhook=args.webhook,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_ca=args.tls_ca,
+        max_dataset_mb=args.max_dataset_mb,
+        max_rows=args.max_rows,
+        max_columns=args.max_columns,
+        other_sop_classes=args.other_sop_classes,
         allowed_modalities=tuple(args.modalities.split(",")),
-        http_port=None if args.http_port < 0 else args.http_port, scoring_workers=args.scoring_workers,
+        http_port=None if args.http_port < 0 else args.http_port,
+        scoring_workers=args.scoring_workers,
         max_in_flight=args.max_in_flight,
-        engine_threads=args.threads, keep_spool=args.keep_spool, int8=args.int8)
+        engine_threads=args.threads,
+        keep_spool=args.keep_spool,
+        int8=args.int8,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     # pynetdicom and highdicom log dataset summaries and UIDs at INFO/DEBUG: keep them to warnings.
     for noisy in ("pynetdicom", "highdicom"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -90,9 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     # A line tests and supervisors can wait for.
-    print(f"radz serve: {config.ae_title} listening on {config.bind}:{server.port}"
-          + (f", http 127.0.0.1:{server.http_port}" if server.http_port else "")
-          + (f", forwarding SRs to {config.forward}" if config.forward else ""), flush=True)
+    print(
+        f"radz serve: {config.ae_title} listening on {config.bind}:{server.port}"
+        + (f", http 127.0.0.1:{server.http_port}" if server.http_port else "")
+        + (f", forwarding SRs to {config.forward}" if config.forward else ""),
+        flush=True,
+    )
     stop.wait()
     print("radz serve: stopping (finishing received work)", file=sys.stderr, flush=True)
     server.stop()

@@ -35,11 +35,25 @@ def _require_ray():
     return ray
 
 
-def screen_dataset(paths, out, *, bundle=None, address: str | None = None, device: str = "auto",
-                   actors: int | None = None, threads: int | None = None, batch_size: int = 32,
-                   backend: str = "auto", add_classes: dict | None = None, embeddings: bool = False,
-                   resume: bool = True, decode_batch_size: int = 16, rows_per_file: int = 1000,
-                   progress: bool = False, ray_init_kwargs: dict | None = None) -> dict:
+def screen_dataset(
+    paths,
+    out,
+    *,
+    bundle=None,
+    address: str | None = None,
+    device: str = "auto",
+    actors: int | None = None,
+    threads: int | None = None,
+    batch_size: int = 32,
+    backend: str = "auto",
+    add_classes: dict | None = None,
+    embeddings: bool = False,
+    resume: bool = True,
+    decode_batch_size: int = 16,
+    rows_per_file: int = 1000,
+    progress: bool = False,
+    ray_init_kwargs: dict | None = None,
+) -> dict:
     """Screen every file under `paths` on a Ray cluster; results go to the Parquet dataset `out`.
 
     Args:
@@ -65,9 +79,9 @@ def screen_dataset(paths, out, *, bundle=None, address: str | None = None, devic
     """
     ray = _require_ray()
     from radz_engine.bundle.loader import load_bundle
-    from radz_engine.runtime.screen import format_summary, summarize
     from radz_engine.distributed.pipeline import EngineActor, decode_batch, plan_actors, write_options
     from radz_engine.distributed.sources import done_sources_in, list_sources
+    from radz_engine.runtime.screen import format_summary, summarize
 
     if int(batch_size) < 1 or int(decode_batch_size) < 1:
         raise ValueError(f"batch_size and decode_batch_size must be >= 1, got {batch_size}, {decode_batch_size}")
@@ -94,26 +108,50 @@ def screen_dataset(paths, out, *, bundle=None, address: str | None = None, devic
         ray.init(address=address, **dict(ray_init_kwargs or {}))
     try:
         plan = plan_actors(ray.cluster_resources(), device, actors, threads)
-        log.info("radz_engine.distributed: %d files (%d already done), %d %s actors", len(sources), skipped,
-                 plan["actors"], plan["device"])
+        log.info(
+            "radz_engine.distributed: %d files (%d already done), %d %s actors",
+            len(sources),
+            skipped,
+            plan["actors"],
+            plan["device"],
+        )
         if sources:
             import ray.data
 
             ray.data.DataContext.get_current().enable_progress_bars = bool(progress)
-            engine_kwargs = {"bundle_path": bundle, "backend": backend, "device": plan["device"],
-                             "max_batch_size": int(batch_size), "threads": plan["threads"]}
+            engine_kwargs = {
+                "bundle_path": bundle,
+                "backend": backend,
+                "device": plan["device"],
+                "max_batch_size": int(batch_size),
+                "threads": plan["threads"],
+            }
             ds = ray.data.from_items([{"source": s} for s in sources])
-            ds = ds.map_batches(decode_batch, batch_size=int(decode_batch_size), batch_format="numpy",
-                                fn_kwargs={"args": args, "channels": channels}, num_cpus=plan["decode_cpus"])
-            ds = ds.map_batches(EngineActor, batch_size=int(batch_size), batch_format="numpy",
-                                fn_constructor_kwargs={"engine_kwargs": engine_kwargs, "add_classes": add_classes,
-                                                       "embeddings": bool(embeddings)},
-                                compute=ray.data.ActorPoolStrategy(size=plan["actors"]),
-                                num_cpus=plan["num_cpus"], num_gpus=plan["num_gpus"])
+            ds = ds.map_batches(
+                decode_batch,
+                batch_size=int(decode_batch_size),
+                batch_format="numpy",
+                fn_kwargs={"args": args, "channels": channels},
+                num_cpus=plan["decode_cpus"],
+            )
+            ds = ds.map_batches(
+                EngineActor,
+                batch_size=int(batch_size),
+                batch_format="numpy",
+                fn_constructor_kwargs={
+                    "engine_kwargs": engine_kwargs,
+                    "add_classes": add_classes,
+                    "embeddings": bool(embeddings),
+                },
+                compute=ray.data.ActorPoolStrategy(size=plan["actors"]),
+                num_cpus=plan["num_cpus"],
+                num_gpus=plan["num_gpus"],
+            )
             from ray.data.datasource import FilenameProvider
 
-            ds.write_parquet(out, filename_provider=FilenameProvider(f"radz-{run_id}", "parquet"),
-                             **write_options(rows_per_file))
+            ds.write_parquet(
+                out, filename_provider=FilenameProvider(f"radz-{run_id}", "parquet"), **write_options(rows_per_file)
+            )
     finally:
         if owned:
             ray.shutdown()
@@ -139,9 +177,11 @@ def _count(out: str, prefix: str) -> dict:
         if not posixpath.basename(path).startswith(prefix):
             continue
         table = pq.read_table(path, columns=["ok", "positives"], filesystem=filesystem)
-        for name in pq.read_schema(path, filesystem=filesystem).names:  # every class, even with no positives (as radz screen)
+        for name in pq.read_schema(
+            path, filesystem=filesystem
+        ).names:  # every class, even with no positives (as radz screen)
             if name.startswith("score_") and name != "score_ms":
-                seen["positives"].setdefault(name[len("score_"):], 0)
+                seen["positives"].setdefault(name[len("score_") :], 0)
         ok = table.column("ok").to_pylist()
         seen["ok"] += sum(ok)
         seen["failed"] += len(ok) - sum(ok)

@@ -30,11 +30,14 @@ def decode_batch(batch: dict, args: dict, channels: int) -> dict:
         if isinstance(p, Prepared):
             pixels[i] = p.tensor
     ok = [isinstance(p, Prepared) for p in prepared]
-    return {"source": np.array([p.source for p in prepared], dtype=object), "pixels": pixels,
-            "error": np.array(["" if good else p.error for p, good in zip(prepared, ok)], dtype=object),
-            "metadata": np.array([json.dumps(p.metadata, default=str) for p in prepared], dtype=object),
-            "decode_ms": np.array([p.decode_ms if good else 0.0 for p, good in zip(prepared, ok)], np.float64),
-            "preprocess_ms": np.array([p.preprocess_ms if good else 0.0 for p, good in zip(prepared, ok)], np.float64)}
+    return {
+        "source": np.array([p.source for p in prepared], dtype=object),
+        "pixels": pixels,
+        "error": np.array(["" if good else p.error for p, good in zip(prepared, ok)], dtype=object),
+        "metadata": np.array([json.dumps(p.metadata, default=str) for p in prepared], dtype=object),
+        "decode_ms": np.array([p.decode_ms if good else 0.0 for p, good in zip(prepared, ok)], np.float64),
+        "preprocess_ms": np.array([p.preprocess_ms if good else 0.0 for p, good in zip(prepared, ok)], np.float64),
+    }
 
 
 def result_schema(classes, embeddings: bool):
@@ -42,8 +45,15 @@ def result_schema(classes, embeddings: bool):
     agrees even when a batch has only errors (all-null columns)."""
     import pyarrow as pa
 
-    types = {"source": pa.string(), "ok": pa.bool_(), "error": pa.string(), "positives": pa.string(),
-             "sop_instance_uid": pa.string(), "study_instance_uid": pa.string(), "embedding": pa.list_(pa.float64())}
+    types = {
+        "source": pa.string(),
+        "ok": pa.bool_(),
+        "error": pa.string(),
+        "positives": pa.string(),
+        "sop_instance_uid": pa.string(),
+        "study_instance_uid": pa.string(),
+        "embedding": pa.list_(pa.float64()),
+    }
     columns = Result(source="").to_row(classes, embedding=embeddings)
     return pa.schema([(name, types.get(name, pa.float64())) for name in columns])
 
@@ -66,10 +76,19 @@ class EngineActor:
 
         from radz_engine.runtime.screen import run_chunk
 
-        chunk = [Result(source=str(s), error=e, metadata=json.loads(m)) if e else
-                 Prepared(str(s), x, json.loads(m), float(d), float(p)) for s, x, m, e, d, p in
-                 zip(batch["source"], batch["pixels"], batch["metadata"], batch["error"], batch["decode_ms"],
-                     batch["preprocess_ms"])]
+        chunk = [
+            Result(source=str(s), error=e, metadata=json.loads(m))
+            if e
+            else Prepared(str(s), x, json.loads(m), float(d), float(p))
+            for s, x, m, e, d, p in zip(
+                batch["source"],
+                batch["pixels"],
+                batch["metadata"],
+                batch["error"],
+                batch["decode_ms"],
+                batch["preprocess_ms"],
+            )
+        ]
         rows = [r.to_row(self.classes, embedding=self.embeddings) for r in run_chunk(self.engine, chunk)]
         return pa.Table.from_pylist(rows, schema=self.schema)
 
@@ -95,16 +114,27 @@ def plan_actors(resources: dict, device: str, actors: int | None, threads: int |
         count = gpus if actors is None else int(actors)
         # A CPU each for the runner thread and scoring, unless that would leave none for decoding.
         actor_cpus = 1 if cpus >= 2 * count else 0
-        return {"device": "cuda", "actors": count, "num_gpus": 1, "num_cpus": actor_cpus, "threads": threads,
-                "decode_cpus": 1}
+        return {
+            "device": "cuda",
+            "actors": count,
+            "num_gpus": 1,
+            "num_cpus": actor_cpus,
+            "threads": threads,
+            "decode_cpus": 1,
+        }
     threads_each = max(1, int(threads or 1))
     count = max(1, cpus // threads_each) if actors is None else int(actors)
-    return {"device": "cpu", "actors": count, "num_gpus": 0, "num_cpus": threads_each, "threads": threads_each,
-            "decode_cpus": threads_each}
+    return {
+        "device": "cpu",
+        "actors": count,
+        "num_gpus": 0,
+        "num_cpus": threads_each,
+        "threads": threads_each,
+        "decode_cpus": threads_each,
+    }
 
 
 def write_options(rows_per_file: int) -> dict:
     # Writes ask for no CPU: the engine actors may hold every CPU until the end, and a write
     # that waited for one would keep all results in memory (nothing on disk to resume from).
     return {"min_rows_per_file": max(1, int(rows_per_file)), "ray_remote_args": {"num_cpus": 0}}
-

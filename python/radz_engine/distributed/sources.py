@@ -45,9 +45,13 @@ def _list_uri(uri: str) -> list[str]:
     if info.type == fs.FileType.Directory:
         found = filesystem.get_file_info(fs.FileSelector(inner, recursive=True))
         base = inner.rstrip("/")
-        files = [f.path for f in found if f.type == fs.FileType.File
-                 and posixpath.splitext(f.base_name)[1].lower() in IMAGE_SUFFIXES
-                 and not any(part.startswith(".") for part in posixpath.relpath(f.path, base).split("/"))]
+        files = [
+            f.path
+            for f in found
+            if f.type == fs.FileType.File
+            and posixpath.splitext(f.base_name)[1].lower() in IMAGE_SUFFIXES
+            and not any(part.startswith(".") for part in posixpath.relpath(f.path, base).split("/"))
+        ]
         return [prefix + p for p in sorted(files)]
     if info.type == fs.FileType.File and inner.lower().endswith(".csv"):
         with filesystem.open_input_stream(inner) as handle:
@@ -110,11 +114,16 @@ def result_files(out: str) -> tuple:
     if info.type == fs.FileType.NotFound:
         return filesystem, []
     if info.type != fs.FileType.Directory:
-        raise ValueError(f"--out {out}: is a file; with Ray the results are a Parquet dataset folder "
-                         "(give a folder name, e.g. results/ or results.parquet/)")
+        raise ValueError(
+            f"--out {out}: is a file; with Ray the results are a Parquet dataset folder "
+            "(give a folder name, e.g. results/ or results.parquet/)"
+        )
     found = filesystem.get_file_info(fs.FileSelector(inner, recursive=True))
-    files = [f.path for f in found if f.type == fs.FileType.File and f.base_name.endswith(".parquet")
-             and not f.base_name.startswith((".", "_"))]
+    files = [
+        f.path
+        for f in found
+        if f.type == fs.FileType.File and f.base_name.endswith(".parquet") and not f.base_name.startswith((".", "_"))
+    ]
     return filesystem, sorted(files)
 
 

@@ -26,9 +26,10 @@ import math
 import multiprocessing
 import os
 import warnings
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Optional, Union
+from typing import Union
 
 import numpy as np
 import pydicom
@@ -49,9 +50,20 @@ DicomSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Datas
 
 # What a caller may need to route or audit a result. Deliberately no patient name, ID or dates.
 METADATA_KEYS = (
-    "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID", "Modality",
-    "PhotometricInterpretation", "Rows", "Columns", "BitsStored", "BitsAllocated",
-    "PixelRepresentation", "TransferSyntaxUID", "ViewPosition", "BodyPartExamined",
+    "SOPInstanceUID",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPClassUID",
+    "Modality",
+    "PhotometricInterpretation",
+    "Rows",
+    "Columns",
+    "BitsStored",
+    "BitsAllocated",
+    "PixelRepresentation",
+    "TransferSyntaxUID",
+    "ViewPosition",
+    "BodyPartExamined",
     "NumberOfFrames",
 )
 FRAME_POLICIES = ("first", "error")
@@ -152,7 +164,7 @@ def read_dicom_many(
     frame: str = "first",
     max_pixels: int = 50_000_000,
     max_side: int = 16384,
-) -> list[Union[DicomImage, DicomInputError]]:
+) -> list[DicomImage | DicomInputError]:
     """Read many DICOM inputs; a bad one gives its `DicomInputError` in its place, in order.
 
     Args:
@@ -167,8 +179,7 @@ def read_dicom_many(
         return [_read_or_error(s, options, capture=False)[0] for s in sources]
     out = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for result, messages in pool.map(_read_or_error, sources, itertools.repeat(options),
-                                         itertools.repeat(True)):
+        for result, messages in pool.map(_read_or_error, sources, itertools.repeat(options), itertools.repeat(True)):
             for message in messages:
                 warnings.warn(message, RadzInputWarning, stacklevel=2)
             out.append(result)
@@ -364,7 +375,7 @@ def _colour_to_grey(arr: np.ndarray, photometric: str, notes: list) -> np.ndarra
 
 
 def _spec_from_tags(
-    ds: Dataset, name: str, notes: list, pixels: Optional[np.ndarray] = None, colour_bits: Optional[int] = None
+    ds: Dataset, name: str, notes: list, pixels: np.ndarray | None = None, colour_bits: int | None = None
 ) -> PixelSpec:
     photometric = _photometric(ds)
     if photometric in _COLOUR or (_int_tag(ds, "SamplesPerPixel") or 1) > 1:
@@ -393,7 +404,7 @@ def _spec_from_tags(
         raise DicomInputError(name, f"invalid pixel tags ({exc})") from exc
 
 
-def _colour_spec(ds: Dataset, bits: Optional[int] = None) -> PixelSpec:
+def _colour_spec(ds: Dataset, bits: int | None = None) -> PixelSpec:
     """Full range of the stored bits onto [0, 1]; for 8 bits this equals `spec_for_8bit()`."""
     if not bits and _photometric(ds) == "PALETTE COLOR":
         bits = 8 if (_lut_bits_of_palette(ds) or 8) <= 8 else 16  # apply_color_lut's output
@@ -403,7 +414,7 @@ def _colour_spec(ds: Dataset, bits: Optional[int] = None) -> PixelSpec:
     return PixelSpec(window_center=top / 2.0, window_width=top, voi_function="LINEAR_EXACT")
 
 
-def _lut_bits_of_palette(ds: Dataset) -> Optional[int]:
+def _lut_bits_of_palette(ds: Dataset) -> int | None:
     descriptor = ds.get("RedPaletteColorLookupTableDescriptor")
     return int(descriptor[2]) if descriptor is not None and len(descriptor) == 3 else None
 
@@ -473,7 +484,7 @@ def _lut_data(item: Dataset, ds: Dataset, entries: int) -> np.ndarray:
     return lut[:entries].astype(np.int64)
 
 
-def _padding_tags(ds: Dataset, name: str, notes: list) -> Optional[tuple[float, Optional[float]]]:
+def _padding_tags(ds: Dataset, name: str, notes: list) -> tuple[float, float | None] | None:
     """PixelPaddingValue / RangeLimit as stored values (same bit handling as the pixels)."""
     value, limit = ds.get("PixelPaddingValue"), ds.get("PixelPaddingRangeLimit")
     if value is None:
@@ -510,7 +521,7 @@ def _frame_tag(ds: Dataset, keyword: str, group: str):
     return None
 
 
-def _number(value) -> Optional[float]:
+def _number(value) -> float | None:
     """First value of a (possibly multi-valued, possibly empty) numeric tag, or None."""
     if isinstance(value, (MultiValue, list, tuple)):
         value = value[0] if len(value) else None
@@ -519,7 +530,7 @@ def _number(value) -> Optional[float]:
     return float(value)
 
 
-def _int_tag(ds: Dataset, keyword: str) -> Optional[int]:
+def _int_tag(ds: Dataset, keyword: str) -> int | None:
     value = ds.get(keyword)
     if isinstance(value, (MultiValue, list, tuple)):
         value = value[0] if len(value) else None

@@ -19,8 +19,8 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from radz_engine.io.dicom import DicomImage, read_dicom
 from radz_engine.errors import RadzInputError, RadzInputWarning
+from radz_engine.io.dicom import DicomImage, read_dicom
 from radz_engine.preprocessing.pixel_spec import PixelSpec, spec_for_8bit
 
 __all__ = ["RasterImage", "read_image", "read_any", "sniff_format"]
@@ -50,9 +50,7 @@ class RasterImage:
     source: str
 
 
-def read_image(
-    source: ImageSource, *, max_pixels: int = 50_000_000, max_side: int = 16384
-) -> RasterImage:
+def read_image(source: ImageSource, *, max_pixels: int = 50_000_000, max_side: int = 16384) -> RasterImage:
     """Read a PNG / JPEG (any format Pillow opens) into stored values and a `PixelSpec`.
 
     Raises:
@@ -102,7 +100,7 @@ def read_image(
 
 
 def sniff_format(head: bytes) -> str | None:
-    """"dicom" (preamble + "DICM"), "png", "jpeg" from the first 132 bytes, else None."""
+    """ "dicom" (preamble + "DICM"), "png", "jpeg" from the first 132 bytes, else None."""
     if len(head) >= 132 and head[128:132] == b"DICM":
         return "dicom"
     if head.startswith(_PNG_MAGIC):
@@ -114,7 +112,7 @@ def sniff_format(head: bytes) -> str | None:
 
 def read_any(
     source, *, frame: str = "first", max_pixels: int = 50_000_000, max_side: int = 16384
-) -> Union[DicomImage, RasterImage]:
+) -> DicomImage | RasterImage:
     """Read DICOM, PNG or JPEG, chosen by content. A pydicom Dataset goes to `read_dicom`.
 
     Returns a `DicomImage` or a `RasterImage`; both have `pixels`, `spec`, `metadata`, `source`.

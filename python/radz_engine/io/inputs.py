@@ -43,8 +43,12 @@ def is_single_image(item) -> bool:
         return True
     if isinstance(item, np.ndarray):
         return item.ndim == 2
-    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], (PixelSpec, type(None))) \
-            and isinstance(item[0], np.ndarray):
+    if (
+        isinstance(item, tuple)
+        and len(item) == 2
+        and isinstance(item[1], (PixelSpec, type(None)))
+        and isinstance(item[0], np.ndarray)
+    ):
         return True
     return hasattr(item, "pixels") and hasattr(item, "spec")
 
@@ -77,12 +81,17 @@ def decode(item, index: int | None = None) -> Decoded:
     elif isinstance(item, tuple) and len(item) == 2:
         pixels, spec, metadata = item[0], item[1], {}
         if spec is not None and not isinstance(spec, PixelSpec):
-            raise RadzInputError(name, f"(pixels, spec): spec must be a radz_engine.PixelSpec, got {type(spec).__name__}")
+            raise RadzInputError(
+                name, f"(pixels, spec): spec must be a radz_engine.PixelSpec, got {type(spec).__name__}"
+            )
     elif hasattr(item, "pixels") and hasattr(item, "spec"):
         pixels, spec, metadata = item.pixels, item.spec, dict(getattr(item, "metadata", {}) or {})
     else:
-        raise RadzInputError(name, f"unsupported input type {type(item).__name__} (need a path, pydicom Dataset, "
-                                   "bytes, 2-D numpy array or (pixels, PixelSpec))")
+        raise RadzInputError(
+            name,
+            f"unsupported input type {type(item).__name__} (need a path, pydicom Dataset, "
+            "bytes, 2-D numpy array or (pixels, PixelSpec))",
+        )
     if not isinstance(pixels, np.ndarray) or pixels.ndim != 2 or pixels.size == 0:
         shape = getattr(pixels, "shape", None)
         raise RadzInputError(name, f"need a non-empty 2-D array of stored pixels [H, W], got shape {shape}")

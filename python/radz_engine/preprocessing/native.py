@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -26,7 +26,7 @@ except ImportError as error:  # pragma: no cover - only when the package was not
 _SUPPORTED = (np.uint8, np.uint16, np.int16, np.float32)
 _OUTPUT_DTYPES = {"float32": _core.OutputType.FLOAT32, "float16": _core.OutputType.FLOAT16}
 _pool_lock = threading.Lock()
-_pools: dict[int, "_core.ThreadPool"] = {}
+_pools: dict[int, _core.ThreadPool] = {}
 
 
 def default_threads() -> int:
@@ -37,7 +37,7 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _pool(num_threads: int | None) -> "_core.ThreadPool":
+def _pool(num_threads: int | None) -> _core.ThreadPool:
     n = default_threads() if not num_threads else int(num_threads)
     if n < 1:
         raise ValueError(f"num_threads: must be >= 1, got {num_threads}")
@@ -47,7 +47,7 @@ def _pool(num_threads: int | None) -> "_core.ThreadPool":
         return _pools[n]
 
 
-def core_spec(spec: PixelSpec | None) -> "_core.PixelSpec":
+def core_spec(spec: PixelSpec | None) -> _core.PixelSpec:
     """Convert the Python PixelSpec (already validated) to the C++ one."""
     spec = spec or PixelSpec()
     if not isinstance(spec, PixelSpec):
@@ -63,7 +63,7 @@ def output_spec(
     aspect: str = "letterbox",
     pad_value: float = 0.0,
     dtype: str = "float32",
-) -> "_core.OutputSpec":
+) -> _core.OutputSpec:
     """Validated C++ OutputSpec from keyword arguments."""
     if np.isscalar(out_size):
         height = width = out_size
@@ -92,10 +92,10 @@ def output_spec(
 
 
 _spec_cache_lock = threading.Lock()
-_spec_cache: dict[tuple, "_core.OutputSpec"] = {}
+_spec_cache: dict[tuple, _core.OutputSpec] = {}
 
 
-def _output_spec_cached(out_size, mean, std, aspect, pad_value, dtype) -> "_core.OutputSpec":
+def _output_spec_cached(out_size, mean, std, aspect, pad_value, dtype) -> _core.OutputSpec:
     """output_spec(), built once per distinct argument set (an engine asks with the same ones on
     every call); the cached specs are never modified, so threads share them."""
     size = (out_size,) if np.isscalar(out_size) else tuple(out_size)

@@ -15,7 +15,6 @@ implement exactly this; this module holds the parameters, and the C++ core valid
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Optional
 
 import numpy as np
 
@@ -42,22 +41,28 @@ class PixelSpec:
 
     rescale_slope: float = 1.0
     rescale_intercept: float = 0.0
-    window_center: Optional[float] = None
-    window_width: Optional[float] = None
+    window_center: float | None = None
+    window_width: float | None = None
     voi_function: str = "LINEAR"
-    voi_lut: Optional[np.ndarray] = field(default=None, compare=False)
+    voi_lut: np.ndarray | None = field(default=None, compare=False)
     voi_lut_first: int = 0
     voi_lut_bits: int = 16
     invert: bool = False
     bits_stored: int = 0
-    padding_value: Optional[float] = None
-    padding_limit: Optional[float] = None
+    padding_value: float | None = None
+    padding_limit: float | None = None
 
     def __post_init__(self) -> None:
         # Only conversions here (numbers, enum names, a 1-D table); the value rules are defined
         # once, in the C++ core (cpp/src/pixel_spec.cpp), and applied through to_core().
-        for name in ("rescale_slope", "rescale_intercept", "window_center", "window_width", "padding_value",
-                     "padding_limit"):
+        for name in (
+            "rescale_slope",
+            "rescale_intercept",
+            "window_center",
+            "window_width",
+            "padding_value",
+            "padding_limit",
+        ):
             value = getattr(self, name)
             if value is not None:
                 _check_number(name, value)
@@ -69,7 +74,7 @@ class PixelSpec:
                 raise ValueError(f"voi_lut: must be a non-empty 1-D table, got shape {lut.shape}")
         to_core(self).validate()
 
-    def with_(self, **changes) -> "PixelSpec":
+    def with_(self, **changes) -> PixelSpec:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
 

@@ -15,7 +15,7 @@ Geometry:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -144,7 +144,9 @@ def preprocess_reference(
     out_h, out_w = (out_size, out_size) if np.isscalar(out_size) else tuple(out_size)
     pixels = np.asarray(pixels)
     if pixels.dtype.type not in SUPPORTED_DTYPES or pixels.ndim != 2 or pixels.size == 0:
-        raise ValueError(f"pixels: need a non-empty 2-D uint8/uint16/int16/float32 array, got {pixels.dtype} {pixels.shape}")
+        raise ValueError(
+            f"pixels: need a non-empty 2-D uint8/uint16/int16/float32 array, got {pixels.dtype} {pixels.shape}"
+        )
     if pixels.dtype == np.float32 and not np.all(np.isfinite(pixels)):
         raise ValueError("pixels: contains NaN or Inf")
     intensity = stored_to_intensity(pixels, spec)

@@ -21,9 +21,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -65,12 +66,25 @@ class Engine:
         verify_hashes: check the bundle's SHA-256s on load.
     """
 
-    def __init__(self, bundle_path: str | Path | None = None, backend: str | Backend = "auto",
-                 device: str | list[str] = "cpu", max_batch_size: int = 64, max_delay_ms: float = 2.0,
-                 threads: int | None = None, runners: int = 1, *, mode: str | None = None, threshold: float = 0.5,
-                 max_queue: int = 1024, backpressure: str = "block", block_timeout_ms: float = 1000.0,
-                 adaptive_delay: bool = True, backend_options: dict | None = None,
-                 verify_hashes: bool = True) -> None:
+    def __init__(
+        self,
+        bundle_path: str | Path | None = None,
+        backend: str | Backend = "auto",
+        device: str | list[str] = "cpu",
+        max_batch_size: int = 64,
+        max_delay_ms: float = 2.0,
+        threads: int | None = None,
+        runners: int = 1,
+        *,
+        mode: str | None = None,
+        threshold: float = 0.5,
+        max_queue: int = 1024,
+        backpressure: str = "block",
+        block_timeout_ms: float = 1000.0,
+        adaptive_delay: bool = True,
+        backend_options: dict | None = None,
+        verify_hashes: bool = True,
+    ) -> None:
         if int(max_batch_size) < 1:
             raise ValueError(f"max_batch_size: must be >= 1, got {max_batch_size!r}")
         if int(runners) < 1:
@@ -93,13 +107,25 @@ class Engine:
         if len(devices) > 1 and not isinstance(backend, str):
             raise ValueError("device: a list of devices needs backend given by name (one replica is made per device)")
         self.runners = max(int(runners), len(devices))
-        self._batcher_options = {"max_queue": int(max_queue), "backpressure": backpressure,
-                                 "block_timeout_ms": float(block_timeout_ms), "adaptive_delay": bool(adaptive_delay)}
+        self._batcher_options = {
+            "max_queue": int(max_queue),
+            "backpressure": backpressure,
+            "block_timeout_ms": float(block_timeout_ms),
+            "adaptive_delay": bool(adaptive_delay),
+        }
         self.backends = []
         try:
             for d in devices:
-                self.backends.append(create_backend(backend, self.bundle, d, threads=self.threads,
-                                                    max_batch_size=self.max_batch_size, **dict(backend_options or {})))
+                self.backends.append(
+                    create_backend(
+                        backend,
+                        self.bundle,
+                        d,
+                        threads=self.threads,
+                        max_batch_size=self.max_batch_size,
+                        **dict(backend_options or {}),
+                    )
+                )
         except BaseException:  # a device that fails must not leave the others' sessions open
             for made in self.backends:
                 made.close()
@@ -115,8 +141,14 @@ class Engine:
         self._closing = False
         self._closed = False
         self._stats = EngineStats()
-        log.info("radz_engine: bundle %s, backend %s on %s, scoring %s (%s)", self.bundle.path, self.backend.name,
-                 ", ".join(b.device for b in self.backends), self.scorer.mode, self.scorer.backend)
+        log.info(
+            "radz_engine: bundle %s, backend %s on %s, scoring %s (%s)",
+            self.bundle.path,
+            self.backend.name,
+            ", ".join(b.device for b in self.backends),
+            self.scorer.mode,
+            self.scorer.backend,
+        )
 
     # -- properties ------------------------------------------------------------------------------
     @property
@@ -129,8 +161,9 @@ class Engine:
         bundle's input spec (C++ core)."""
         from radz_engine.preprocessing.native import preprocess_batch
 
-        return preprocess_batch([d.pixels for d in decoded], [d.spec for d in decoded],
-                                num_threads=self.threads, **self._preprocess_args)
+        return preprocess_batch(
+            [d.pixels for d in decoded], [d.spec for d in decoded], num_threads=self.threads, **self._preprocess_args
+        )
 
     def _score(self, embeddings: np.ndarray, requests: Sequence[Prepared | Pending], model_ms: float) -> list[Result]:
         """One Result per request from its embedding; timings: the request's own, plus the
@@ -142,10 +175,16 @@ class Engine:
         for i, request in enumerate(requests):
             timings = request.timings() if isinstance(request, Prepared) else dict(request.timings)
             timings.update(model=model_ms, score=score_ms)
-            out.append(Result(source=request.source, scores=dict(zip(names, scores[i].tolist())),
-                              positives=[n for n, p in zip(names, positives[i]) if p],
-                              embedding=embeddings[i].astype(np.float32, copy=True), timings=timings,
-                              metadata=request.metadata))
+            out.append(
+                Result(
+                    source=request.source,
+                    scores=dict(zip(names, scores[i].tolist())),
+                    positives=[n for n, p in zip(names, positives[i]) if p],
+                    embedding=embeddings[i].astype(np.float32, copy=True),
+                    timings=timings,
+                    metadata=request.metadata,
+                )
+            )
         return out
 
     def _check_open(self) -> None:
@@ -189,9 +228,13 @@ class Engine:
             if self._submitter is None:
                 from radz_engine import _core
 
-                batcher = _core.DynamicBatcher(self.input_shape, self.bundle.embedding_dim,
-                                               max_batch_size=self.max_batch_size, max_delay_ms=self.max_delay_ms,
-                                               **self._batcher_options)
+                batcher = _core.DynamicBatcher(
+                    self.input_shape,
+                    self.bundle.embedding_dim,
+                    max_batch_size=self.max_batch_size,
+                    max_delay_ms=self.max_delay_ms,
+                    **self._batcher_options,
+                )
                 self._submitter = Submitter(batcher, self.backends, self.runners, self._score, self._stats)
             return self._submitter
 
@@ -216,8 +259,14 @@ class Engine:
         return self._ensure_submitter().submit(prepared, priority, deadline_ms)
 
     # -- screen ----------------------------------------------------------------------------------
-    def screen(self, paths: Any, progress: bool = True, workers: int | None = None, skip: Any = (),
-               batch_size: int | None = None) -> Iterator[Result]:
+    def screen(
+        self,
+        paths: Any,
+        progress: bool = True,
+        workers: int | None = None,
+        skip: Any = (),
+        batch_size: int | None = None,
+    ) -> Iterator[Result]:
         """Stream Results over files, folders (recursive) and CSV lists (a `path` column):
         decoding and preprocessing in a process pool, the model here in batches. Per-file errors
         are Results with `error` set. `skip`: sources to leave out (resuming)."""
@@ -270,8 +319,14 @@ class Engine:
     # -- stats and lifetime ----------------------------------------------------------------------
     def stats(self) -> dict:
         """Throughput, submit() latency percentiles (end to end, ms), queue depth, batcher metrics."""
-        out = {"backend": self.backend.describe(), "scoring": self.scorer.backend, "classes": len(self.class_names),
-               "devices": [b.device for b in self.backends], "runners": self.runners, **self._stats.snapshot()}
+        out = {
+            "backend": self.backend.describe(),
+            "scoring": self.scorer.backend,
+            "classes": len(self.class_names),
+            "devices": [b.device for b in self.backends],
+            "runners": self.runners,
+            **self._stats.snapshot(),
+        }
         metrics = self._submitter.metrics if self._submitter is not None else {}
         out["queue_depth"] = int(metrics.get("queue_depth", 0))
         out["batcher_metrics"] = metrics
@@ -290,12 +345,14 @@ class Engine:
             backend.close()
         self._closed = True
 
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     def __repr__(self) -> str:
-        return (f"Engine(bundle={str(self.bundle.path)!r}, backend={self.backend.name!r}, device={self.backend.device!r}, "
-                f"classes={len(self.class_names)})")
+        return (
+            f"Engine(bundle={str(self.bundle.path)!r}, backend={self.backend.name!r}, device={self.backend.device!r}, "
+            f"classes={len(self.class_names)})"
+        )

@@ -60,13 +60,15 @@ def _preprocess_one(decoded: Decoded, preprocess_args: dict) -> Prepared | Resul
     try:
         x = preprocess(decoded.pixels, decoded.spec, **preprocess_args)
     except Exception as error:
-        return Result(source=decoded.source, error=f"{decoded.source}: cannot preprocess ({error})",
-                      metadata=decoded.metadata)
+        return Result(
+            source=decoded.source, error=f"{decoded.source}: cannot preprocess ({error})", metadata=decoded.metadata
+        )
     return Prepared(decoded.source, x, decoded.metadata, decoded.decode_ms, (time.perf_counter() - start) * 1000.0)
 
 
-def prepare_many(items: list, preprocess_args: dict, num_threads: int | None = None,
-                 first_index: int = 0) -> list[Prepared | Result]:
+def prepare_many(
+    items: list, preprocess_args: dict, num_threads: int | None = None, first_index: int = 0
+) -> list[Prepared | Result]:
     """prepare() over a list, in order, with preprocessing in one parallel C++ batch (GIL
     released); when an image fails preprocessing, each is preprocessed alone to name it.
     In-memory inputs are named by position, counted from `first_index` ("<array 3>")."""
@@ -82,8 +84,9 @@ def prepare_many(items: list, preprocess_args: dict, num_threads: int | None = N
     if decoded:
         start = time.perf_counter()
         try:
-            x = preprocess_batch([d.pixels for _, d in decoded], [d.spec for _, d in decoded], num_threads=num_threads,
-                                 **preprocess_args)
+            x = preprocess_batch(
+                [d.pixels for _, d in decoded], [d.spec for _, d in decoded], num_threads=num_threads, **preprocess_args
+            )
         except ValueError:
             for i, d in decoded:
                 out[i] = _preprocess_one(d, preprocess_args)

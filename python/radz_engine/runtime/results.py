@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
@@ -32,9 +31,9 @@ class Result:
     source: str
     scores: dict = field(default_factory=dict)
     positives: list = field(default_factory=list)
-    embedding: Optional[np.ndarray] = None
+    embedding: np.ndarray | None = None
     timings: dict = field(default_factory=dict)
-    error: Optional[str] = None
+    error: str | None = None
     metadata: dict = field(default_factory=dict)
 
     @property
@@ -48,8 +47,7 @@ class Result:
     def to_row(self, classes, *, embedding: bool = False) -> dict:
         """Flat dict for CSV / parquet: source, ok, error, positives ("a;b"), score_<class>,
         <stage>_ms, sop_instance_uid, study_instance_uid (+ embedding as a list if asked)."""
-        row = {"source": self.source, "ok": self.ok, "error": self.error or "",
-               "positives": ";".join(self.positives)}
+        row = {"source": self.source, "ok": self.ok, "error": self.error or "", "positives": ";".join(self.positives)}
         for name in classes:
             value = self.scores.get(name)
             row[f"score_{name}"] = None if value is None else round(float(value), 6)
@@ -64,10 +62,15 @@ class Result:
 
     def to_json(self, *, embedding: bool = False) -> dict:
         """JSON-ready dict (JSONL output): everything, the embedding only if asked."""
-        out = {"source": self.source, "ok": self.ok, "error": self.error,
-               "scores": {k: float(v) for k, v in self.scores.items()}, "positives": list(self.positives),
-               "timings": {k: float(v) for k, v in self.timings.items() if not math.isnan(float(v))},
-               "metadata": {k: v for k, v in self.metadata.items() if v is not None}}
+        out = {
+            "source": self.source,
+            "ok": self.ok,
+            "error": self.error,
+            "scores": {k: float(v) for k, v in self.scores.items()},
+            "positives": list(self.positives),
+            "timings": {k: float(v) for k, v in self.timings.items() if not math.isnan(float(v))},
+            "metadata": {k: v for k, v in self.metadata.items() if v is not None},
+        }
         if embedding:
             out["embedding"] = None if self.embedding is None else [float(v) for v in self.embedding]
         return out

@@ -13,9 +13,9 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -55,8 +55,12 @@ class Submitter:
         self._lock = threading.Lock()
         self._pending: dict[int, Pending] = {}
         self._ids = itertools.count()
-        self._threads = [threading.Thread(target=self._run, args=(backends[n % len(backends)],),
-                                          name=f"radz-runner-{n}", daemon=True) for n in range(runners)]
+        self._threads = [
+            threading.Thread(
+                target=self._run, args=(backends[n % len(backends)],), name=f"radz-runner-{n}", daemon=True
+            )
+            for n in range(runners)
+        ]
         for thread in self._threads:
             thread.start()
 
@@ -106,9 +110,11 @@ class Submitter:
                 if batcher.is_shut_down:
                     return
                 continue
-            for ids, error, reason in ((batch.expired, DeadlineExceeded, "deadline passed before the request ran"),
-                                       (batch.cancelled, RequestCancelled, "cancelled before the request ran"),
-                                       (batch.dropped, EngineClosed, "the engine closed before the request ran")):
+            for ids, error, reason in (
+                (batch.expired, DeadlineExceeded, "deadline passed before the request ran"),
+                (batch.cancelled, RequestCancelled, "cancelled before the request ran"),
+                (batch.dropped, EngineClosed, "the engine closed before the request ran"),
+            ):
                 for pending in self._take(ids):
                     _resolve(pending.future, error=error(reason))
             if len(batch):

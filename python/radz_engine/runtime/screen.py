@@ -12,18 +12,24 @@ import csv
 import json
 import multiprocessing
 import os
-import time
 import warnings
 from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from radz_engine.runtime.prepare import Prepared, prepare
 from radz_engine.runtime.results import Result
 
-__all__ = ["IMAGE_SUFFIXES", "expand_paths", "screen_paths", "ResultWriter", "done_sources", "summarize",
-           "format_summary"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "expand_paths",
+    "screen_paths",
+    "ResultWriter",
+    "done_sources",
+    "summarize",
+    "format_summary",
+]
 
 # Files picked up in folders: DICOM usually has .dcm or no suffix at all.
 IMAGE_SUFFIXES = {".dcm", ".dicom", ".dic", ".png", ".jpg", ".jpeg", ""}
@@ -40,8 +46,13 @@ def expand_paths(paths) -> list[str]:
     for item in paths:
         path = Path(item)
         if path.is_dir():
-            found = [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                     and not any(part.startswith(".") for part in p.relative_to(path).parts)]
+            found = [
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in IMAGE_SUFFIXES
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            ]
             out.extend(str(p) for p in sorted(found))
         elif path.suffix.lower() == ".csv" and path.is_file():
             out.extend(_csv_paths(path))
@@ -98,8 +109,15 @@ def default_workers() -> int:
     return max(1, cores - 1)
 
 
-def screen_paths(engine, paths, *, progress: bool = True, workers: int | None = None, skip: Iterable[str] = (),
-                 batch_size: int | None = None) -> Iterator[Result]:
+def screen_paths(
+    engine,
+    paths,
+    *,
+    progress: bool = True,
+    workers: int | None = None,
+    skip: Iterable[str] = (),
+    batch_size: int | None = None,
+) -> Iterator[Result]:
     """Results for every file under `paths` (see expand_paths) except those in `skip`, in order.
 
     workers: decoding processes (None: cores - 1; 0: decode in this process).
@@ -130,9 +148,16 @@ def run_chunk(engine, chunk: list[Prepared | Result]) -> list[Result]:
     try:
         results = engine.run_prepared(chunk)
     except Exception as error:
-        return [c if isinstance(c, Result) else
-                Result(source=c.source, error=f"{c.source}: model failed ({type(error).__name__}: {error})",
-                       metadata=c.metadata) for c in chunk]
+        return [
+            c
+            if isinstance(c, Result)
+            else Result(
+                source=c.source,
+                error=f"{c.source}: model failed ({type(error).__name__}: {error})",
+                metadata=c.metadata,
+            )
+            for c in chunk
+        ]
     for result, item in zip(results, chunk):
         if isinstance(item, Prepared):
             result.timings["queue"] = 0.0  # no queue in screening (the column stays filled)
@@ -210,8 +235,10 @@ class ResultWriter:
                 with target.open(newline="") as handle:
                     header = next(csv.reader(handle), [])
                 if header != columns:
-                    raise ValueError(f"--out {target}: existing columns differ from this run's "
-                                     f"(another bundle or class list?); write to a new file")
+                    raise ValueError(
+                        f"--out {target}: existing columns differ from this run's "
+                        f"(another bundle or class list?); write to a new file"
+                    )
             self._handle = target.open("a", newline="")
             self._csv = csv.DictWriter(self._handle, fieldnames=columns)
             if not exists:
@@ -244,8 +271,14 @@ class ResultWriter:
             for line in handle:
                 if line.strip():
                     doc = json.loads(line)
-                    result = Result(source=doc["source"], scores=doc.get("scores", {}), positives=doc.get("positives", []),
-                                    timings=doc.get("timings", {}), error=doc.get("error"), metadata=doc.get("metadata", {}))
+                    result = Result(
+                        source=doc["source"],
+                        scores=doc.get("scores", {}),
+                        positives=doc.get("positives", []),
+                        timings=doc.get("timings", {}),
+                        error=doc.get("error"),
+                        metadata=doc.get("metadata", {}),
+                    )
                     row = result.to_row(self.classes)
                     if self.embeddings:
                         row["embedding"] = doc.get("embedding")
@@ -259,7 +292,7 @@ class ResultWriter:
         tmp.replace(self.out)
         partial.unlink()
 
-    def __enter__(self) -> "ResultWriter":
+    def __enter__(self) -> ResultWriter:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -270,15 +303,26 @@ class ResultWriter:
 def summarize(results_seen: dict, seconds: float) -> dict:
     """{"files", "ok", "failed", "skipped", "images_per_s", "positives": {class: n}}."""
     ok = results_seen["ok"]
-    return {"files": ok + results_seen["failed"], "ok": ok, "failed": results_seen["failed"],
-            "skipped": results_seen.get("skipped", 0), "seconds": round(seconds, 3),
-            "images_per_s": round((ok + results_seen["failed"]) / seconds, 2) if seconds > 0 else 0.0,
-            "positives": dict(results_seen["positives"])}
+    return {
+        "files": ok + results_seen["failed"],
+        "ok": ok,
+        "failed": results_seen["failed"],
+        "skipped": results_seen.get("skipped", 0),
+        "seconds": round(seconds, 3),
+        "images_per_s": round((ok + results_seen["failed"]) / seconds, 2) if seconds > 0 else 0.0,
+        "positives": dict(results_seen["positives"]),
+    }
 
 
 def format_summary(summary: dict) -> str:
-    lines = ["| files | ok | failed | skipped (resumed) | seconds | images/s |", "|---|---|---|---|---|---|",
-             f"| {summary['files']} | {summary['ok']} | {summary['failed']} | {summary['skipped']} | "
-             f"{summary['seconds']} | {summary['images_per_s']} |", "", "| class | positives |", "|---|---|"]
+    lines = [
+        "| files | ok | failed | skipped (resumed) | seconds | images/s |",
+        "|---|---|---|---|---|---|",
+        f"| {summary['files']} | {summary['ok']} | {summary['failed']} | {summary['skipped']} | "
+        f"{summary['seconds']} | {summary['images_per_s']} |",
+        "",
+        "| class | positives |",
+        "|---|---|",
+    ]
     lines += [f"| {name} | {count} |" for name, count in summary["positives"].items()]
     return "\n".join(lines)

@@ -41,6 +41,9 @@ class EngineStats:
             counts = dict(self._counts)
         lat = np.array([ms for _, ms in recent])
         first = min((t for t, _ in recent), default=now)
-        return {**counts, "uptime_s": now - self.started,
-                "submit_images_per_s_60s": len(recent) / max(1e-9, now - first) if len(recent) > 1 else 0.0,
-                "latency_ms": {f"p{p}": (float(np.percentile(lat, p)) if lat.size else None) for p in (50, 90, 99)}}
+        return {
+            **counts,
+            "uptime_s": now - self.started,
+            "submit_images_per_s_60s": len(recent) / max(1e-9, now - first) if len(recent) > 1 else 0.0,
+            "latency_ms": {f"p{p}": (float(np.percentile(lat, p)) if lat.size else None) for p in (50, 90, 99)},
+        }

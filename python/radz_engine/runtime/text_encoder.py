@@ -10,7 +10,7 @@ with budget = max(1, max_length - len(bos) - len(question) - M), rows right-padd
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -50,7 +50,9 @@ class TextEncoder:
         # The layout is built here; the file's own truncation/padding settings must not interfere.
         self.tokenizer.no_truncation()
         self.tokenizer.no_padding()
-        self.session = ort.InferenceSession(str(bundle.file("text_encoder")), session_options, providers=list(providers))
+        self.session = ort.InferenceSession(
+            str(bundle.file("text_encoder")), session_options, providers=list(providers)
+        )
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     def tokenize(self, texts: Sequence[str], with_question: bool = True) -> dict[str, np.ndarray]:
@@ -86,6 +88,8 @@ class TextEncoder:
 
     def class_prompts(self, display_name: str) -> dict[str, str]:
         """The softmax and posneg prompts of a class, from the bundle's templates."""
-        return {"softmax": self.templates["class"].format(display_name),
-                "posneg_positive": self.templates["positive"].format(display_name),
-                "posneg_negative": self.templates["negative"].format(display_name)}
+        return {
+            "softmax": self.templates["class"].format(display_name),
+            "posneg_positive": self.templates["positive"].format(display_name),
+            "posneg_negative": self.templates["negative"].format(display_name),
+        }

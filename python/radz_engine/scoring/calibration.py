@@ -17,8 +17,9 @@ numpy only: the torch-free runtime imports this module to apply the calibration.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -223,7 +224,7 @@ class Calibration:
         return {"method": self.method, "params": dict(self.params), "threshold": thr}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Calibration":
+    def from_dict(cls, data: dict[str, Any]) -> Calibration:
         """Inverse of ``to_dict``; validates the method and its parameters."""
         if not isinstance(data, dict) or "method" not in data:
             raise ValueError(f"a calibration record must be a dict with a 'method', got {data!r}")
@@ -287,4 +288,6 @@ def apply_calibration(scores: Any, calibrations: Sequence[Calibration]) -> np.nd
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 2 or s.shape[1] != len(calibrations):
         raise ValueError(f"scores must be [N, {len(calibrations)}] (one column per calibration), got shape {s.shape}")
-    return np.stack([cal.apply(s[:, c]) for c, cal in enumerate(calibrations)], axis=1) if len(calibrations) else s.copy()
+    return (
+        np.stack([cal.apply(s[:, c]) for c, cal in enumerate(calibrations)], axis=1) if len(calibrations) else s.copy()
+    )

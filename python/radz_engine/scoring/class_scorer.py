@@ -66,9 +66,13 @@ class ClassScorer:
         # A bundle's thresholds were fitted on its own scoring mode's scores: another mode uses
         # the default threshold for every class.
         own_mode = self.mode == bundle.scoring_mode
-        thresholds = np.array([cal.threshold if cal is not None else
-                               self._threshold(c.get("threshold") if own_mode else None)
-                               for c, cal in zip(bundle.classes, calibrations)], dtype=np.float64)
+        thresholds = np.array(
+            [
+                cal.threshold if cal is not None else self._threshold(c.get("threshold") if own_mode else None)
+                for c, cal in zip(bundle.classes, calibrations)
+            ],
+            dtype=np.float64,
+        )
         embeddings = {"softmax": bundle.prompts[0], "posneg": bundle.prompts[1:3], "anchor": bundle.anchors[:n]}
         self._use_index = use_index
         self._snapshot = self._build(names, embeddings, background, thresholds, calibrations)
@@ -84,14 +88,17 @@ class ClassScorer:
         record = dict(record)
         fitted_for = record.pop("mode", None)
         if fitted_for != self.mode:
-            log.warning("class %s: calibration fitted for scoring mode %r, not %r; using raw scores and "
-                        "the default threshold", entry.get("name"), fitted_for, self.mode)
+            log.warning(
+                "class %s: calibration fitted for scoring mode %r, not %r; using raw scores and the default threshold",
+                entry.get("name"),
+                fitted_for,
+                self.mode,
+            )
             return None
         return Calibration.from_dict(record)
 
     def _build(self, names, embeddings, background, thresholds, calibrations) -> _Snapshot:
-        index = (self._make_index(names, embeddings, background, thresholds, calibrations)
-                 if self._use_index else None)
+        index = self._make_index(names, embeddings, background, thresholds, calibrations) if self._use_index else None
         return _Snapshot(tuple(names), embeddings, background, thresholds, tuple(calibrations), index)
 
     def _make_index(self, names, embeddings, background, thresholds, calibrations):
@@ -103,8 +110,13 @@ class ClassScorer:
         try:
             index = _core.AnchorIndex(dim, mode=self.mode, tau=self.tau)
             for j, name in enumerate(names):
-                index.add_class(name, prompt=embeddings["softmax"][j], positive=embeddings["posneg"][0, j],
-                                negative=embeddings["posneg"][1, j], anchor=embeddings["anchor"][j])
+                index.add_class(
+                    name,
+                    prompt=embeddings["softmax"][j],
+                    positive=embeddings["posneg"][0, j],
+                    negative=embeddings["posneg"][1, j],
+                    anchor=embeddings["anchor"][j],
+                )
             index.set_background(background)
             for name, cal, threshold in zip(names, calibrations, thresholds):
                 if cal is None:
@@ -151,7 +163,7 @@ class ClassScorer:
 
     @property
     def backend(self) -> str:
-        """"faiss" (the C++ AnchorIndex) or "numpy"."""
+        """ "faiss" (the C++ AnchorIndex) or "numpy"."""
         return "numpy" if self._snapshot.index is None else "faiss"
 
     def add(self, names, softmax: np.ndarray, positive: np.ndarray, negative: np.ndarray, anchor: np.ndarray) -> None:
@@ -163,7 +175,9 @@ class ClassScorer:
             new_names = tuple(old.names[j] for j in keep) + tuple(names)
             embeddings = {
                 "softmax": np.concatenate([e["softmax"][keep], softmax]).astype(np.float32),
-                "posneg": np.concatenate([e["posneg"][:, keep], np.stack([positive, negative])], axis=1).astype(np.float32),
+                "posneg": np.concatenate([e["posneg"][:, keep], np.stack([positive, negative])], axis=1).astype(
+                    np.float32
+                ),
                 "anchor": np.concatenate([e["anchor"][keep], anchor]).astype(np.float32),
             }
             thresholds = np.concatenate([old.thresholds[keep], np.full(len(names), self.default_threshold)])
@@ -178,8 +192,13 @@ class ClassScorer:
             keep = [j for j, n in enumerate(old.names) if n != name]
             e = old.embeddings
             embeddings = {"softmax": e["softmax"][keep], "posneg": e["posneg"][:, keep], "anchor": e["anchor"][keep]}
-            self._snapshot = self._build(tuple(old.names[j] for j in keep), embeddings, old.background,
-                                         old.thresholds[keep], tuple(old.calibrations[j] for j in keep))
+            self._snapshot = self._build(
+                tuple(old.names[j] for j in keep),
+                embeddings,
+                old.background,
+                old.thresholds[keep],
+                tuple(old.calibrations[j] for j in keep),
+            )
 
     def thresholds(self) -> dict[str, float]:
         """{class: positive threshold} of the current classes (inf: never positive)."""
@@ -198,6 +217,7 @@ class ClassScorer:
         if snap.index is not None:
             scores = self._index_scores(snap.index, embeddings)
         else:
-            scores = self._calibrated(self._numpy_scores(embeddings, snap.embeddings, snap.background),
-                                      snap.calibrations)
+            scores = self._calibrated(
+                self._numpy_scores(embeddings, snap.embeddings, snap.background), snap.calibrations
+            )
         return list(snap.names), scores, scores >= snap.thresholds[None, :]

@@ -12,7 +12,8 @@ instead of treating them as negatives.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -275,8 +276,7 @@ def format_table(metrics: dict[str, Any], title: str | None = None) -> str:
     macro = metrics["macro"]
     n_used = macro.get("n_classes", len(metrics["per_class"]))
     lines.append(
-        f"| **macro ({n_used})** | | **{_pct(macro['auc'])}** | **{_pct(macro['f1'])}** "
-        f"| **{_pct(macro['acc'])}** | |"
+        f"| **macro ({n_used})** | | **{_pct(macro['auc'])}** | **{_pct(macro['f1'])}** | **{_pct(macro['acc'])}** | |"
     )
     skipped = metrics.get("skipped") or {}
     if skipped:

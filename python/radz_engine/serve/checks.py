@@ -27,8 +27,11 @@ CANNOT_UNDERSTAND = 0xC000
 def check_size(encoded_bytes: int, config: ServeConfig) -> None:
     """Raise Rejection when the encoded dataset is larger than --max-dataset-mb."""
     if encoded_bytes > config.max_dataset_bytes:
-        raise Rejection(OUT_OF_RESOURCES, f"dataset of {encoded_bytes / 2**20:.1f} MiB exceeds the limit of "
-                                          f"{config.max_dataset_mb:g} MiB (--max-dataset-mb)")
+        raise Rejection(
+            OUT_OF_RESOURCES,
+            f"dataset of {encoded_bytes / 2**20:.1f} MiB exceeds the limit of "
+            f"{config.max_dataset_mb:g} MiB (--max-dataset-mb)",
+        )
 
 
 def check_dataset(ds, encoded_bytes: int, config: ServeConfig) -> None:
@@ -39,8 +42,10 @@ def check_dataset(ds, encoded_bytes: int, config: ServeConfig) -> None:
         raise Rejection(DATA_SET_DOES_NOT_MATCH_SOP_CLASS, f"SOP class {sop_class or '(none)'} is not scored")
     modality = str(getattr(ds, "Modality", "")).upper()
     if modality not in config.allowed_modalities:
-        raise Rejection(CANNOT_UNDERSTAND, f"modality {modality or '(none)'} is not a radiograph "
-                                           f"(allowed: {', '.join(config.allowed_modalities)})")
+        raise Rejection(
+            CANNOT_UNDERSTAND,
+            f"modality {modality or '(none)'} is not a radiograph (allowed: {', '.join(config.allowed_modalities)})",
+        )
     if "PixelData" not in ds:
         raise Rejection(CANNOT_UNDERSTAND, "no pixel data (7FE0,0010)")
     try:
@@ -50,5 +55,8 @@ def check_dataset(ds, encoded_bytes: int, config: ServeConfig) -> None:
     if rows < 1 or columns < 1:
         raise Rejection(CANNOT_UNDERSTAND, f"image of {rows} x {columns} pixels")
     if rows > config.max_rows or columns > config.max_columns:
-        raise Rejection(OUT_OF_RESOURCES, f"image of {rows} x {columns} pixels exceeds the limit of "
-                                          f"{config.max_rows} x {config.max_columns} (--max-rows/--max-columns)")
+        raise Rejection(
+            OUT_OF_RESOURCES,
+            f"image of {rows} x {columns} pixels exceeds the limit of "
+            f"{config.max_rows} x {config.max_columns} (--max-rows/--max-columns)",
+        )

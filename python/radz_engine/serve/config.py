@@ -43,7 +43,7 @@ def _check_ae(value: str, option: str) -> str:
 
 
 def parse_peer(text: str, option: str = "--forward") -> Peer:
-    """"AE@host:port" -> Peer."""
+    """ "AE@host:port" -> Peer."""
     match = re.match(r"^([^@]+)@(.+):(\d+)$", text.strip())
     if not match:
         raise ConfigError(f"{option}: {text!r} is not AE@host:port (e.g. ORTHANC@127.0.0.1:4242)")
@@ -101,8 +101,9 @@ class ServeConfig:
         if not 0 <= int(self.port) < 65536:
             raise ConfigError(f"--port: {self.port} is out of range 0-65535")
         if not _is_loopback(self.bind) and not self.allowed_callers:
-            raise ConfigError(f"--bind {self.bind}: listening beyond loopback needs a calling-AE allow-list "
-                              "(--allow AE)")
+            raise ConfigError(
+                f"--bind {self.bind}: listening beyond loopback needs a calling-AE allow-list (--allow AE)"
+            )
         if self.other_sop_classes not in ("reject", "ignore"):
             raise ConfigError(f"--other-sop-classes: 'reject' or 'ignore', not {self.other_sop_classes!r}")
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -112,10 +113,15 @@ class ServeConfig:
                 raise ConfigError(f"{option}: {value} is not a file")
         if self.tls_ca is not None and self.tls_cert is None:
             raise ConfigError("--tls-ca (verify callers' certificates) needs --tls-cert and --tls-key")
-        for option, value in (("--max-dataset-mb", self.max_dataset_mb), ("--max-rows", self.max_rows),
-                              ("--max-columns", self.max_columns), ("--scoring-workers", self.scoring_workers),
-                              ("--max-in-flight", self.max_in_flight),
-                              ("--retry-base-s", self.retry_base_s), ("--retry-max-s", self.retry_max_s)):
+        for option, value in (
+            ("--max-dataset-mb", self.max_dataset_mb),
+            ("--max-rows", self.max_rows),
+            ("--max-columns", self.max_columns),
+            ("--scoring-workers", self.scoring_workers),
+            ("--max-in-flight", self.max_in_flight),
+            ("--retry-base-s", self.retry_base_s),
+            ("--retry-max-s", self.retry_max_s),
+        ):
             if not value > 0:
                 raise ConfigError(f"{option}: must be > 0, got {value}")
         if self.webhook is not None and not re.match(r"^https?://", self.webhook):

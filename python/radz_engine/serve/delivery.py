@@ -28,8 +28,9 @@ _SR_STORAGE = "1.2.840.10008.5.1.4.1.1.88.33"  # Comprehensive SR Storage
 class Deliverer:
     """The delivery thread. `on_delivered(entry, seconds_since_received)` is called per SR."""
 
-    def __init__(self, journal: Journal, config, on_delivered=None, on_error=None, workers: int = 4,
-                 idle_release_s: float = 5.0) -> None:
+    def __init__(
+        self, journal: Journal, config, on_delivered=None, on_error=None, workers: int = 4, idle_release_s: float = 5.0
+    ) -> None:
         self.journal = journal
         self.config = config
         self.peer = config.forward
@@ -138,8 +139,13 @@ class Deliverer:
         self.last_error = error
         if self.on_error is not None:
             self.on_error(error)
-        log.warning("delivery of SR for instance %s failed (attempt %d, retry in %.0f s): %s",
-                    uid_hash(entry.sop_uid), attempts, delay, error)
+        log.warning(
+            "delivery of SR for instance %s failed (attempt %d, retry in %.0f s): %s",
+            uid_hash(entry.sop_uid),
+            attempts,
+            delay,
+            error,
+        )
 
     # -- the association ---------------------------------------------------------------------
     def _association(self):

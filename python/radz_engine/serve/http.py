@@ -16,20 +16,28 @@ class Metrics:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.registry = CollectorRegistry()
-        self.received = Counter("radz_received_total", "C-STORE requests handled, by outcome", ["outcome"],
-                                registry=self.registry)
+        self.received = Counter(
+            "radz_received_total", "C-STORE requests handled, by outcome", ["outcome"], registry=self.registry
+        )
         self.scored = Counter("radz_scored_total", "instances scored and answered with an SR", registry=self.registry)
-        self.failed = Counter("radz_failed_total", "received instances that could not be scored",
-                              registry=self.registry)
+        self.failed = Counter(
+            "radz_failed_total", "received instances that could not be scored", registry=self.registry
+        )
         self.delivered = Counter("radz_delivered_total", "SRs stored in the PACS", registry=self.registry)
-        self.delivery_errors = Counter("radz_delivery_errors_total", "failed SR delivery attempts",
-                                       registry=self.registry)
+        self.delivery_errors = Counter(
+            "radz_delivery_errors_total", "failed SR delivery attempts", registry=self.registry
+        )
         self.webhook_errors = Counter("radz_webhook_errors_total", "webhook posts that failed", registry=self.registry)
         buckets = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
-        self.to_scored = Histogram("radz_received_to_scored_seconds", "C-STORE received -> SR written",
-                                   buckets=buckets, registry=self.registry)
-        self.to_delivered = Histogram("radz_received_to_delivered_seconds", "C-STORE received -> SR stored in the PACS",
-                                      buckets=buckets, registry=self.registry)
+        self.to_scored = Histogram(
+            "radz_received_to_scored_seconds", "C-STORE received -> SR written", buckets=buckets, registry=self.registry
+        )
+        self.to_delivered = Histogram(
+            "radz_received_to_delivered_seconds",
+            "C-STORE received -> SR stored in the PACS",
+            buckets=buckets,
+            registry=self.registry,
+        )
         journal_gauge = Gauge("radz_journal_instances", "journal rows by state", ["state"], registry=self.registry)
         for state in ("received", "scored", "delivered", "failed", "rejected", "ignored"):
             journal_gauge.labels(state).set_function(lambda s=state: journal.counts()[s])

@@ -85,8 +85,16 @@ class Journal:
             return self._db.execute(sql, args).fetchall()
 
     # -- writes ------------------------------------------------------------------------------
-    def record_received(self, sop_uid: str, study_uid: str | None, sop_class: str | None, dataset_path: str,
-                        calling_ae: str | None = None, state: str = "received", error: str | None = None) -> str:
+    def record_received(
+        self,
+        sop_uid: str,
+        study_uid: str | None,
+        sop_class: str | None,
+        dataset_path: str,
+        calling_ae: str | None = None,
+        state: str = "received",
+        error: str | None = None,
+    ) -> str:
         """Journal a received instance; returns its state afterwards. A duplicate of an
         instance already scored or delivered keeps that state (and is not scored again); a
         duplicate of one still waiting, failed or rejected is taken as a retry."""
@@ -101,14 +109,17 @@ class Journal:
                     self._db.execute(
                         "INSERT INTO instances (sop_uid, study_uid, sop_class, state, dataset_path, error, received_at,"
                         " calling_ae) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (sop_uid, study_uid, sop_class, state, dataset_path, error, now, calling_ae))
+                        (sop_uid, study_uid, sop_class, state, dataset_path, error, now, calling_ae),
+                    )
                     result = state
                 elif row[0] in ("scored", "delivered", "ignored"):
                     result = row[0]
                 else:  # received / failed / rejected: this copy replaces it
                     self._db.execute(
                         "UPDATE instances SET state = ?, dataset_path = ?, error = ?, attempts = 0, received_at = ?,"
-                        " calling_ae = ? WHERE sop_uid = ?", (state, dataset_path, error, now, calling_ae, sop_uid))
+                        " calling_ae = ? WHERE sop_uid = ?",
+                        (state, dataset_path, error, now, calling_ae, sop_uid),
+                    )
                     result = state
                 self._db.execute("COMMIT")
             except BaseException:
@@ -117,22 +128,33 @@ class Journal:
         return result
 
     def mark_scored(self, sop_uid: str, sr_path: str) -> None:
-        self._run("UPDATE instances SET state = 'scored', sr_path = ?, scored_at = ?, error = NULL, next_attempt = 0"
-                  " WHERE sop_uid = ? AND state = 'received'", (sr_path, time.time(), sop_uid))
+        self._run(
+            "UPDATE instances SET state = 'scored', sr_path = ?, scored_at = ?, error = NULL, next_attempt = 0"
+            " WHERE sop_uid = ? AND state = 'received'",
+            (sr_path, time.time(), sop_uid),
+        )
 
     def mark_failed(self, sop_uid: str, error: str) -> None:
-        self._run("UPDATE instances SET state = 'failed', error = ? WHERE sop_uid = ? AND state = 'received'",
-                  (error, sop_uid))
+        self._run(
+            "UPDATE instances SET state = 'failed', error = ? WHERE sop_uid = ? AND state = 'received'",
+            (error, sop_uid),
+        )
 
     def mark_delivered(self, sop_uid: str) -> None:
-        self._run("UPDATE instances SET state = 'delivered', delivered_at = ?, error = NULL WHERE sop_uid = ?"
-                  " AND state = 'scored'", (time.time(), sop_uid))
+        self._run(
+            "UPDATE instances SET state = 'delivered', delivered_at = ?, error = NULL WHERE sop_uid = ?"
+            " AND state = 'scored'",
+            (time.time(), sop_uid),
+        )
 
     def delivery_failed(self, sop_uid: str, error: str, retry_in_s: float) -> int:
         """Record a failed delivery; it is retried after retry_in_s. Returns the attempts so far."""
         with self._lock:
-            self._db.execute("UPDATE instances SET attempts = attempts + 1, next_attempt = ?, error = ?"
-                             " WHERE sop_uid = ? AND state = 'scored'", (time.time() + retry_in_s, error, sop_uid))
+            self._db.execute(
+                "UPDATE instances SET attempts = attempts + 1, next_attempt = ?, error = ?"
+                " WHERE sop_uid = ? AND state = 'scored'",
+                (time.time() + retry_in_s, error, sop_uid),
+            )
             row = self._db.execute("SELECT attempts FROM instances WHERE sop_uid = ?", (sop_uid,)).fetchone()
         return int(row[0]) if row else 0
 
@@ -148,8 +170,10 @@ class Journal:
     def pending_delivery(self, due_before: float | None = None, limit: int = 1000) -> list[Entry]:
         """Scored and not yet delivered whose next attempt is due (oldest first)."""
         due = time.time() if due_before is None else due_before
-        rows = self._run("SELECT * FROM instances WHERE state = 'scored' AND next_attempt <= ? ORDER BY scored_at"
-                         " LIMIT ?", (due, int(limit)))
+        rows = self._run(
+            "SELECT * FROM instances WHERE state = 'scored' AND next_attempt <= ? ORDER BY scored_at LIMIT ?",
+            (due, int(limit)),
+        )
         return [Entry(*r) for r in rows]
 
     def next_delivery_due(self) -> float | None:

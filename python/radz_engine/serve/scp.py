@@ -18,10 +18,24 @@ __all__ = ["make_ae", "start_scp", "decodable_transfer_syntaxes", "tls_context"]
 
 log = logging.getLogger("radz_engine.serve")
 _VERIFICATION = "1.2.840.10008.1.1"
-_CANDIDATE_SYNTAXES = ("ExplicitVRLittleEndian", "ImplicitVRLittleEndian", "DeflatedExplicitVRLittleEndian",
-                       "ExplicitVRBigEndian", "JPEGBaseline8Bit", "JPEGExtended12Bit", "JPEGLossless",
-                       "JPEGLosslessSV1", "JPEGLSLossless", "JPEGLSNearLossless", "JPEG2000Lossless", "JPEG2000",
-                       "RLELossless", "HTJ2KLossless", "HTJ2KLosslessRPCL", "HTJ2K")
+_CANDIDATE_SYNTAXES = (
+    "ExplicitVRLittleEndian",
+    "ImplicitVRLittleEndian",
+    "DeflatedExplicitVRLittleEndian",
+    "ExplicitVRBigEndian",
+    "JPEGBaseline8Bit",
+    "JPEGExtended12Bit",
+    "JPEGLossless",
+    "JPEGLosslessSV1",
+    "JPEGLSLossless",
+    "JPEGLSNearLossless",
+    "JPEG2000Lossless",
+    "JPEG2000",
+    "RLELossless",
+    "HTJ2KLossless",
+    "HTJ2KLosslessRPCL",
+    "HTJ2K",
+)
 
 
 def decodable_transfer_syntaxes() -> list[str]:
@@ -83,9 +97,15 @@ def start_scp(config: ServeConfig, on_store, on_echo=None):
 
     ae = make_ae(config)
     handlers = [(evt.EVT_C_STORE, on_store), (evt.EVT_C_ECHO, on_echo or (lambda event: 0x0000))]
-    server = ae.start_server((config.bind, int(config.port)), block=False, evt_handlers=handlers,
-                             ssl_context=tls_context(config))
-    log.info("DICOM SCP %s listening on %s:%d%s%s", config.ae_title, config.bind, server.server_address[1],
-             " (TLS)" if config.tls else "",
-             f", callers allowed: {', '.join(config.allowed_callers)}" if config.allowed_callers else "")
+    server = ae.start_server(
+        (config.bind, int(config.port)), block=False, evt_handlers=handlers, ssl_context=tls_context(config)
+    )
+    log.info(
+        "DICOM SCP %s listening on %s:%d%s%s",
+        config.ae_title,
+        config.bind,
+        server.server_address[1],
+        " (TLS)" if config.tls else "",
+        f", callers allowed: {', '.join(config.allowed_callers)}" if config.allowed_callers else "",
+    )
     return server

@@ -53,8 +53,12 @@ class RadzServer:
         if engine is None:
             from radz_engine.runtime.engine import Engine
 
-            engine = Engine(config.bundle, threads=config.engine_threads, max_delay_ms=2.0,
-                            backend_options={"int8": True} if config.int8 else None)
+            engine = Engine(
+                config.bundle,
+                threads=config.engine_threads,
+                max_delay_ms=2.0,
+                backend_options={"int8": True} if config.int8 else None,
+            )
         self.engine = engine
         manifest = engine.bundle.manifest
         self.model_name = config.model_name or Path(engine.bundle.path).name  # the SR's Algorithm Name
@@ -67,8 +71,12 @@ class RadzServer:
         self._scorers = ThreadPoolExecutor(config.scoring_workers, thread_name_prefix="radz-score")
         self._finishers = ThreadPoolExecutor(2, thread_name_prefix="radz-sr")
         self._webhooks = ThreadPoolExecutor(1, thread_name_prefix="radz-webhook") if config.webhook else None
-        self.deliverer = Deliverer(self.journal, config, on_delivered=self._delivered,
-                                   on_error=lambda error: self.metrics.delivery_errors.inc())
+        self.deliverer = Deliverer(
+            self.journal,
+            config,
+            on_delivered=self._delivered,
+            on_error=lambda error: self.metrics.delivery_errors.inc(),
+        )
         self._scp = None
         self._http = None
         self._stopping = threading.Event()
@@ -92,7 +100,7 @@ class RadzServer:
         identity = PixelSpec(window_center=0.5, window_width=1.0, voi_function="LINEAR_EXACT")
         self.engine.classify([(np.random.default_rng(0).random((64, 64), dtype=np.float32), identity)])
 
-    def start(self) -> "RadzServer":
+    def start(self) -> RadzServer:
         from radz_engine.serve.scp import start_scp
 
         self._warm_up()
@@ -117,9 +125,10 @@ class RadzServer:
         the file's removal leaves one): received images hold patient data."""
         if self.config.keep_spool:
             return
-        needed = {self.spool.incoming: {Path(e.dataset_path).name for e in self.journal.pending_scoring()
-                                        if e.dataset_path},
-                  self.spool.sr: {Path(e.sr_path).name for e in self.journal.entries("scored") if e.sr_path}}
+        needed = {
+            self.spool.incoming: {Path(e.dataset_path).name for e in self.journal.pending_scoring() if e.dataset_path},
+            self.spool.sr: {Path(e.sr_path).name for e in self.journal.entries("scored") if e.sr_path},
+        }
         removed = 0
         for folder, keep in needed.items():
             for path in folder.glob("*.dcm"):
@@ -176,11 +185,17 @@ class RadzServer:
         counts = self.journal.counts()
         scp_up = self._scp is not None and not self._stopping.is_set()
         delivering = self.config.forward is None or self.deliverer.alive
-        return {"ok": scp_up and delivering, "delivery_thread_alive": delivering, "ae_title": self.config.ae_title,
-                "port": self.port if self._scp else None, "backend": self.engine.backend.name,
-                "model": self.model_name, "journal": counts,
-                "forward": str(self.config.forward) if self.config.forward else None,
-                "last_delivery_error": self.deliverer.last_error if counts["scored"] else None}
+        return {
+            "ok": scp_up and delivering,
+            "delivery_thread_alive": delivering,
+            "ae_title": self.config.ae_title,
+            "port": self.port if self._scp else None,
+            "backend": self.engine.backend.name,
+            "model": self.model_name,
+            "journal": counts,
+            "forward": str(self.config.forward) if self.config.forward else None,
+            "last_delivery_error": self.deliverer.last_error if counts["scored"] else None,
+        }
 
     # -- C-STORE -----------------------------------------------------------------------------
     def _on_store(self, event):
@@ -209,16 +224,24 @@ class RadzServer:
             ds.file_meta = event.file_meta
             study = str(ds.get("StudyInstanceUID", "")) or None
             if sop_class not in SCORED_SOP_CLASSES:  # accepted only with --other-sop-classes ignore
-                self.journal.record_received(sop_uid, study, sop_class, None, caller, state="ignored",
-                                             error=f"SOP class {sop_class} is not scored")
+                self.journal.record_received(
+                    sop_uid,
+                    study,
+                    sop_class,
+                    None,
+                    caller,
+                    state="ignored",
+                    error=f"SOP class {sop_class} is not scored",
+                )
                 self.metrics.received.labels("ignored").inc()
                 return 0x0000
             if str(ds.get("SOPInstanceUID", "")) != sop_uid:
                 raise Rejection(CANNOT_UNDERSTAND, "SOP Instance UID in the dataset differs from the request's")
             check_dataset(ds, len(data), self.config)
         except Rejection as rejection:
-            self.journal.record_received(sop_uid, None, sop_class, None, caller, state="rejected",
-                                         error=rejection.reason)
+            self.journal.record_received(
+                sop_uid, None, sop_class, None, caller, state="rejected", error=rejection.reason
+            )
             self.metrics.received.labels("rejected").inc()
             log.warning("rejected instance %s from %s: %s", uid_hash(sop_uid), caller, rejection.reason)
             return self._status(rejection.status, rejection.reason)
@@ -239,8 +262,13 @@ class RadzServer:
             self.metrics.received.labels("accepted").inc()
         else:
             self.metrics.received.labels("duplicate").inc()
-        log.debug("stored instance %s from %s in %.1f ms (%s)", uid_hash(sop_uid), caller,
-                  (time.time() - received) * 1000, state)
+        log.debug(
+            "stored instance %s from %s in %.1f ms (%s)",
+            uid_hash(sop_uid),
+            caller,
+            (time.time() - received) * 1000,
+            state,
+        )
         return 0x0000
 
     @staticmethod
@@ -377,10 +405,18 @@ class RadzServer:
         buffer = io.BytesIO()
         sr.save_as(buffer, enforce_file_format=True)
         sr_path = self.spool.write_sr(entry.sop_uid, buffer.getvalue())
-        record = {"sop_instance_uid": entry.sop_uid, "study_instance_uid": entry.study_uid,
-                  "sr_sop_instance_uid": str(sr.SOPInstanceUID), "model": self.model_name,
-                  "scores": result.scores, "positives": result.positives, "thresholds": thresholds,
-                  "timings_ms": result.timings, "received_at": entry.received_at, "scored_at": time.time()}
+        record = {
+            "sop_instance_uid": entry.sop_uid,
+            "study_instance_uid": entry.study_uid,
+            "sr_sop_instance_uid": str(sr.SOPInstanceUID),
+            "model": self.model_name,
+            "scores": result.scores,
+            "positives": result.positives,
+            "thresholds": thresholds,
+            "timings_ms": result.timings,
+            "received_at": entry.received_at,
+            "scored_at": time.time(),
+        }
         self._write_result(record)
         self.journal.mark_scored(entry.sop_uid, str(sr_path))
         self._attempts.pop(entry.sop_uid, None)
@@ -397,10 +433,17 @@ class RadzServer:
         self.journal.mark_failed(entry.sop_uid, reason)
         self._attempts.pop(entry.sop_uid, None)
         self.metrics.failed.inc()
-        self._write_result({"sop_instance_uid": entry.sop_uid, "study_instance_uid": entry.study_uid,
-                            "error": reason, "received_at": entry.received_at})
-        log.warning("instance %s not scored: %s", uid_hash(entry.sop_uid),
-                    reason.replace(entry.dataset_path or "", "<spool>"))
+        self._write_result(
+            {
+                "sop_instance_uid": entry.sop_uid,
+                "study_instance_uid": entry.study_uid,
+                "error": reason,
+                "received_at": entry.received_at,
+            }
+        )
+        log.warning(
+            "instance %s not scored: %s", uid_hash(entry.sop_uid), reason.replace(entry.dataset_path or "", "<spool>")
+        )
         if not self.config.keep_spool and entry.dataset_path:
             Path(entry.dataset_path).unlink(missing_ok=True)  # patient data; a resend brings a new copy
 
@@ -421,8 +464,9 @@ class RadzServer:
         last: object = None
         for attempt in range(3):
             try:
-                request = urllib.request.Request(self.config.webhook, data=body, method="POST",
-                                                 headers={"Content-Type": "application/json"})
+                request = urllib.request.Request(
+                    self.config.webhook, data=body, method="POST", headers={"Content-Type": "application/json"}
+                )
                 with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - http(s) checked in config
                     if 200 <= response.status < 300:
                         return

@@ -37,8 +37,10 @@ def _uid(*parts: str) -> str:
 
 def sr_uids(source_sop_uid: str, source_series_uid: str, model_id: str) -> dict:
     """SOP Instance and Series Instance UIDs of the SR answering one source instance."""
-    return {"sop": _uid("radz-sr", model_id, source_sop_uid),
-            "series": _uid("radz-sr-series", model_id, source_series_uid)}
+    return {
+        "sop": _uid("radz-sr", model_id, source_sop_uid),
+        "series": _uid("radz-sr-series", model_id, source_series_uid),
+    }
 
 
 def build_sr(source, result, model_name: str, model_version: str, thresholds: dict, manufacturer: str = "radz_engine"):
@@ -54,31 +56,54 @@ def build_sr(source, result, model_name: str, model_version: str, thresholds: di
     yes, no = Code("373066001", "SCT", "Yes"), Code("373067005", "SCT", "No")
     ratio = Code("{ratio}", "UCUM", "ratio")
     items = [
-        hd.sr.TextContentItem(Code("111001", "DCM", "Algorithm Name"), model_name[:64],
-                              relationship_type=rel.HAS_OBS_CONTEXT),
-        hd.sr.TextContentItem(Code("111003", "DCM", "Algorithm Version"), model_version[:64],
-                              relationship_type=rel.HAS_OBS_CONTEXT),
-        hd.sr.ImageContentItem(Code("121112", "DCM", "Source of Measurement"), source.SOPClassUID,
-                               source.SOPInstanceUID, relationship_type=rel.CONTAINS),
+        hd.sr.TextContentItem(
+            Code("111001", "DCM", "Algorithm Name"), model_name[:64], relationship_type=rel.HAS_OBS_CONTEXT
+        ),
+        hd.sr.TextContentItem(
+            Code("111003", "DCM", "Algorithm Version"), model_version[:64], relationship_type=rel.HAS_OBS_CONTEXT
+        ),
+        hd.sr.ImageContentItem(
+            Code("121112", "DCM", "Source of Measurement"),
+            source.SOPClassUID,
+            source.SOPInstanceUID,
+            relationship_type=rel.CONTAINS,
+        ),
     ]
     positives = set(result.positives)
     for name, probability in result.scores.items():
         finding = hd.sr.ContainerContentItem(private(name, name.replace("_", " ")), relationship_type=rel.CONTAINS)
-        children = [hd.sr.NumContentItem(private("probability", "Probability"), float(probability), ratio,
-                                         relationship_type=rel.CONTAINS)]
+        children = [
+            hd.sr.NumContentItem(
+                private("probability", "Probability"), float(probability), ratio, relationship_type=rel.CONTAINS
+            )
+        ]
         threshold = thresholds.get(name)
         if threshold is not None:
-            children.append(hd.sr.NumContentItem(private("threshold", "Decision threshold"), float(threshold), ratio,
-                                                  relationship_type=rel.CONTAINS))
-        children.append(hd.sr.CodeContentItem(private("call", "Finding present"), yes if name in positives else no,
-                                              relationship_type=rel.CONTAINS))
+            children.append(
+                hd.sr.NumContentItem(
+                    private("threshold", "Decision threshold"), float(threshold), ratio, relationship_type=rel.CONTAINS
+                )
+            )
+        children.append(
+            hd.sr.CodeContentItem(
+                private("call", "Finding present"), yes if name in positives else no, relationship_type=rel.CONTAINS
+            )
+        )
         finding.ContentSequence = hd.sr.ContentSequence(children, is_root=False)
         items.append(finding)
     root = hd.sr.ContainerContentItem(Code("18748-4", "LN", "Diagnostic Imaging Report"))
     root.ContentSequence = hd.sr.ContentSequence(items, is_root=False)
     uids = sr_uids(str(source.SOPInstanceUID), str(source.SeriesInstanceUID), f"{model_name}/{model_version}")
     return hd.sr.ComprehensiveSR(
-        evidence=[source], content=root, series_instance_uid=uids["series"], series_number=_SERIES_NUMBER,
-        sop_instance_uid=uids["sop"], instance_number=1, manufacturer=manufacturer,
-        is_complete=True, is_final=False, is_verified=False,
-        series_description=f"radz zero-shot findings ({model_name})"[:64])
+        evidence=[source],
+        content=root,
+        series_instance_uid=uids["series"],
+        series_number=_SERIES_NUMBER,
+        sop_instance_uid=uids["sop"],
+        instance_number=1,
+        manufacturer=manufacturer,
+        is_complete=True,
+        is_final=False,
+        is_verified=False,
+        series_description=f"radz zero-shot findings ({model_name})"[:64],
+    )

@@ -47,8 +47,9 @@ def uids_for(seed: int, index: int, site: str) -> dict[str, str]:
     }
 
 
-def case_dataset(case: PhantomCase, *, modality: str | None = None, bits: int | None = None,
-                 monochrome: str | None = None) -> "pydicom.Dataset":
+def case_dataset(
+    case: PhantomCase, *, modality: str | None = None, bits: int | None = None, monochrome: str | None = None
+) -> pydicom.Dataset:
     """A complete DICOM dataset (with file meta) for one phantom case.
 
     Args:
@@ -58,7 +59,7 @@ def case_dataset(case: PhantomCase, *, modality: str | None = None, bits: int | 
         monochrome: "MONOCHROME1" or "MONOCHROME2" (default: the site's).
     """
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
     style = SITES[case.site]
     modality = modality or style.modality
@@ -136,8 +137,14 @@ def case_dataset(case: PhantomCase, *, modality: str | None = None, bits: int | 
     return ds
 
 
-def write_case(case: PhantomCase, path: str | os.PathLike, *, modality: str | None = None,
-               bits: int | None = None, monochrome: str | None = None) -> str:
+def write_case(
+    case: PhantomCase,
+    path: str | os.PathLike,
+    *,
+    modality: str | None = None,
+    bits: int | None = None,
+    monochrome: str | None = None,
+) -> str:
     """Write `case` to `path` as a DICOM Part 10 file; returns the path."""
     ds = case_dataset(case, modality=modality, bits=bits, monochrome=monochrome)
     path = os.fspath(path)

@@ -19,7 +19,7 @@ import json
 import os
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from radz_train.data.phantom import FINDINGS, SITES, generate_case
 
@@ -30,7 +30,9 @@ _EXT = {"png": "png", "npy": "npy", "dicom": "dcm"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="radz synth", description="Generate phantom chest radiographs with reports and labels.")
+    p = argparse.ArgumentParser(
+        prog="radz synth", description="Generate phantom chest radiographs with reports and labels."
+    )
     p.add_argument("--out", required=True, help="output directory (created)")
     p.add_argument("--n", type=int, required=True, help="number of images")
     p.add_argument("--seed", type=int, default=0, help="series seed (default 0)")
@@ -41,8 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dicom-size", type=int, default=1024, help="image side for dicom (default 1024)")
     p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--withhold", default="", help="comma-separated findings whose name the reports never use "
-                   "(described by their signs only; the unseen-class experiment)")
+    p.add_argument(
+        "--withhold",
+        default="",
+        help="comma-separated findings whose name the reports never use "
+        "(described by their signs only; the unseen-class experiment)",
+    )
     return p
 
 
@@ -83,9 +89,15 @@ def _write_one(job: tuple) -> dict:
         from radz_train.data.dicom_out import write_case
 
         write_case(case, path)
-    row = {"path": rel, "report": case.report, "site": case.site, **case.labels,
-           "findings_json": json.dumps([f.to_dict() for f in case.findings]),
-           "index": index, "seed": seed}
+    row = {
+        "path": rel,
+        "report": case.report,
+        "site": case.site,
+        **case.labels,
+        "findings_json": json.dumps([f.to_dict() for f in case.findings]),
+        "index": index,
+        "seed": seed,
+    }
     return row
 
 
@@ -98,6 +110,7 @@ def _progress(total: int, enabled: bool):
 
         return tqdm(total=total, unit="img", desc="synth")
     except ImportError:
+
         class _Plain:
             def __init__(self) -> None:
                 self.n = 0
@@ -127,8 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bad:
         parser.error(f"--withhold must name findings from {FINDINGS}, got {bad}")
     os.makedirs(os.path.join(args.out, "images"), exist_ok=True)
-    jobs = [(i, args.seed, sites[i % len(sites)], size, args.format, args.out, withhold)
-            for i in range(args.start, args.start + args.n)]
+    jobs = [
+        (i, args.seed, sites[i % len(sites)], size, args.format, args.out, withhold)
+        for i in range(args.start, args.start + args.n)
+    ]
     bar = _progress(len(jobs), not args.no_progress)
     rows = []
     t0 = time.perf_counter()
@@ -153,8 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         w = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
         w.writeheader()
         w.writerows(rows)
-    print(f"wrote {len(rows)} images ({args.format}, {size}x{size}) and labels.csv to {args.out} "
-          f"in {dt:.1f}s: {len(rows) / max(dt, 1e-9):.1f} images/s with {args.workers} worker(s)")
+    print(
+        f"wrote {len(rows)} images ({args.format}, {size}x{size}) and labels.csv to {args.out} "
+        f"in {dt:.1f}s: {len(rows) / max(dt, 1e-9):.1f} images/s with {args.workers} worker(s)"
+    )
     return 0
 
 

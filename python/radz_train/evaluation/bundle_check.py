@@ -19,8 +19,12 @@ def phantom_inputs(bundle, cases) -> np.ndarray:
     """Phantom cases -> the bundle's model input [N, C, H, W] (C++ preprocessing, identity window)."""
     spec = bundle.input_spec
     identity = PixelSpec(window_center=0.5, window_width=1.0, voi_function="LINEAR_EXACT")
-    return preprocess_batch([c.image.astype(np.float32) for c in cases], identity, int(spec["size"][0]),
-                            **{k: v for k, v in bundle.preprocess_args().items() if k != "out_size"})
+    return preprocess_batch(
+        [c.image.astype(np.float32) for c in cases],
+        identity,
+        int(spec["size"][0]),
+        **{k: v for k, v in bundle.preprocess_args().items() if k != "out_size"},
+    )
 
 
 def encoder_embeddings(bundle, x: np.ndarray, role: str = "image_encoder", batch: int = 32) -> np.ndarray:
@@ -34,8 +38,14 @@ def encoder_embeddings(bundle, x: np.ndarray, role: str = "image_encoder", batch
     return np.concatenate([session.run(None, {name: x[i : i + batch]})[0] for i in range(0, len(x), batch)])
 
 
-def phantom_auc(bundle_path: str | Path, n: int, seed: int, site: str, modes=("anchor", "softmax", "posneg"),
-                role: str = "image_encoder") -> dict:
+def phantom_auc(
+    bundle_path: str | Path,
+    n: int,
+    seed: int,
+    site: str,
+    modes=("anchor", "softmax", "posneg"),
+    role: str = "image_encoder",
+) -> dict:
     """Macro and per-class AUC of a bundle on n fresh phantoms (seed, site) at the bundle's input,
     with one of its image encoders (`role`: image_encoder, image_encoder_fp16, image_encoder_int8)."""
     bundle = load_bundle(bundle_path)

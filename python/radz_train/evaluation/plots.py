@@ -8,8 +8,9 @@ so no global backend switch, no GUI, and safe from worker threads.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -147,7 +148,10 @@ def plot_score_histograms(
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles = [Patch(color="tab:blue", alpha=0.55, label="negatives"), Patch(color="tab:red", alpha=0.55, label="positives")]
+    handles = [
+        Patch(color="tab:blue", alpha=0.55, label="negatives"),
+        Patch(color="tab:red", alpha=0.55, label="positives"),
+    ]
     if thresholds is not None:
         handles.append(Line2D([], [], color="black", linestyle="--", linewidth=1, label="threshold"))
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 VISION_TYPES = ("clip", "siglip")
 DECODER_TYPES = ("llama", "mistral", "qwen2")
@@ -35,7 +35,7 @@ class ModelConfig:
     max_text_length: int = 128
     train_vision: bool = False
     train_decoder: str = "lora"
-    lora: Optional[dict] = None
+    lora: dict | None = None
     tau: float = 0.05
     input: dict = field(default_factory=lambda: {"mean": [0.5] * 3, "std": [0.5] * 3})
     prompts: Prompts = field(default_factory=Prompts)
@@ -57,7 +57,9 @@ class ModelConfig:
             raise ValueError("n_image_tokens / n_text_tokens: must be >= 0 (0 = last-token features)")
         layers = int(self.decoder["num_hidden_layers"])
         if not (-layers - 1 <= self.feature_layer <= layers) or self.feature_layer == 0:
-            raise ValueError(f"feature_layer: must index a decoder layer (1..{layers} or -1..-{layers}), got {self.feature_layer}")
+            raise ValueError(
+                f"feature_layer: must index a decoder layer (1..{layers} or -1..-{layers}), got {self.feature_layer}"
+            )
         if self.projector != "mlp2x_gelu":
             raise ValueError(f"projector: only 'mlp2x_gelu' is supported, got {self.projector!r}")
         if not self.tau > 0:
@@ -68,7 +70,7 @@ class ModelConfig:
         return int(self.vision["image_size"])
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
+    def from_dict(cls, data: dict) -> ModelConfig:
         known = set(cls.__dataclass_fields__)
         unknown = set(data) - known
         if unknown:
@@ -81,7 +83,7 @@ class ModelConfig:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
-    def with_overrides(self, overrides: dict[str, Any]) -> "ModelConfig":
+    def with_overrides(self, overrides: dict[str, Any]) -> ModelConfig:
         """A copy with dotted keys replaced, e.g. {"decoder.num_hidden_layers": 2}."""
         data = self.to_dict()
         for dotted, value in overrides.items():
@@ -103,7 +105,7 @@ def apply_override(data: dict, dotted: str, value: Any) -> None:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """"a.b=3" -> ("a.b", 3); values are parsed as JSON when they can be, else kept as text."""
+    """ "a.b=3" -> ("a.b", 3); values are parsed as JSON when they can be, else kept as text."""
     if "=" not in text:
         raise ValueError(f"override {text!r}: expected KEY=VALUE")
     key, raw = text.split("=", 1)

@@ -10,8 +10,8 @@ Sources of weights:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import torch
 from torch import nn
@@ -71,8 +71,11 @@ def load_llava_checkpoint(path) -> tuple[nn.Module, nn.Module, nn.Module, object
     inner = llava.model
     tokenizer = load_tokenizer(path)
     vision = inner.vision_tower
-    dims = {"vision": vision.config.to_dict(), "decoder": inner.language_model.config.to_dict(),
-            "vision_feature_layer": llava.config.vision_feature_layer}
+    dims = {
+        "vision": vision.config.to_dict(),
+        "decoder": inner.language_model.config.to_dict(),
+        "vision_feature_layer": llava.config.vision_feature_layer,
+    }
     return vision, inner.multi_modal_projector, inner.language_model, tokenizer, dims
 
 
@@ -113,8 +116,15 @@ def _vision_spec_from(config, feature_layer: int) -> dict:
 
 
 def _decoder_spec_from(config) -> dict:
-    keys = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size",
-            "max_position_embeddings", "vocab_size")
+    keys = (
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "intermediate_size",
+        "max_position_embeddings",
+        "vocab_size",
+    )
     kind = config.model_type if config.model_type in ("llama", "mistral", "qwen2") else "llama"
     return {"type": kind, **{k: getattr(config, k) for k in keys if hasattr(config, k)}}
 
@@ -157,7 +167,9 @@ def create_model(
     else:
         if tokenizer is None:
             if corpus is None:
-                raise ValueError(f"model {config.name!r}: trains its own tokenizer: pass `tokenizer` or a text `corpus`")
+                raise ValueError(
+                    f"model {config.name!r}: trains its own tokenizer: pass `tokenizer` or a text `corpus`"
+                )
             from radz_train.model.tokenizer import train_bpe_tokenizer
 
             tokenizer = train_bpe_tokenizer(corpus, int(config.tokenizer.get("vocab_size", 2000)))

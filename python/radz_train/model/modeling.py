@@ -60,7 +60,9 @@ def pool_features(states: torch.Tensor, modality_mask: torch.Tensor, valid_mask:
 class RadzModel(nn.Module):
     """Encodes images and texts into the shared decoder-side feature space."""
 
-    def __init__(self, config: ModelConfig, vision_tower: nn.Module, projector: nn.Module, decoder: nn.Module, tokenizer) -> None:
+    def __init__(
+        self, config: ModelConfig, vision_tower: nn.Module, projector: nn.Module, decoder: nn.Module, tokenizer
+    ) -> None:
         super().__init__()
         from radz_train.model.tokenizer import add_modality_tokens
 
@@ -129,7 +131,9 @@ class RadzModel(nn.Module):
         out = {"input_ids": input_ids, "attention_mask": attention, "modality_mask": modality}
         return {k: v.to(device) for k, v in out.items()} if device is not None else out
 
-    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, modality_mask: torch.Tensor) -> Features:
+    def encode_text(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, modality_mask: torch.Tensor
+    ) -> Features:
         states = self._decoder_states(input_ids=input_ids, attention_mask=attention_mask)
         return pool_features(states, modality_mask, attention_mask.bool())
 
@@ -148,6 +152,11 @@ class RadzModel(nn.Module):
         # hidden_states[0] = embeddings, [i] = output of layer i, [-1] = final (normed) output.
         return out.hidden_states[self.config.feature_layer]
 
-    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                modality_mask: torch.Tensor) -> tuple[Features, Features]:
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        modality_mask: torch.Tensor,
+    ) -> tuple[Features, Features]:
         return self.encode_image(pixel_values), self.encode_text(input_ids, attention_mask, modality_mask)

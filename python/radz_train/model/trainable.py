@@ -74,8 +74,12 @@ def parameter_groups(model: nn.Module, learning_rates: dict[str, float], weight_
         decay = param.ndim >= 2 and group != "tokens"
         buckets.setdefault((group, decay), []).append(param)
     return [
-        {"name": f"{group}{'' if decay else '_no_decay'}", "params": params, "lr": float(learning_rates[group]),
-         "weight_decay": weight_decay if decay else 0.0}
+        {
+            "name": f"{group}{'' if decay else '_no_decay'}",
+            "params": params,
+            "lr": float(learning_rates[group]),
+            "weight_decay": weight_decay if decay else 0.0,
+        }
         for (group, decay), params in sorted(buckets.items())
     ]
 

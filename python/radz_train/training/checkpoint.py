@@ -30,8 +30,9 @@ def saved_state_dict(model: RadzModel) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous().cpu() for k, v in keep.items()}
 
 
-def save_checkpoint(path: Path, model: RadzModel, train_config: dict, step: int,
-                    optimizer=None, scheduler=None) -> Path:
+def save_checkpoint(
+    path: Path, model: RadzModel, train_config: dict, step: int, optimizer=None, scheduler=None
+) -> Path:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
@@ -39,8 +40,12 @@ def save_checkpoint(path: Path, model: RadzModel, train_config: dict, step: int,
     (tmp / "model_config.json").write_text(model.config.to_json())
     (tmp / "train_config.json").write_text(json.dumps(train_config, indent=2))
     model.tokenizer.save_pretrained(str(tmp / "tokenizer"))
-    state = {"step": step, "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(),
-             "python_rng": random.getstate()}
+    state = {
+        "step": step,
+        "torch_rng": torch.get_rng_state(),
+        "numpy_rng": np.random.get_state(),
+        "python_rng": random.getstate(),
+    }
     if torch.cuda.is_available():
         state["cuda_rng"] = torch.cuda.get_rng_state_all()
     if optimizer is not None:
@@ -67,9 +72,13 @@ def load_model(path: str | Path, device: str = "cpu") -> RadzModel:
     config = ModelConfig.from_dict(json.loads((path / "model_config.json").read_text()))
     train = json.loads((path / "train_config.json").read_text())
     tokenizer = load_tokenizer(path / "tokenizer")
-    model = create_model(config, tokenizer=tokenizer, checkpoint=train.get("checkpoint"),
-                         vision_checkpoint=train.get("vision_checkpoint"),
-                         language_checkpoint=train.get("language_checkpoint"))
+    model = create_model(
+        config,
+        tokenizer=tokenizer,
+        checkpoint=train.get("checkpoint"),
+        vision_checkpoint=train.get("vision_checkpoint"),
+        language_checkpoint=train.get("language_checkpoint"),
+    )
     state = load_file(str(path / "model.safetensors"))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected:

@@ -5,12 +5,21 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from radz_train.model.config import apply_override
 
-DEFAULT_CLASSES = ("cardiomegaly", "pleural_effusion", "pneumothorax", "consolidation", "nodule", "mass",
-                   "atelectasis", "edema", "emphysema", "no_finding")
+DEFAULT_CLASSES = (
+    "cardiomegaly",
+    "pleural_effusion",
+    "pneumothorax",
+    "consolidation",
+    "nodule",
+    "mass",
+    "atelectasis",
+    "edema",
+    "emphysema",
+    "no_finding",
+)
 
 
 @dataclass
@@ -19,31 +28,33 @@ class TrainConfig:
     out_dir: str
     model: str = "tiny"
     model_overrides: dict = field(default_factory=dict)
-    checkpoint: Optional[str] = None            # llava-hf folder
-    vision_checkpoint: Optional[str] = None     # CLIP / SigLIP folder
-    language_checkpoint: Optional[str] = None   # causal LM folder
+    checkpoint: str | None = None  # llava-hf folder
+    vision_checkpoint: str | None = None  # CLIP / SigLIP folder
+    language_checkpoint: str | None = None  # causal LM folder
     classes: list = field(default_factory=lambda: list(DEFAULT_CLASSES))  # DKAM anchor classes
-    knowledge: Optional[str] = None             # knowledge JSON; default: the shipped one
-    limit: Optional[int] = None                 # use only the first N rows of train_csv
+    knowledge: str | None = None  # knowledge JSON; default: the shipped one
+    limit: int | None = None  # use only the first N rows of train_csv
     epochs: float = 1.0
-    max_steps: Optional[int] = None             # overrides epochs when set
+    max_steps: int | None = None  # overrides epochs when set
     batch_size: int = 64
     grad_accum: int = 1
-    learning_rates: dict = field(default_factory=lambda: {"vision": 2e-5, "projector": 2e-6, "decoder": 2e-5, "tokens": 2e-5})
+    learning_rates: dict = field(
+        default_factory=lambda: {"vision": 2e-5, "projector": 2e-6, "decoder": 2e-5, "tokens": 2e-5}
+    )
     weight_decay: float = 0.0
     warmup_ratio: float = 0.03
     max_grad_norm: float = 1.0
-    lam: float = 0.5                            # L_total = lam * L_CA + (1 - lam) * L_CG
+    lam: float = 0.5  # L_total = lam * L_CA + (1 - lam) * L_CG
     crossed: bool = True
     dkam_mode: str = "multi_positive"
-    same_report_positives: bool = True          # identical reports are not negatives
-    precision: str = "fp32"                     # fp32 | bf16 | fp16 (the latter two on GPU)
+    same_report_positives: bool = True  # identical reports are not negatives
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (the latter two on GPU)
     gradient_checkpointing: bool = False
     seed: int = 0
     device: str = "auto"
-    threads: Optional[int] = None
+    threads: int | None = None
     log_every: int = 10
-    save_every: Optional[int] = None            # steps; a final checkpoint is always written
+    save_every: int | None = None  # steps; a final checkpoint is always written
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "bf16", "fp16"):
@@ -56,7 +67,7 @@ class TrainConfig:
             raise ValueError(f"lam: must be in [0, 1], got {self.lam}")
 
     @classmethod
-    def load(cls, path: str | Path, overrides: list[tuple[str, object]] = ()) -> "TrainConfig":
+    def load(cls, path: str | Path, overrides: list[tuple[str, object]] = ()) -> TrainConfig:
         path = Path(path)
         try:
             data = json.loads(path.read_text())

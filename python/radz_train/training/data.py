@@ -9,9 +9,9 @@ reports; evaluation reads the ground-truth label columns instead.
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -66,14 +66,20 @@ def preprocess_files(paths: Sequence[Path], image_size: int, chunk: int = 256) -
     out = np.empty((len(paths), image_size, image_size), dtype=np.float16)
     for start in range(0, len(paths), chunk):
         loaded = [load_pixels(p) for p in paths[start : start + chunk]]
-        batch = preprocess_batch([px for px, _ in loaded], [spec for _, spec in loaded], image_size,
-                                 mean=(0.0,), std=(1.0,), dtype="float16")
+        batch = preprocess_batch(
+            [px for px, _ in loaded], [spec for _, spec in loaded], image_size, mean=(0.0,), std=(1.0,), dtype="float16"
+        )
         out[start : start + len(loaded)] = batch[:, 0]
     return out
 
 
-def load_image_report_set(csv_path: str | Path, classes: Sequence[str], image_size: int,
-                          labels_from: str = "labeler", limit: int | None = None) -> ImageReportSet:
+def load_image_report_set(
+    csv_path: str | Path,
+    classes: Sequence[str],
+    image_size: int,
+    labels_from: str = "labeler",
+    limit: int | None = None,
+) -> ImageReportSet:
     """Read a CSV of (path, report[, site, label columns]) into memory.
 
     labels_from="labeler": labels from the report text (training); "csv": the CSV's own 0/1
@@ -103,8 +109,9 @@ def load_image_report_set(csv_path: str | Path, classes: Sequence[str], image_si
     else:
         raise ValueError(f"labels_from: must be 'labeler' or 'csv', got {labels_from!r}")
     images = preprocess_files(paths, image_size)
-    return ImageReportSet(images, reports, labels, tuple(classes), [str(p) for p in paths],
-                          [r.get("site", "") for r in rows])
+    return ImageReportSet(
+        images, reports, labels, tuple(classes), [str(p) for p in paths], [r.get("site", "") for r in rows]
+    )
 
 
 def to_model_input(grey, mean: Sequence[float], std: Sequence[float]):

@@ -22,7 +22,6 @@ from radz_train.dkam import encode_anchors, load_knowledge
 from radz_train.losses import RadzLoss
 from radz_train.model import create_model
 from radz_train.model.trainable import count_parameters, parameter_groups
-
 from radz_train.training.checkpoint import load_model, load_trainer_state, restore_rng, save_checkpoint
 from radz_train.training.config import TrainConfig
 from radz_train.training.data import ImageReportSet, load_image_report_set, same_text_mask, to_model_input
@@ -74,7 +73,9 @@ class Distributed:
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, data: ImageReportSet | None = None, resume: str | Path | None = None) -> None:
+    def __init__(
+        self, config: TrainConfig, data: ImageReportSet | None = None, resume: str | Path | None = None
+    ) -> None:
         self.config = config
         self.dist = Distributed()
         self.device = pick_device(config.device)
@@ -96,22 +97,36 @@ class Trainer:
 
             model_config = get_model_config(config.model, config.model_overrides)
             corpus = None
-            if model_config.tokenizer.get("type") == "bpe" and config.checkpoint is None and config.language_checkpoint is None:
+            if (
+                model_config.tokenizer.get("type") == "bpe"
+                and config.checkpoint is None
+                and config.language_checkpoint is None
+            ):
                 from radz_train.training.data import read_rows
 
                 corpus = [r["report"] for r in read_rows(config.train_csv)[: config.limit]]
                 # descriptions of the training classes only: an unseen class stays unseen
                 corpus += [self.knowledge[c] for c in self.classes if c in self.knowledge]
-            self.model = create_model(model_config, corpus=corpus, checkpoint=config.checkpoint,
-                                      vision_checkpoint=config.vision_checkpoint,
-                                      language_checkpoint=config.language_checkpoint, seed=config.seed)
+            self.model = create_model(
+                model_config,
+                corpus=corpus,
+                checkpoint=config.checkpoint,
+                vision_checkpoint=config.vision_checkpoint,
+                language_checkpoint=config.language_checkpoint,
+                seed=config.seed,
+            )
         self.model.to(self.device)
         if config.gradient_checkpointing:
             for part in (self.model.decoder, self.model.vision_tower):
                 if hasattr(part, "gradient_checkpointing_enable"):
                     part.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        self.data = data if data is not None else load_image_report_set(
-            config.train_csv, self.classes, self.model.config.image_size, "labeler", config.limit)
+        self.data = (
+            data
+            if data is not None
+            else load_image_report_set(
+                config.train_csv, self.classes, self.model.config.image_size, "labeler", config.limit
+            )
+        )
         self.loss_fn = RadzLoss(self.model.config.tau, config.lam, config.crossed, config.dkam_mode)
         self.optimizer = torch.optim.AdamW(parameter_groups(self.model, config.learning_rates, config.weight_decay))
         self.steps_per_epoch = len(self.data) // config.batch_size
@@ -131,8 +146,9 @@ class Trainer:
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             # Layers after feature_layer (and the final norm) get no gradient: tell DDP.
-            self.ddp_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids,
-                                                                      find_unused_parameters=True)
+            self.ddp_model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=ids, find_unused_parameters=True
+            )
 
     # -- one step -------------------------------------------------------------------------------
     def batch_indices(self, step: int) -> np.ndarray:
@@ -152,8 +168,11 @@ class Trainer:
 
     def micro_step(self, indices: np.ndarray, scale: float) -> dict[str, float]:
         model = self.model
-        images = to_model_input(torch.from_numpy(self.data.images[indices]).to(self.device),
-                                model.config.input["mean"], model.config.input["std"])
+        images = to_model_input(
+            torch.from_numpy(self.data.images[indices]).to(self.device),
+            model.config.input["mean"],
+            model.config.input["std"],
+        )
         reports = [self.data.reports[i] for i in indices]
         text = model.tokenize(reports, device=self.device)
         labels = torch.from_numpy(self.data.labels[indices]).to(self.device)
@@ -182,7 +201,9 @@ class Trainer:
         for chunk in chunks:
             for key, value in self.micro_step(chunk, 1.0 / len(chunks)).items():
                 totals[key] = totals.get(key, 0.0) + value / len(chunks)
-        norm = torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], self.config.max_grad_norm)
+        norm = torch.nn.utils.clip_grad_norm_(
+            [p for p in self.model.parameters() if p.requires_grad], self.config.max_grad_norm
+        )
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
@@ -193,8 +214,14 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------
     def save(self) -> Path:
-        return save_checkpoint(self.out_dir / f"checkpoint-{self.step}", self.model, self.config.to_dict(),
-                               self.step, self.optimizer, self.scheduler)
+        return save_checkpoint(
+            self.out_dir / f"checkpoint-{self.step}",
+            self.model,
+            self.config.to_dict(),
+            self.step,
+            self.optimizer,
+            self.scheduler,
+        )
 
     def fit(self, progress: bool = True) -> Path:
         self.model.train()
@@ -203,9 +230,11 @@ class Trainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "train_config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
             counts = count_parameters(self.model)
-            print(f"model {self.model.config.name}: {counts['total'] / 1e6:.2f}M parameters, "
-                  f"{counts['trainable'] / 1e6:.2f}M trainable; {len(self.data)} samples; "
-                  f"{self.total_steps} steps of {self.config.batch_size} on {self.device}")
+            print(
+                f"model {self.model.config.name}: {counts['total'] / 1e6:.2f}M parameters, "
+                f"{counts['trainable'] / 1e6:.2f}M trainable; {len(self.data)} samples; "
+                f"{self.total_steps} steps of {self.config.batch_size} on {self.device}"
+            )
         bar = None
         if progress and self.dist.main:
             from tqdm import tqdm

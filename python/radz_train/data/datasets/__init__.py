@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from radz_train.data.datasets.base import (UNCERTAIN_POLICIES, ChestDataset, DatasetLayoutError, Record,
-                   normalize_split)
+from radz_train.data.datasets.base import UNCERTAIN_POLICIES, ChestDataset, DatasetLayoutError, Record, normalize_split
 from radz_train.data.datasets.chestxray14 import ChestXray14
 from radz_train.data.datasets.chexpert import CheXpert
 from radz_train.data.datasets.covidx import Covidx
@@ -24,8 +23,15 @@ from radz_train.data.datasets.padchest import PadChest
 from radz_train.data.datasets.rsna_pneumonia import RsnaPneumonia
 from radz_train.data.datasets.siim_acr import SiimAcr
 
-__all__ = ["DATASETS", "load_dataset", "list_datasets", "ChestDataset", "Record",
-           "DatasetLayoutError", "UNCERTAIN_POLICIES"]
+__all__ = [
+    "DATASETS",
+    "load_dataset",
+    "list_datasets",
+    "ChestDataset",
+    "Record",
+    "DatasetLayoutError",
+    "UNCERTAIN_POLICIES",
+]
 
 #: Registry: name -> adapter class (each a ChestDataset subclass taking (root, split, **opts)).
 DATASETS: dict[str, type[ChestDataset]] = {
@@ -39,9 +45,16 @@ DATASETS: dict[str, type[ChestDataset]] = {
 }
 
 # Other names people use for the same datasets.
-_ALIASES = {"mimic": "mimic_cxr", "mimic_cxr_jpg": "mimic_cxr", "nih": "chestxray14",
-            "chestx_ray14": "chestxray14", "nih_chestxray14": "chestxray14",
-            "rsna": "rsna_pneumonia", "siim": "siim_acr", "siim_acr_pneumothorax": "siim_acr"}
+_ALIASES = {
+    "mimic": "mimic_cxr",
+    "mimic_cxr_jpg": "mimic_cxr",
+    "nih": "chestxray14",
+    "chestx_ray14": "chestxray14",
+    "nih_chestxray14": "chestxray14",
+    "rsna": "rsna_pneumonia",
+    "siim": "siim_acr",
+    "siim_acr_pneumothorax": "siim_acr",
+}
 
 
 def list_datasets() -> list[str]:
@@ -57,8 +70,7 @@ def _canonical(name: str) -> str:
     return key
 
 
-def load_dataset(name: str, root: Path | str, split: str | None = None,
-                 **opts) -> ChestDataset:
+def load_dataset(name: str, root: Path | str, split: str | None = None, **opts) -> ChestDataset:
     """Read dataset `name` from `root`; `split` is train / val / test (or None for all) and
     `opts` go to the adapter (frontal_only, check_images, skip_missing, ...)."""
     if split is not None:

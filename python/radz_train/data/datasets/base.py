@@ -43,9 +43,14 @@ UNCERTAIN_POLICIES = ("positive", "negative", "ignore")
 #: Split names used on every Record, whatever the dataset calls them ("validate", "valid", ...).
 SPLITS = ("train", "val", "test")
 _SPLIT_ALIASES = {
-    "train": "train", "training": "train",
-    "val": "val", "valid": "val", "validate": "val", "validation": "val",
-    "test": "test", "testing": "test",
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validate": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
 }
 
 #: How many missing image paths an error message lists before it only gives the count.
@@ -61,8 +66,9 @@ class DatasetLayoutError(FileNotFoundError, ValueError):
     and a ValueError (bad content) so callers can catch either.
     """
 
-    def __init__(self, dataset: str, message: str, *, path: Path | str | None = None,
-                 column: str | None = None) -> None:
+    def __init__(
+        self, dataset: str, message: str, *, path: Path | str | None = None, column: str | None = None
+    ) -> None:
         self.dataset = dataset
         self.path = Path(path) if path is not None else None
         self.column = column
@@ -96,8 +102,7 @@ def normalize_split(split: str | None) -> str | None:
         return None
     key = str(split).strip().lower()
     if key not in _SPLIT_ALIASES:
-        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS} "
-                         f"(aliases: {sorted(_SPLIT_ALIASES)})")
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS} (aliases: {sorted(_SPLIT_ALIASES)})")
     return _SPLIT_ALIASES[key]
 
 
@@ -116,8 +121,7 @@ def parse_label_value(text: str, *, dataset: str, where: str) -> int | None:
     except ValueError:
         value = None
     if value not in (1.0, 0.0, -1.0):
-        raise DatasetLayoutError(dataset, f"{where}: label value {text!r} is not one of "
-                                          "1, 0, -1 or blank")
+        raise DatasetLayoutError(dataset, f"{where}: label value {text!r} is not one of 1, 0, -1 or blank")
     return int(value)
 
 
@@ -133,8 +137,9 @@ def find_file(dataset: str, root: Path, names: Sequence[str], what: str) -> Path
             if candidate.is_file():
                 return candidate
     listed = " or ".join(repr(n) for n in names)
-    raise DatasetLayoutError(dataset, f"missing {what}: expected {listed} (optionally .gz) "
-                                      f"in {root}", path=root / names[0])
+    raise DatasetLayoutError(
+        dataset, f"missing {what}: expected {listed} (optionally .gz) in {root}", path=root / names[0]
+    )
 
 
 def open_text(path: Path) -> io.TextIOBase:
@@ -144,8 +149,7 @@ def open_text(path: Path) -> io.TextIOBase:
     return open(path, encoding="utf-8-sig", newline="")
 
 
-def read_table(dataset: str, path: Path, required: Iterable[str],
-               delimiter: str = ",") -> Iterator[dict[str, str]]:
+def read_table(dataset: str, path: Path, required: Iterable[str], delimiter: str = ",") -> Iterator[dict[str, str]]:
     """Rows of a CSV as dicts keyed by the header names stripped of whitespace.
 
     Stripping matters: SIIM's train-rle.csv header is 'ImageId, EncodedPixels' and the
@@ -157,14 +161,18 @@ def read_table(dataset: str, path: Path, required: Iterable[str],
         try:
             header = [h.strip() for h in next(reader)]
         except StopIteration:
-            raise DatasetLayoutError(dataset, f"{path.name} is empty; expected a header row "
-                                              f"with {sorted(required)}", path=path) from None
+            raise DatasetLayoutError(
+                dataset, f"{path.name} is empty; expected a header row with {sorted(required)}", path=path
+            ) from None
         missing = [c for c in required if c not in header]
         if missing:
             raise DatasetLayoutError(
-                dataset, f"{path.name} has no column {', '.join(repr(c) for c in missing)}; "
-                         f"expected {list(required)}, found {header}",
-                path=path, column=missing[0])
+                dataset,
+                f"{path.name} has no column {', '.join(repr(c) for c in missing)}; "
+                f"expected {list(required)}, found {header}",
+                path=path,
+                column=missing[0],
+            )
         for row in reader:
             if not row or all(not cell.strip() for cell in row):
                 continue  # blank lines at the end of hand-edited files
@@ -187,9 +195,17 @@ class ChestDataset(Sequence[Record]):
 
     name = "dataset"
 
-    def __init__(self, name: str, records: Sequence[Record], classes: Sequence[str],
-                 class_prompts: Mapping[str, str] | None = None, *, task: str = "multilabel",
-                 root: Path | str | None = None, info: Mapping | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        records: Sequence[Record],
+        classes: Sequence[str],
+        class_prompts: Mapping[str, str] | None = None,
+        *,
+        task: str = "multilabel",
+        root: Path | str | None = None,
+        info: Mapping | None = None,
+    ) -> None:
         self.name = name
         self.records = list(records)
         self.classes = tuple(classes)
@@ -214,15 +230,24 @@ class ChestDataset(Sequence[Record]):
         return iter(self.records)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(name={self.name!r}, records={len(self)}, "
-                f"classes={len(self.classes)}, root={str(self.root) if self.root else None!r})")
+        return (
+            f"{type(self).__name__}(name={self.name!r}, records={len(self)}, "
+            f"classes={len(self.classes)}, root={str(self.root) if self.root else None!r})"
+        )
 
-    def subset(self, indices: Iterable[int]) -> "ChestDataset":
+    def subset(self, indices: Iterable[int]) -> ChestDataset:
         """A plain ChestDataset with the chosen records and the same classes and prompts."""
-        return ChestDataset(self.name, [self.records[i] for i in indices], self.classes,
-                            self.class_prompts, task=self.task, root=self.root, info=self.info)
+        return ChestDataset(
+            self.name,
+            [self.records[i] for i in indices],
+            self.classes,
+            self.class_prompts,
+            task=self.task,
+            root=self.root,
+            info=self.info,
+        )
 
-    def split(self, split: str) -> "ChestDataset":
+    def split(self, split: str) -> ChestDataset:
         """The records of one split (train / val / test or an alias such as 'validate')."""
         wanted = normalize_split(split)
         return self.subset(i for i, r in enumerate(self.records) if r.split == wanted)
@@ -268,9 +293,16 @@ class ChestDataset(Sequence[Record]):
         }
 
 
-def select_records(dataset: str, records: list[Record], *, split: str | None,
-                   check_images: bool, skip_missing: bool, has_splits: bool = True,
-                   info: dict | None = None) -> list[Record]:
+def select_records(
+    dataset: str,
+    records: list[Record],
+    *,
+    split: str | None,
+    check_images: bool,
+    skip_missing: bool,
+    has_splits: bool = True,
+    info: dict | None = None,
+) -> list[Record]:
     """Keep the requested split, then check that the image files exist (adapters call this).
 
     With check_images, missing images raise one DatasetLayoutError that lists the first few
@@ -278,14 +310,14 @@ def select_records(dataset: str, records: list[Record], *, split: str | None,
     """
     if split is not None:
         if not has_splits:
-            raise ValueError(f"{dataset} has no official split; load it with split=None "
-                             "and split it yourself (e.g. by patient_id)")
+            raise ValueError(
+                f"{dataset} has no official split; load it with split=None and split it yourself (e.g. by patient_id)"
+            )
         wanted = normalize_split(split)
         kept = [r for r in records if r.split == wanted]
         if records and not kept:
             present = sorted({r.split or "none" for r in records})
-            raise ValueError(f"{dataset} has no records in split {wanted!r}; "
-                             f"splits present: {present}")
+            raise ValueError(f"{dataset} has no records in split {wanted!r}; splits present: {present}")
         records = kept
     if not check_images and not skip_missing:
         return records
@@ -294,13 +326,14 @@ def select_records(dataset: str, records: list[Record], *, split: str | None,
         (present if record.image_path.is_file() else missing).append(record)
     if missing and not skip_missing:
         shown = ", ".join(str(r.image_path) for r in missing[:_MISSING_SHOWN])
-        more = (f" (and {len(missing) - _MISSING_SHOWN} more)"
-                if len(missing) > _MISSING_SHOWN else "")
+        more = f" (and {len(missing) - _MISSING_SHOWN} more)" if len(missing) > _MISSING_SHOWN else ""
         raise DatasetLayoutError(
-            dataset, f"{len(missing)} of {len(records)} image files listed in the labels are "
-                     f"missing: {shown}{more}. Pass skip_missing=True to drop them or "
-                     "check_images=False to not look.",
-            path=missing[0].image_path)
+            dataset,
+            f"{len(missing)} of {len(records)} image files listed in the labels are "
+            f"missing: {shown}{more}. Pass skip_missing=True to drop them or "
+            "check_images=False to not look.",
+            path=missing[0].image_path,
+        )
     if missing and info is not None:
         info["skipped_missing_images"] = len(missing)
     return present

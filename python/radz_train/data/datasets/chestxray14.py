@@ -20,14 +20,31 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from radz_train.data.datasets.base import (ChestDataset, DatasetLayoutError, Record, find_file, read_table,
-                   select_records)
+from radz_train.data.datasets.base import (
+    ChestDataset,
+    DatasetLayoutError,
+    Record,
+    find_file,
+    read_table,
+    select_records,
+)
 
 __all__ = ["ChestXray14", "NIH_CLASSES", "NIH_PROMPTS"]
 
 NIH_CLASSES = (
-    "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
-    "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening",
+    "Atelectasis",
+    "Cardiomegaly",
+    "Effusion",
+    "Infiltration",
+    "Mass",
+    "Nodule",
+    "Pneumonia",
+    "Pneumothorax",
+    "Consolidation",
+    "Edema",
+    "Emphysema",
+    "Fibrosis",
+    "Pleural_Thickening",
     "Hernia",
 )
 NIH_PROMPTS = {
@@ -78,8 +95,9 @@ class ChestXray14(ChestDataset):
 
     name = "chestxray14"
 
-    def __init__(self, root: Path | str, split: str | None = None, *,
-                 check_images: bool = True, skip_missing: bool = False) -> None:
+    def __init__(
+        self, root: Path | str, split: str | None = None, *, check_images: bool = True, skip_missing: bool = False
+    ) -> None:
         root = Path(root)
         labels_csv = find_file(self.name, root, LABELS_CSV, "the label file")
         split_of = self._read_split_lists(root, required=split is not None)
@@ -89,34 +107,48 @@ class ChestXray14(ChestDataset):
         for line, row in enumerate(read_table(self.name, labels_csv, columns), start=2):
             image = row["Image Index"].strip()
             labels = self._parse_findings(row["Finding Labels"], f"{labels_csv.name} line {line}")
-            records.append(Record(
-                image_path=images.get(image, root / "images" / image), labels=labels,
-                report=None, split=split_of.get(image),
-                patient_id=row["Patient ID"].strip() or None, study_id=Path(image).stem,
-                meta={"image_index": image, "finding_labels": row["Finding Labels"].strip(),
-                      "follow_up": row.get("Follow-up #", "").strip() or None,
-                      "age": row.get("Patient Age", "").strip() or None,
-                      "sex": row.get("Patient Gender", "").strip() or None,
-                      "view": row.get("View Position", "").strip() or None}))
+            records.append(
+                Record(
+                    image_path=images.get(image, root / "images" / image),
+                    labels=labels,
+                    report=None,
+                    split=split_of.get(image),
+                    patient_id=row["Patient ID"].strip() or None,
+                    study_id=Path(image).stem,
+                    meta={
+                        "image_index": image,
+                        "finding_labels": row["Finding Labels"].strip(),
+                        "follow_up": row.get("Follow-up #", "").strip() or None,
+                        "age": row.get("Patient Age", "").strip() or None,
+                        "sex": row.get("Patient Gender", "").strip() or None,
+                        "view": row.get("View Position", "").strip() or None,
+                    },
+                )
+            )
         info: dict = {}
-        records = select_records(self.name, records, split=split, check_images=check_images,
-                                 skip_missing=skip_missing, info=info)
+        records = select_records(
+            self.name, records, split=split, check_images=check_images, skip_missing=skip_missing, info=info
+        )
         super().__init__(self.name, records, NIH_CLASSES, NIH_PROMPTS, root=root, info=info)
 
     def _parse_findings(self, text: str, where: str) -> dict[str, int]:
         names = [n.strip() for n in text.split("|") if n.strip()]
         if not names:
-            raise DatasetLayoutError(self.name, f"{where}: empty 'Finding Labels'; expected "
-                                                f"'{NO_FINDING}' or '|'-separated findings",
-                                     column="Finding Labels")
+            raise DatasetLayoutError(
+                self.name,
+                f"{where}: empty 'Finding Labels'; expected '{NO_FINDING}' or '|'-separated findings",
+                column="Finding Labels",
+            )
         labels = dict.fromkeys(NIH_CLASSES, 0)
         for name in names:
             if name == NO_FINDING:
                 continue
             if name not in labels:
-                raise DatasetLayoutError(self.name, f"{where}: unknown finding {name!r} in "
-                                                    f"'Finding Labels'; expected {NIH_CLASSES}",
-                                         column="Finding Labels")
+                raise DatasetLayoutError(
+                    self.name,
+                    f"{where}: unknown finding {name!r} in 'Finding Labels'; expected {NIH_CLASSES}",
+                    column="Finding Labels",
+                )
             labels[name] = 1
         return labels
 

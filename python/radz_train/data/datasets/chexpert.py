@@ -21,20 +21,38 @@ from __future__ import annotations
 import re
 from pathlib import Path, PurePosixPath
 
-from radz_train.data.datasets.base import (ChestDataset, DatasetLayoutError, Record, find_file, normalize_split,
-                   parse_label_value, read_table, select_records)
+from radz_train.data.datasets.base import (
+    ChestDataset,
+    DatasetLayoutError,
+    Record,
+    find_file,
+    normalize_split,
+    parse_label_value,
+    read_table,
+    select_records,
+)
 
 __all__ = ["CheXpert", "CHEXPERT_CLASSES", "COMPETITION_CLASSES", "CHEXPERT_PROMPTS"]
 
 #: The 14 CheXpert observations in CSV order (MIMIC-CXR-JPG uses the same names).
 CHEXPERT_CLASSES = (
-    "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion",
-    "Edema", "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion",
-    "Pleural Other", "Fracture", "Support Devices",
+    "No Finding",
+    "Enlarged Cardiomediastinum",
+    "Cardiomegaly",
+    "Lung Opacity",
+    "Lung Lesion",
+    "Edema",
+    "Consolidation",
+    "Pneumonia",
+    "Atelectasis",
+    "Pneumothorax",
+    "Pleural Effusion",
+    "Pleural Other",
+    "Fracture",
+    "Support Devices",
 )
 #: The 5 observations of the CheXpert competition (Irvin et al. 2019).
-COMPETITION_CLASSES = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema",
-                       "Pleural Effusion")
+COMPETITION_CLASSES = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
 
 CHEXPERT_PROMPTS = {
     "No Finding": "no acute findings",
@@ -53,8 +71,7 @@ CHEXPERT_PROMPTS = {
     "Support Devices": "support devices",
 }
 
-_CSV_BY_SPLIT = {"train": ("train.csv",), "val": ("valid.csv",),
-                 "test": ("test.csv", "test_labels.csv")}
+_CSV_BY_SPLIT = {"train": ("train.csv",), "val": ("valid.csv",), "test": ("test.csv", "test_labels.csv")}
 _PATIENT = re.compile(r"(patient\d+)")
 _STUDY = re.compile(r"(patient\d+)/(study\d+)")
 
@@ -89,9 +106,16 @@ class CheXpert(ChestDataset):
 
     name = "chexpert"
 
-    def __init__(self, root: Path | str, split: str | None = None, *, labels: str = "all",
-                 frontal_only: bool = False, check_images: bool = True,
-                 skip_missing: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path | str,
+        split: str | None = None,
+        *,
+        labels: str = "all",
+        frontal_only: bool = False,
+        check_images: bool = True,
+        skip_missing: bool = False,
+    ) -> None:
         if labels not in ("all", "competition"):
             raise ValueError(f"labels must be 'all' or 'competition', not {labels!r}")
         classes = CHEXPERT_CLASSES if labels == "all" else COMPETITION_CLASSES
@@ -100,18 +124,23 @@ class CheXpert(ChestDataset):
         records: list[Record] = []
         for part in (wanted,) if wanted else ("train", "val", "test"):
             names = _CSV_BY_SPLIT[part]
-            if part == "test" and wanted is None and not any(
-                    (root / n).is_file() or (root / f"{n}.gz").is_file() for n in names):
+            if (
+                part == "test"
+                and wanted is None
+                and not any((root / n).is_file() or (root / f"{n}.gz").is_file() for n in names)
+            ):
                 continue  # the test set is distributed separately
             csv_file = find_file(self.name, root, names, f"the {part} label CSV")
             records += self._read_csv(root, csv_file, part, classes, frontal_only)
         info: dict = {}
-        records = select_records(self.name, records, split=None, check_images=check_images,
-                                 skip_missing=skip_missing, info=info)
+        records = select_records(
+            self.name, records, split=None, check_images=check_images, skip_missing=skip_missing, info=info
+        )
         super().__init__(self.name, records, classes, CHEXPERT_PROMPTS, root=root, info=info)
 
-    def _read_csv(self, root: Path, csv_file: Path, split: str, classes: tuple[str, ...],
-                  frontal_only: bool) -> list[Record]:
+    def _read_csv(
+        self, root: Path, csv_file: Path, split: str, classes: tuple[str, ...], frontal_only: bool
+    ) -> list[Record]:
         # train/valid carry all 14 columns; the separately distributed test CSV may not
         required = ["Path"] + (list(classes) if split != "test" else [])
         if frontal_only:
@@ -124,22 +153,29 @@ class CheXpert(ChestDataset):
             where = f"{csv_file.name} line {line}"
             labels = {}
             for cls in classes:
-                value = parse_label_value(row.get(cls, ""), dataset=self.name,
-                                          where=f"{where} column {cls!r}")
+                value = parse_label_value(row.get(cls, ""), dataset=self.name, where=f"{where} column {cls!r}")
                 if value is not None:
                     labels[cls] = value
             rel = row["Path"].strip()
             if not rel:
-                raise DatasetLayoutError(self.name, f"{where}: empty Path", path=csv_file,
-                                         column="Path")
+                raise DatasetLayoutError(self.name, f"{where}: empty Path", path=csv_file, column="Path")
             patient = _PATIENT.search(rel)
             study = _STUDY.search(rel)
-            records.append(Record(
-                image_path=image_path(root, rel), labels=labels, report=None, split=split,
-                patient_id=patient.group(1) if patient else None,
-                study_id="/".join(study.groups()) if study else None,
-                meta={"path": rel, "view": view or None,
-                      "ap_pa": row.get("AP/PA", "").strip() or None,
-                      "sex": row.get("Sex", "").strip() or None,
-                      "age": row.get("Age", "").strip() or None}))
+            records.append(
+                Record(
+                    image_path=image_path(root, rel),
+                    labels=labels,
+                    report=None,
+                    split=split,
+                    patient_id=patient.group(1) if patient else None,
+                    study_id="/".join(study.groups()) if study else None,
+                    meta={
+                        "path": rel,
+                        "view": view or None,
+                        "ap_pa": row.get("AP/PA", "").strip() or None,
+                        "sex": row.get("Sex", "").strip() or None,
+                        "age": row.get("Age", "").strip() or None,
+                    },
+                )
+            )
         return records

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from radz_train.data.datasets.base import (ChestDataset, DatasetLayoutError, Record, normalize_split, select_records)
+from radz_train.data.datasets.base import ChestDataset, DatasetLayoutError, Record, normalize_split, select_records
 
 __all__ = ["Covidx", "BINARY_CLASSES", "THREE_CLASSES"]
 
@@ -33,8 +33,7 @@ BINARY_CLASSES = ("COVID-19",)
 THREE_CLASSES = ("normal", "pneumonia", "COVID-19")
 _BINARY = {"positive": 1, "negative": 0}
 _THREE = {"normal": "normal", "pneumonia": "pneumonia", "covid-19": "COVID-19"}
-PROMPTS = {"COVID-19": "COVID-19 pneumonia", "normal": "no abnormalities",
-           "pneumonia": "pneumonia"}
+PROMPTS = {"COVID-19": "COVID-19 pneumonia", "normal": "no abnormalities", "pneumonia": "pneumonia"}
 _IMAGE_DIR = {"train": "train", "val": "val", "test": "test"}
 
 
@@ -43,8 +42,7 @@ def find_label_file(dataset: str, root: Path, split: str, explicit: str | None) 
     if explicit is not None:
         path = root / explicit
         if not path.is_file():
-            raise DatasetLayoutError(dataset, f"missing label file {explicit} for split "
-                                              f"{split!r} in {root}", path=path)
+            raise DatasetLayoutError(dataset, f"missing label file {explicit} for split {split!r} in {root}", path=path)
         return path
     names = {"train": ["train.txt"], "val": ["val.txt", "valid.txt"], "test": ["test.txt"]}[split]
     for name in names:
@@ -54,12 +52,18 @@ def find_label_file(dataset: str, root: Path, split: str, explicit: str | None) 
     if len(versioned) == 1:
         return versioned[0]
     if len(versioned) > 1:
-        raise DatasetLayoutError(dataset, f"several {split} label files in {root}: "
-                                          f"{[p.name for p in versioned]}; choose one with "
-                                          f"label_files={{'{split}': ...}}", path=versioned[0])
-    raise DatasetLayoutError(dataset, f"missing label file for split {split!r}: expected "
-                                      f"{' or '.join(names)} or {split}_COVIDx*.txt in {root}",
-                             path=root / names[0])
+        raise DatasetLayoutError(
+            dataset,
+            f"several {split} label files in {root}: "
+            f"{[p.name for p in versioned]}; choose one with "
+            f"label_files={{'{split}': ...}}",
+            path=versioned[0],
+        )
+    raise DatasetLayoutError(
+        dataset,
+        f"missing label file for split {split!r}: expected {' or '.join(names)} or {split}_COVIDx*.txt in {root}",
+        path=root / names[0],
+    )
 
 
 def parse_line(dataset: str, tokens: list[str], where: str) -> tuple[str, str, str, str | None, int]:
@@ -69,9 +73,12 @@ def parse_line(dataset: str, tokens: list[str], where: str) -> tuple[str, str, s
         return tokens[0], " ".join(tokens[1:-1]), tokens[-1], None, 3
     if len(tokens) >= 4 and tokens[-2].lower() in known:
         return tokens[0], " ".join(tokens[1:-2]), tokens[-2], tokens[-1], 4
-    raise DatasetLayoutError(dataset, f"{where}: expected 'patient_id filename class [source]' "
-                                      f"with class one of positive/negative/normal/pneumonia/"
-                                      f"COVID-19, got {' '.join(tokens)!r}")
+    raise DatasetLayoutError(
+        dataset,
+        f"{where}: expected 'patient_id filename class [source]' "
+        f"with class one of positive/negative/normal/pneumonia/"
+        f"COVID-19, got {' '.join(tokens)!r}",
+    )
 
 
 class Covidx(ChestDataset):
@@ -84,15 +91,20 @@ class Covidx(ChestDataset):
 
     name = "covidx"
 
-    def __init__(self, root: Path | str, split: str | None = None, *,
-                 label_files: dict[str, str] | None = None, check_images: bool = True,
-                 skip_missing: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path | str,
+        split: str | None = None,
+        *,
+        label_files: dict[str, str] | None = None,
+        check_images: bool = True,
+        skip_missing: bool = False,
+    ) -> None:
         root = Path(root)
         label_files = {normalize_split(k): v for k, v in (label_files or {}).items()}
         wanted = normalize_split(split)
         parts = [wanted] if wanted else ["train", "test"]
-        if wanted is None and ("val" in label_files or any(
-                (root / n).is_file() for n in ("val.txt", "valid.txt"))):
+        if wanted is None and ("val" in label_files or any((root / n).is_file() for n in ("val.txt", "valid.txt"))):
             parts.insert(1, "val")
         rows, layouts = [], set()
         for part in parts:
@@ -101,14 +113,18 @@ class Covidx(ChestDataset):
                 if not line.strip():
                     continue
                 pid, filename, label, source, columns = parse_line(
-                    self.name, line.split(), f"{path.name} line {number}")
+                    self.name, line.split(), f"{path.name} line {number}"
+                )
                 layouts.add(columns)
                 rows.append((part, pid, filename, label, source, f"{path.name} line {number}"))
         kinds = {"binary" if r[3].lower() in _BINARY else "three-class" for r in rows}
         if len(kinds) > 1:
-            raise DatasetLayoutError(self.name, "label files mix binary (positive/negative) and "
-                                                "three-class (normal/pneumonia/COVID-19) labels; "
-                                                "choose files of one version with label_files=")
+            raise DatasetLayoutError(
+                self.name,
+                "label files mix binary (positive/negative) and "
+                "three-class (normal/pneumonia/COVID-19) labels; "
+                "choose files of one version with label_files=",
+            )
         binary = kinds == {"binary"}
         records = []
         for part, pid, filename, label, source, _where in rows:
@@ -117,11 +133,27 @@ class Covidx(ChestDataset):
             else:
                 labels = dict.fromkeys(THREE_CLASSES, 0)
                 labels[_THREE[label.lower()]] = 1
-            records.append(Record(image_path=root / _IMAGE_DIR[part] / filename, labels=labels,
-                                  report=None, split=part, patient_id=pid, study_id=None,
-                                  meta={"filename": filename, "label": label, "source": source}))
+            records.append(
+                Record(
+                    image_path=root / _IMAGE_DIR[part] / filename,
+                    labels=labels,
+                    report=None,
+                    split=part,
+                    patient_id=pid,
+                    study_id=None,
+                    meta={"filename": filename, "label": label, "source": source},
+                )
+            )
         info = {"columns": sorted(layouts), "labels": "binary" if binary else "three-class"}
-        records = select_records(self.name, records, split=None, check_images=check_images,
-                                 skip_missing=skip_missing, info=info)
-        super().__init__(self.name, records, BINARY_CLASSES if binary else THREE_CLASSES,
-                         PROMPTS, task="binary" if binary else "multiclass", root=root, info=info)
+        records = select_records(
+            self.name, records, split=None, check_images=check_images, skip_missing=skip_missing, info=info
+        )
+        super().__init__(
+            self.name,
+            records,
+            BINARY_CLASSES if binary else THREE_CLASSES,
+            PROMPTS,
+            task="binary" if binary else "multiclass",
+            root=root,
+            info=info,
+        )

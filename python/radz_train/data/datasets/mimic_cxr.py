@@ -24,8 +24,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from radz_train.data.datasets.base import (ChestDataset, DatasetLayoutError, Record, find_file, normalize_split,
-                   parse_label_value, read_table, select_records)
+from radz_train.data.datasets.base import (
+    ChestDataset,
+    DatasetLayoutError,
+    Record,
+    find_file,
+    normalize_split,
+    parse_label_value,
+    read_table,
+    select_records,
+)
 from radz_train.data.datasets.chexpert import CHEXPERT_CLASSES, CHEXPERT_PROMPTS
 
 __all__ = ["MimicCxr", "parse_report_sections", "report_text", "FRONTAL_VIEWS"]
@@ -41,8 +49,14 @@ FRONTAL_VIEWS = frozenset({"PA", "AP"})
 # ("FINDINGS:", "IMPRESSION:", "PA AND LATERAL VIEWS OF THE CHEST:", "WET READ:").
 _HEADER = re.compile(r"^[ \t]*([A-Z][A-Z0-9 ,&/()\-]*?)[ \t]*:", re.MULTILINE)
 _FINDINGS = {"FINDINGS", "FINDING"}
-_IMPRESSION = {"IMPRESSION", "IMPRESSIONS", "CONCLUSION", "CONCLUSIONS",
-               "FINDINGS AND IMPRESSION", "FINDINGS/IMPRESSION"}
+_IMPRESSION = {
+    "IMPRESSION",
+    "IMPRESSIONS",
+    "CONCLUSION",
+    "CONCLUSIONS",
+    "FINDINGS AND IMPRESSION",
+    "FINDINGS/IMPRESSION",
+}
 
 
 def _clean(text: str) -> str:
@@ -59,7 +73,7 @@ def parse_report_sections(text: str) -> dict[str, str]:
     sections: dict[str, str] = {}
     for i, match in enumerate(headers):
         end = headers[i + 1].start() if i + 1 < len(headers) else len(text)
-        body = _clean(text[match.end():end])
+        body = _clean(text[match.end() : end])
         name = " ".join(match.group(1).split())
         key = "findings" if name in _FINDINGS else "impression" if name in _IMPRESSION else None
         if key and body:
@@ -105,10 +119,17 @@ class MimicCxr(ChestDataset):
 
     name = "mimic_cxr"
 
-    def __init__(self, root: Path | str, split: str | None = None, *,
-                 frontal_only: bool = False, reports: bool = True,
-                 reports_root: Path | str | None = None, check_images: bool = True,
-                 skip_missing: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path | str,
+        split: str | None = None,
+        *,
+        frontal_only: bool = False,
+        reports: bool = True,
+        reports_root: Path | str | None = None,
+        check_images: bool = True,
+        skip_missing: bool = False,
+    ) -> None:
         root = Path(root)
         reports_root = Path(reports_root) if reports_root is not None else root
         split_csv = find_file(self.name, root, [SPLIT_CSV], "the official split file")
@@ -125,9 +146,12 @@ class MimicCxr(ChestDataset):
             try:
                 row_split = normalize_split(row["split"])
             except ValueError:
-                raise DatasetLayoutError(self.name, f"{split_csv.name} line {line}: split "
-                                         f"{row['split']!r} is not train/validate/test",
-                                         path=split_csv, column="split") from None
+                raise DatasetLayoutError(
+                    self.name,
+                    f"{split_csv.name} line {line}: split {row['split']!r} is not train/validate/test",
+                    path=split_csv,
+                    column="split",
+                ) from None
             if wanted is not None and row_split != wanted:
                 continue
             view = views.get(dicom_id)
@@ -139,26 +163,30 @@ class MimicCxr(ChestDataset):
                 if study not in report_cache:
                     report_cache[study] = self._read_report(reports_root, subject, study)
                 report, sections = report_cache[study]
-            records.append(Record(
-                image_path=folder / f"{dicom_id}.jpg", labels=dict(labels.get(study, {})),
-                report=report, split=row_split, patient_id=subject, study_id=study,
-                meta={"dicom_id": dicom_id, "view": view, "report_sections": sections}))
+            records.append(
+                Record(
+                    image_path=folder / f"{dicom_id}.jpg",
+                    labels=dict(labels.get(study, {})),
+                    report=report,
+                    split=row_split,
+                    patient_id=subject,
+                    study_id=study,
+                    meta={"dicom_id": dicom_id, "view": view, "report_sections": sections},
+                )
+            )
         info = {"reports_found": sum(1 for r in report_cache.values() if r[0] is not None)}
-        records = select_records(self.name, records, split=None, check_images=check_images,
-                                 skip_missing=skip_missing, info=info)
-        super().__init__(self.name, records, CHEXPERT_CLASSES, CHEXPERT_PROMPTS, root=root,
-                         info=info)
+        records = select_records(
+            self.name, records, split=None, check_images=check_images, skip_missing=skip_missing, info=info
+        )
+        super().__init__(self.name, records, CHEXPERT_CLASSES, CHEXPERT_PROMPTS, root=root, info=info)
 
     def _read_labels(self, path: Path) -> dict[str, dict[str, int]]:
         """study_id -> {class: 1/0/-1}; blank cells stay out of the dict."""
         labels = {}
-        for line, row in enumerate(read_table(self.name, path,
-                                              ["subject_id", "study_id", *CHEXPERT_CLASSES]),
-                                   start=2):
+        for line, row in enumerate(read_table(self.name, path, ["subject_id", "study_id", *CHEXPERT_CLASSES]), start=2):
             study_labels = {}
             for cls in CHEXPERT_CLASSES:
-                value = parse_label_value(row[cls], dataset=self.name,
-                                          where=f"{path.name} line {line} column {cls!r}")
+                value = parse_label_value(row[cls], dataset=self.name, where=f"{path.name} line {line} column {cls!r}")
                 if value is not None:
                     study_labels[cls] = value
             labels[_id(row["study_id"])] = study_labels
@@ -166,13 +194,13 @@ class MimicCxr(ChestDataset):
 
     def _read_views(self, root: Path, *, required: bool) -> dict[str, str]:
         """dicom_id -> ViewPosition from the metadata CSV (empty if absent and not required)."""
-        if not required and not any((root / n).is_file()
-                                    for n in (METADATA_CSV, f"{METADATA_CSV}.gz")):
+        if not required and not any((root / n).is_file() for n in (METADATA_CSV, f"{METADATA_CSV}.gz")):
             return {}
-        path = find_file(self.name, root, [METADATA_CSV],
-                         "the metadata file (ViewPosition, needed for frontal_only)")
-        return {row["dicom_id"].strip(): row["ViewPosition"].strip().upper()
-                for row in read_table(self.name, path, ["dicom_id", "ViewPosition"])}
+        path = find_file(self.name, root, [METADATA_CSV], "the metadata file (ViewPosition, needed for frontal_only)")
+        return {
+            row["dicom_id"].strip(): row["ViewPosition"].strip().upper()
+            for row in read_table(self.name, path, ["dicom_id", "ViewPosition"])
+        }
 
     @staticmethod
     def _read_report(reports_root: Path, subject: str, study: str) -> tuple[str | None, dict]:

@@ -27,20 +27,25 @@ import ast
 from collections import Counter
 from pathlib import Path
 
-from radz_train.data.datasets.base import (ChestDataset, DatasetLayoutError, Record, find_file, read_table,
-                   select_records)
+from radz_train.data.datasets.base import (
+    ChestDataset,
+    DatasetLayoutError,
+    Record,
+    find_file,
+    read_table,
+    select_records,
+)
 
 __all__ = ["PadChest", "parse_label_list"]
 
-LABELS_CSV = ("PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv",
-              "PADCHEST_chest_x_ray_images_labels_160K.csv")
+LABELS_CSV = ("PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv", "PADCHEST_chest_x_ray_images_labels_160K.csv")
 FRONTAL_PROJECTIONS = frozenset({"PA", "AP", "AP_HORIZONTAL"})
 NOT_FINDINGS = frozenset({"exclude", "suboptimal study"})
 PROMPTS = {"normal": "no abnormalities", "copd signs": "signs of COPD"}
 
 
 def parse_label_list(text: str, *, dataset: str = "padchest", where: str = "") -> list[str]:
-    """"['a', ' B']" -> ['a', 'b']: literal_eval, strip, lower-case, drop empties."""
+    """ "['a', ' B']" -> ['a', 'b']: literal_eval, strip, lower-case, drop empties."""
     text = text.strip()
     if not text or text.lower() == "nan":
         return []
@@ -49,8 +54,9 @@ def parse_label_list(text: str, *, dataset: str = "padchest", where: str = "") -
     except (ValueError, SyntaxError):
         value = None
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise DatasetLayoutError(dataset, f"{where}: Labels {text[:80]!r} is not a Python list "
-                                          "of strings", column="Labels")
+        raise DatasetLayoutError(
+            dataset, f"{where}: Labels {text[:80]!r} is not a Python list of strings", column="Labels"
+        )
     names = []
     for name in (" ".join(v.split()).lower() for v in value):
         if name and name not in names:
@@ -83,9 +89,16 @@ class PadChest(ChestDataset):
 
     name = "padchest"
 
-    def __init__(self, root: Path | str, split: str | None = None, *, min_count: int = 1,
-                 frontal_only: bool = False, check_images: bool = True,
-                 skip_missing: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path | str,
+        split: str | None = None,
+        *,
+        min_count: int = 1,
+        frontal_only: bool = False,
+        check_images: bool = True,
+        skip_missing: bool = False,
+    ) -> None:
         if min_count < 1:
             raise ValueError(f"min_count must be >= 1, not {min_count}")
         root = Path(root)
@@ -96,8 +109,7 @@ class PadChest(ChestDataset):
             projection = row.get("Projection", "").strip()
             if frontal_only and projection.upper() not in FRONTAL_PROJECTIONS:
                 continue
-            names = parse_label_list(row["Labels"], dataset=self.name,
-                                     where=f"{csv_path.name} line {line}")
+            names = parse_label_list(row["Labels"], dataset=self.name, where=f"{csv_path.name} line {line}")
             parsed.append((row, projection, names))
         # only images whose row was read are counted, so frontal_only changes the vocabulary
         counts = Counter(n for _row, _p, names in parsed for n in names if n not in NOT_FINDINGS)
@@ -107,15 +119,30 @@ class PadChest(ChestDataset):
             findings = [n for n in names if n not in NOT_FINDINGS]
             labels = {c: int(c in findings) for c in classes} if findings else {}
             image_id = row["ImageID"].strip()
-            records.append(Record(
-                image_path=resolve_image(root, row["ImageDir"], image_id,
-                                         probe=check_images or skip_missing), labels=labels,
-                report=row.get("Report", "").strip() or None, split=None,
-                patient_id=row.get("PatientID", "").strip() or None,
-                study_id=row.get("StudyID", "").strip() or None,
-                meta={"image_id": image_id, "projection": projection or None,
-                      "labels": names, "flags": [n for n in names if n in NOT_FINDINGS]}))
+            records.append(
+                Record(
+                    image_path=resolve_image(root, row["ImageDir"], image_id, probe=check_images or skip_missing),
+                    labels=labels,
+                    report=row.get("Report", "").strip() or None,
+                    split=None,
+                    patient_id=row.get("PatientID", "").strip() or None,
+                    study_id=row.get("StudyID", "").strip() or None,
+                    meta={
+                        "image_id": image_id,
+                        "projection": projection or None,
+                        "labels": names,
+                        "flags": [n for n in names if n in NOT_FINDINGS],
+                    },
+                )
+            )
         info = {"vocabulary": len(counts), "min_count": min_count}
-        records = select_records(self.name, records, split=split, check_images=check_images,
-                                 skip_missing=skip_missing, has_splits=False, info=info)
+        records = select_records(
+            self.name,
+            records,
+            split=split,
+            check_images=check_images,
+            skip_missing=skip_missing,
+            has_splits=False,
+            info=info,
+        )
         super().__init__(self.name, records, classes, PROMPTS, root=root, info=info)

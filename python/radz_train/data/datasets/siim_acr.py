@@ -19,8 +19,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from radz_train.data.datasets.base import (ChestDataset, DatasetLayoutError, Record, find_file, read_table,
-                   select_records)
+from radz_train.data.datasets.base import (
+    ChestDataset,
+    DatasetLayoutError,
+    Record,
+    find_file,
+    read_table,
+    select_records,
+)
 
 __all__ = ["SiimAcr", "index_dicoms"]
 
@@ -36,9 +42,10 @@ def index_dicoms(folder: Path) -> dict[str, tuple[Path, str | None, str | None]]
         rel = Path(dirpath).relative_to(folder).parts
         for name in files:
             if name.lower().endswith(".dcm"):
-                found.setdefault(name[:-4], (Path(dirpath) / name,
-                                             rel[0] if len(rel) > 0 else None,
-                                             rel[1] if len(rel) > 1 else None))
+                found.setdefault(
+                    name[:-4],
+                    (Path(dirpath) / name, rel[0] if len(rel) > 0 else None, rel[1] if len(rel) > 1 else None),
+                )
     return found
 
 
@@ -52,36 +59,59 @@ class SiimAcr(ChestDataset):
 
     name = "siim_acr"
 
-    def __init__(self, root: Path | str, split: str | None = None, *, rle_csv: str = RLE_CSV,
-                 images_dir: str = IMAGES_DIR, check_images: bool = True,
-                 skip_missing: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path | str,
+        split: str | None = None,
+        *,
+        rle_csv: str = RLE_CSV,
+        images_dir: str = IMAGES_DIR,
+        check_images: bool = True,
+        skip_missing: bool = False,
+    ) -> None:
         root = Path(root)
         csv_path = find_file(self.name, root, [rle_csv], "the RLE label file")
         if (check_images or skip_missing) and not (root / images_dir).is_dir():
-            raise DatasetLayoutError(self.name, f"missing image folder {images_dir}/ in {root}; "
-                                                "expected STUDY/SERIES/<ImageId>.dcm below it",
-                                     path=root / images_dir)
+            raise DatasetLayoutError(
+                self.name,
+                f"missing image folder {images_dir}/ in {root}; expected STUDY/SERIES/<ImageId>.dcm below it",
+                path=root / images_dir,
+            )
         rles: dict[str, list[str]] = {}
-        for line, row in enumerate(read_table(self.name, csv_path, ["ImageId", "EncodedPixels"]),
-                                   start=2):
+        for line, row in enumerate(read_table(self.name, csv_path, ["ImageId", "EncodedPixels"]), start=2):
             image_id, rle = row["ImageId"].strip(), row["EncodedPixels"].strip()
             if not image_id or not rle:
-                raise DatasetLayoutError(self.name, f"{csv_path.name} line {line}: empty ImageId "
-                                                    "or EncodedPixels (expected '-1' or an RLE)",
-                                         path=csv_path)
+                raise DatasetLayoutError(
+                    self.name,
+                    f"{csv_path.name} line {line}: empty ImageId or EncodedPixels (expected '-1' or an RLE)",
+                    path=csv_path,
+                )
             rles.setdefault(image_id, [])
             if rle != "-1":
                 rles[image_id].append(rle)
         dicoms = index_dicoms(root / images_dir) if (root / images_dir).is_dir() else {}
         records = []
         for image_id, masks in rles.items():
-            path, study, series = dicoms.get(image_id, (root / images_dir / f"{image_id}.dcm",
-                                                        None, None))
-            records.append(Record(image_path=path, labels={CLASS: 1 if masks else 0},
-                                  report=None, split=None, patient_id=None, study_id=study,
-                                  meta={"image_id": image_id, "series": series, "rle": masks}))
+            path, study, series = dicoms.get(image_id, (root / images_dir / f"{image_id}.dcm", None, None))
+            records.append(
+                Record(
+                    image_path=path,
+                    labels={CLASS: 1 if masks else 0},
+                    report=None,
+                    split=None,
+                    patient_id=None,
+                    study_id=study,
+                    meta={"image_id": image_id, "series": series, "rle": masks},
+                )
+            )
         info = {"dicoms_without_labels": len(set(dicoms) - set(rles))}
-        records = select_records(self.name, records, split=split, check_images=check_images,
-                                 skip_missing=skip_missing, has_splits=False, info=info)
-        super().__init__(self.name, records, (CLASS,), {CLASS: "pneumothorax"}, task="binary",
-                         root=root, info=info)
+        records = select_records(
+            self.name,
+            records,
+            split=split,
+            check_images=check_images,
+            skip_missing=skip_missing,
+            has_splits=False,
+            info=info,
+        )
+        super().__init__(self.name, records, (CLASS,), {CLASS: "pneumothorax"}, task="binary", root=root, info=info)
