@@ -225,6 +225,10 @@ class Engine:
     # -- submit ----------------------------------------------------------------------------------
     def _ensure_submitter(self) -> Submitter:
         with self._lock:
+            # Checked under the lock close() takes: a submit() racing close() either makes the
+            # submitter close() then stops, or sees the engine closing (no runner outlives it).
+            if self._closing:
+                raise EngineClosed("the engine is closed")
             if self._submitter is None:
                 from radz_engine import _core
 
