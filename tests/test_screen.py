@@ -12,7 +12,8 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 from radz_engine.cli.screen import main as screen_main  # noqa: E402
-from radz_engine.runtime.screen import done_sources, expand_paths  # noqa: E402
+from radz_engine.io.discover import expand_paths  # noqa: E402
+from radz_engine.runtime.screen_output import done_sources  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -84,7 +84,7 @@ def _ray_address(args) -> str | None:
 
 
 def _main_ray(args) -> int:
-    from radz_engine.runtime.screen import format_summary
+    from radz_engine.runtime.screen_output import format_summary
 
     address = _ray_address(args)
     if args.out.lower().endswith((".csv", ".jsonl")):
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.ray is not None:
         return _main_ray(args)
     from radz_engine.runtime.engine import Engine
-    from radz_engine.runtime.screen import ResultWriter, done_sources, format_summary, summarize
+    from radz_engine.runtime.screen_output import ResultWriter, done_sources, format_summary, summarize
 
     try:
         skip = set() if args.no_resume else done_sources(args.out)

@@ -81,7 +81,7 @@ def screen_dataset(
     from radz_engine.bundle.loader import load_bundle
     from radz_engine.distributed.pipeline import EngineActor, decode_batch, plan_actors, write_options
     from radz_engine.distributed.sources import done_sources_in, list_sources
-    from radz_engine.runtime.screen import format_summary, summarize
+    from radz_engine.runtime.screen_output import format_summary, summarize
 
     if int(batch_size) < 1 or int(decode_batch_size) < 1:
         raise ValueError(f"batch_size and decode_batch_size must be >= 1, got {batch_size}, {decode_batch_size}")

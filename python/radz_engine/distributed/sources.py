@@ -1,7 +1,7 @@
 """Where the files are and what is already done: local paths and pyarrow filesystem URIs
 (s3://, gs://, hdfs://, file://, ...), and the sources already in a Parquet result dataset.
 
-Local inputs go through `radz_engine.runtime.screen.expand_paths` (the same folders / CSV lists as
+Local inputs go through `radz_engine.io.discover.expand_paths` (the same folders / CSV lists as
 `radz screen`) and become absolute, because Ray workers on other nodes (or in another working
 directory) must find them. URIs are listed with `pyarrow.fs` and read as bytes by the workers.
 """
@@ -14,9 +14,10 @@ import logging
 import os
 import posixpath
 
+from radz_engine.io.discover import IMAGE_SUFFIXES, expand_paths
 from radz_engine.runtime.prepare import Prepared
 from radz_engine.runtime.results import Result
-from radz_engine.runtime.screen import IMAGE_SUFFIXES, expand_paths, prepare_file
+from radz_engine.runtime.screen import prepare_file
 
 __all__ = ["is_uri", "list_sources", "prepare_source", "done_sources_in", "result_files"]
 
