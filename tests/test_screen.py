@@ -81,14 +81,19 @@ def test_screen_records_errors_and_resumes(study_folder, tmp_path, capsys):
     assert all(float(r["score_edema"]) >= 0 for r in good)
     assert all(r["sop_instance_uid"] for r in good if r["source"].endswith(".dcm"))
 
-    # Resume: nothing left; then drop two rows (as if interrupted) and only those are redone.
+    # Resume: only the failed file is retried (its old row replaced); --no-retry-failed keeps it.
     assert screen_main([str(study_folder), "--out", str(out), "--workers", "0", "--threads", "1", "--no-progress"]) == 0
+    printed = capsys.readouterr()
+    assert "| 1 | 0 | 1 | 5 |" in printed.out and "retrying 1 that failed" in printed.err
+    assert len(_rows(out)) == 6
+    resume = [str(study_folder), "--out", str(out), "--workers", "0", "--threads", "1", "--no-progress"]
+    assert screen_main([*resume, "--no-retry-failed"]) == 0
     assert "| 0 | 0 | 0 | 6 |" in capsys.readouterr().out
     assert len(_rows(out)) == 6
     lines = out.read_text().splitlines(keepends=True)
     out.write_text("".join(lines[:-2]))
     assert screen_main([str(study_folder), "--out", str(out), "--workers", "1", "--threads", "1", "--no-progress"]) == 0
-    assert "| 2 | 2 | 0 | 4 |" in capsys.readouterr().out
+    assert "| 2 | 1 | 1 | 4 |" in capsys.readouterr().out  # the broken file (last row after its retry) + one
     again = _rows(out)
     assert sorted(r["source"] for r in again) == sorted(r["source"] for r in rows)
     first = {r["source"]: r for r in rows}
@@ -126,6 +131,59 @@ def test_screen_jsonl_and_engine_stream(study_folder, tmp_path, capsys):
             np.testing.assert_allclose(list(a.scores.values()), list(b.scores.values()), atol=1e-5)
 
 
+def test_screen_fails_loudly(study_folder, tmp_path, capsys):
+    """A missing path or a folder with nothing to screen: one line on stderr, exit 2; every
+    file failing: exit 1; some failing: a line with the counts."""
+    out = str(tmp_path / "r.csv")
+    assert screen_main([str(tmp_path / "does/not/exist"), "--out", out, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"radz screen: {tmp_path / 'does/not/exist'}: no such file or folder"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no images here")
+    assert screen_main([str(empty), "--out", out, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "no DICOM, PNG or JPEG files found" in err and "1 not DICOM/PNG/JPEG by content" in err
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.dcm").write_bytes(b"x")
+    (bad / "b.png").write_bytes(b"not a png")
+    assert screen_main([str(bad), "--out", out, "--workers", "0", "--threads", "1", "--no-progress"]) == 1
+    assert "all 2 files failed (first: " in capsys.readouterr().err
+    assert screen_main([str(study_folder), "--out", str(tmp_path / "s.csv"), "--workers", "0", "--no-progress"]) == 0
+    assert "1 of 6 files failed" in capsys.readouterr().err
+    for flag, value in (("--workers", "-1"), ("--batch-size", "0"), ("--threads", "0")):
+        assert screen_main([str(study_folder), "--out", out, flag, value, "--no-progress"]) == 2
+        assert flag in capsys.readouterr().err
+
+
+def test_discover_by_content(tmp_path):
+    """Archives name DICOM by UID or give no suffix: found by the preamble + DICM marker, or
+    (no preamble) by pydicom; everything else skipped and counted by reason."""
+    import pydicom
+
+    from radz_engine.io.discover import discover, sniff_file
+    from radz_train.data.dicom_out import write_case
+    from radz_train.data.phantom import generate_cases
+
+    cases = list(generate_cases(2, seed=3, size=64))
+    write_case(cases[0], tmp_path / "1.2.840.113619.2.55.3.1")
+    write_case(cases[1], tmp_path / "IMG0001")
+    ds = pydicom.dcmread(tmp_path / "IMG0001")
+    del ds.file_meta  # a bare dataset (implicit VR little endian), no preamble, no DICM
+    ds.preamble = None
+    pydicom.dcmwrite(tmp_path / "bare", ds, enforce_file_format=False, implicit_vr=True, little_endian=True)
+    (tmp_path / "notes").write_text("not an image")
+    (tmp_path / "README.txt").write_text("not an image")
+    (tmp_path / ".hidden.dcm").write_bytes(b"x")
+    assert sniff_file(tmp_path / "bare") == "dicom-no-preamble"
+    assert sniff_file(tmp_path / "IMG0001") == "dicom"
+    found = discover(tmp_path)
+    assert [p.rsplit("/", 1)[1] for p in found.files] == ["1.2.840.113619.2.55.3.1", "IMG0001", "bare"]
+    assert found.skipped == {"not DICOM/PNG/JPEG by content": 2, "hidden": 1}
+    assert "skipped 3 files (2 not DICOM/PNG/JPEG by content, e.g." in found.skipped_line()
+
+
 def test_screen_bad_arguments(study_folder, tmp_path, capsys):
     assert screen_main([str(study_folder), "--out", str(tmp_path / "r.xlsx"), "--no-progress"]) == 2
     assert "must end in one of" in capsys.readouterr().err
@@ -142,8 +200,10 @@ def test_screen_parquet_resumes(study_folder, tmp_path, capsys):
     args = [str(study_folder), "--out", str(out), "--workers", "0", "--threads", "1", "--no-progress"]
     assert screen_main(args) == 0
     assert pq.read_table(out).num_rows == 6
-    assert screen_main(args) == 0
+    assert screen_main([*args, "--no-retry-failed"]) == 0
     assert pq.read_table(out).num_rows == 6 and "| 0 | 0 | 0 | 6 |" in capsys.readouterr().out
+    assert screen_main(args) == 0  # the broken file is retried, its row replaced
+    assert pq.read_table(out).num_rows == 6 and "| 1 | 0 | 1 | 5 |" in capsys.readouterr().out
 
 
 def test_screen_int8_scores_close_to_fp32(study_folder, tmp_path):

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".jpg", ".jpeg", ""}
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="radz preprocess", description=__doc__.splitlines()[0])
@@ -30,11 +28,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def list_inputs(inputs: list[Path]) -> list[Path]:
-    """Files as given, folders expanded recursively to files with image-like suffixes."""
+    """Files as given, folders expanded recursively to DICOM / PNG / JPEG files found by content
+    (radz_engine.io.discover; skipped files are counted on stderr)."""
+    from radz_engine.io.discover import discover
+
     files: list[Path] = []
     for item in inputs:
         if item.is_dir():
-            files.extend(sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+            found = discover(item)
+            if found.skipped:
+                print(f"radz preprocess: {item}: {found.skipped_line()}", file=sys.stderr)
+            files.extend(Path(p) for p in found.files)
         else:
             files.append(item)
     return files

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -47,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--add-classes", default=None, help="JSON file {name: knowledge description} to add zero-shot")
     parser.add_argument("--embeddings", action="store_true", help="also write each image's embedding")
     parser.add_argument("--no-resume", action="store_true", help="do not skip files already in --out (appends)")
+    parser.add_argument(
+        "--no-retry-failed",
+        action="store_true",
+        help="when resuming, keep the rows of files that failed instead of screening them again",
+    )
     parser.add_argument("--summary-json", default=None, help="also write the summary as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     ray = parser.add_argument_group("Ray (scale-out; pip install 'radz-engine[scale]')")
@@ -87,6 +93,9 @@ def _main_ray(args) -> int:
     from radz_engine.runtime.screen_output import format_summary
 
     address = _ray_address(args)
+    missing = _missing_arguments(args.paths)
+    if missing:
+        return _fail(f"{missing[0]}: no such file or folder")
     if args.out.lower().endswith((".csv", ".jsonl")):
         print(
             f"radz screen: --out {args.out}: with --ray the results are a Parquet dataset folder "
@@ -130,24 +139,77 @@ def _main_ray(args) -> int:
     if args.summary_json:
         with open(args.summary_json, "w") as handle:
             json.dump(summary, handle, indent=2)
+    return _report_failures(summary, None, summary["out"])
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"radz screen: {message}", file=sys.stderr)
+    return code
+
+
+def _check_numbers(args) -> str | None:
+    """The usage error in --batch-size / --workers / --threads, or None."""
+    if args.batch_size < 1:
+        return f"--batch-size must be >= 1, got {args.batch_size}"
+    if args.workers is not None and args.workers < 0:
+        return f"--workers must be >= 0 (0: decode in this process), got {args.workers}"
+    if args.threads is not None and args.threads < 1:
+        return f"--threads must be >= 1, got {args.threads}"
+    return None
+
+
+def _missing_arguments(paths) -> list[str]:
+    from radz_engine.distributed.sources import is_uri
+
+    return [p for p in paths if not is_uri(str(p)) and not os.path.exists(p)]
+
+
+def _report_failures(summary: dict, first_error: str | None, out: str) -> int:
+    """The exit status: 1 when every file failed (none screened now nor resumed succeeded); a
+    line on stderr with the counts when any failed."""
+    failed, files = summary["failed"], summary["files"]
+    if not failed:
+        return 0
+    example = f" (first: {first_error})" if first_error else ""
+    if failed == files and not summary.get("skipped"):
+        return _fail(f"all {files} files failed{example}; every reason is in {out}", 1)
+    print(
+        f"radz screen: {failed} of {files} files failed{example}; the reasons are in the error column of {out}",
+        file=sys.stderr,
+    )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    problem = _check_numbers(args)
+    if problem:
+        return _fail(problem)
     if args.ray is not None:
         return _main_ray(args)
+    from radz_engine.io.discover import discover
     from radz_engine.runtime.engine import Engine
-    from radz_engine.runtime.screen_output import ResultWriter, done_sources, format_summary, summarize
+    from radz_engine.runtime.screen_output import ResultWriter, drop_failed, format_summary, recorded, summarize
 
+    missing = _missing_arguments(args.paths)
+    if missing:
+        return _fail(
+            f"{missing[0]}: no such file or folder" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+        )
     try:
-        skip = set() if args.no_resume else done_sources(args.out)
-    except (ValueError, ImportError) as error:
-        print(f"radz screen: {error}", file=sys.stderr)
-        return 2
-    if args.batch_size < 1:
-        print(f"radz screen: --batch-size must be >= 1, got {args.batch_size}", file=sys.stderr)
-        return 2
+        found = discover(args.paths)
+        previous = {} if args.no_resume else recorded(args.out)
+    except (ValueError, ImportError, OSError) as error:
+        return _fail(str(error))
+    skipped_line = found.skipped_line()
+    if not found.files:
+        where = ", ".join(found.folders or args.paths)
+        return _fail(f"no DICOM, PNG or JPEG files found in {where}" + (f"; {skipped_line}" if skipped_line else ""))
+    if skipped_line:
+        print(f"radz screen: {len(found.files)} input files; {skipped_line}", file=sys.stderr)
+    retry = not args.no_retry_failed
+    skip = {s for s, ok in previous.items() if ok or not retry}
+    to_retry = len(previous) - len(skip)
     try:
         engine = Engine(
             args.bundle,
@@ -158,27 +220,36 @@ def main(argv: list[str] | None = None) -> int:
             backend_options={"int8": True} if args.int8 else None,
         )
     except (ValueError, RuntimeError, ImportError, FileNotFoundError) as error:
-        print(f"radz screen: {error}", file=sys.stderr)
-        return 2
+        return _fail(str(error))
     with engine:
         if args.add_classes:
-            with open(args.add_classes) as handle:
-                engine.add_classes(json.load(handle))
+            try:
+                with open(args.add_classes) as handle:
+                    engine.add_classes(json.load(handle))
+            except (OSError, ValueError) as error:
+                return _fail(f"--add-classes {args.add_classes}: {error}")
         print(
             f"radz screen: {engine.backend.name} on {engine.backend.device}, {len(engine.class_names)} classes"
-            + (f", resuming: {len(skip)} files already in {args.out}" if skip else ""),
+            + (f", resuming: {len(skip)} files already in {args.out}" if skip else "")
+            + (f", retrying {to_retry} that failed" if to_retry else ""),
             file=sys.stderr,
         )
         try:
+            if to_retry:
+                drop_failed(args.out)
             writer = ResultWriter(args.out, engine.class_names, embeddings=args.embeddings)
         except (ValueError, ImportError) as error:
-            print(f"radz screen: {error}", file=sys.stderr)
-            return 2
+            return _fail(str(error))
         seen = {"ok": 0, "failed": 0, "positives": Counter({name: 0 for name in engine.class_names})}
+        first_error = None
         start = time.perf_counter()
         with writer:
             for result in engine.screen(
-                args.paths, progress=not args.no_progress, workers=args.workers, skip=skip, batch_size=args.batch_size
+                found.files,
+                progress=not args.no_progress,
+                workers=args.workers,
+                skip=skip,
+                batch_size=args.batch_size,
             ):
                 writer.write(result)
                 if result.ok:
@@ -186,13 +257,14 @@ def main(argv: list[str] | None = None) -> int:
                     seen["positives"].update(result.positives)
                 else:
                     seen["failed"] += 1
+                    first_error = first_error or result.error
         seen["skipped"] = len(skip)
         summary = summarize(seen, time.perf_counter() - start)
     print(format_summary(summary))
     if args.summary_json:
         with open(args.summary_json, "w") as handle:
             json.dump(summary, handle, indent=2)
-    return 0
+    return _report_failures(summary, first_error, args.out)
 
 
 if __name__ == "__main__":

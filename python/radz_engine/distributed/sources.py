@@ -14,7 +14,7 @@ import logging
 import os
 import posixpath
 
-from radz_engine.io.discover import IMAGE_SUFFIXES, expand_paths
+from radz_engine.io.discover import expand_paths, image_like_name
 from radz_engine.runtime.prepare import Prepared
 from radz_engine.runtime.results import Result
 from radz_engine.runtime.screen import prepare_file
@@ -50,7 +50,7 @@ def _list_uri(uri: str) -> list[str]:
             f.path
             for f in found
             if f.type == fs.FileType.File
-            and posixpath.splitext(f.base_name)[1].lower() in IMAGE_SUFFIXES
+            and image_like_name(f.base_name)
             and not any(part.startswith(".") for part in posixpath.relpath(f.path, base).split("/"))
         ]
         return [prefix + p for p in sorted(files)]

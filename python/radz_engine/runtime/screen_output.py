@@ -9,7 +9,7 @@ from pathlib import Path
 
 from radz_engine.runtime.results import Result
 
-__all__ = ["OUTPUT_FORMATS", "ResultWriter", "done_sources", "summarize", "format_summary"]
+__all__ = ["OUTPUT_FORMATS", "ResultWriter", "recorded", "done_sources", "drop_failed", "summarize", "format_summary"]
 
 OUTPUT_FORMATS = (".csv", ".jsonl", ".parquet")
 
@@ -36,31 +36,100 @@ def _partial(out: Path) -> Path:
     return out.with_name(out.name + ".partial.jsonl")
 
 
-def done_sources(out: str | Path) -> set[str]:
-    """Sources already recorded in an output file (and, for parquet, its unfinished sidecar)."""
+def _iter_jsonl(path: Path):
+    with path.open() as handle:
+        for line in handle:
+            line = line.strip()
+            if line:
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by an interrupted run: that file is redone
+
+
+def _is_ok(value) -> bool:
+    return value is True or str(value).lower() == "true"
+
+
+def recorded(out: str | Path) -> dict[str, bool]:
+    """{source: ok} of every row already in an output file (and, for parquet, its unfinished
+    sidecar); a source recorded twice counts as ok if any of its rows is."""
     out = Path(out)
     kind = _format(out)
-    done: set[str] = set()
+    seen: dict[str, bool] = {}
+
+    def add(source, ok) -> None:
+        if source:
+            seen[str(source)] = seen.get(str(source), False) or _is_ok(ok)
+
     if kind == "parquet":
         if out.exists():
             pa = _require_pyarrow()
-            done.update(str(s) for s in pa.parquet.read_table(out, columns=["source"]).column("source").to_pylist())
+            table = pa.parquet.read_table(out, columns=["source", "ok"])
+            for source, ok in zip(table.column("source").to_pylist(), table.column("ok").to_pylist()):
+                add(source, ok)
         out = _partial(out)
         kind = "jsonl"
     if not out.exists():
-        return done
-    with out.open(newline="") as handle:
-        if kind == "csv":
-            done.update(row["source"] for row in csv.DictReader(handle) if row.get("source"))
+        return seen
+    if kind == "csv":
+        with out.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                add(row.get("source"), row.get("ok"))
+    else:
+        for doc in _iter_jsonl(out):
+            if isinstance(doc, dict):
+                add(doc.get("source"), doc.get("ok", doc.get("error") is None))
+    return seen
+
+
+def done_sources(out: str | Path, *, retry_failed: bool = False) -> set[str]:
+    """Sources already recorded in an output file (and, for parquet, its unfinished sidecar).
+    retry_failed: only those that succeeded (failed ones are to be run again)."""
+    return {s for s, ok in recorded(out).items() if ok or not retry_failed}
+
+
+def drop_failed(out: str | Path) -> int:
+    """Remove the rows of sources that failed (and never succeeded) from an output file, so that
+    retrying them leaves one row per source. Rewrites atomically; returns the rows removed."""
+    out = Path(out)
+    kind = _format(out)
+    keep = {s for s, ok in recorded(out).items() if ok}
+    removed = 0
+    targets = [(out, kind)] if kind != "parquet" else [(out, "parquet"), (_partial(out), "jsonl")]
+    for path, how in targets:
+        if not path.exists() or path.stat().st_size == 0:
+            continue
+        tmp = path.with_name(path.name + ".tmp")
+        if how == "parquet":
+            pa = _require_pyarrow()
+            table = pa.parquet.read_table(path)
+            mask = [s in keep for s in table.column("source").to_pylist()]
+            removed += len(mask) - sum(mask)
+            if removed:
+                pa.parquet.write_table(table.filter(pa.array(mask)), tmp)
+                tmp.replace(path)
+        elif how == "csv":
+            with path.open(newline="") as handle:
+                reader = csv.DictReader(handle)
+                fields = reader.fieldnames or []
+                rows = list(reader)
+            kept = [r for r in rows if r.get("source") in keep]
+            removed += len(rows) - len(kept)
+            if len(kept) != len(rows):
+                with tmp.open("w", newline="") as handle:
+                    writer = csv.DictWriter(handle, fieldnames=fields)
+                    writer.writeheader()
+                    writer.writerows(kept)
+                tmp.replace(path)
         else:
-            for line in handle:
-                line = line.strip()
-                if line:
-                    try:
-                        done.add(json.loads(line)["source"])
-                    except (json.JSONDecodeError, KeyError):
-                        continue  # a line cut by an interrupted run: that file is redone
-    return done
+            docs = [d for d in _iter_jsonl(path) if isinstance(d, dict)]
+            kept = [d for d in docs if d.get("source") in keep]
+            removed += len(docs) - len(kept)
+            if len(kept) != len(docs):
+                tmp.write_text("".join(json.dumps(d) + "\n" for d in kept))
+                tmp.replace(path)
+    return removed
 
 
 class ResultWriter:
