@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -202,8 +203,13 @@ class RadzServe:
         return self.log_path.read_bytes().decode(errors="replace")
 
     def health(self) -> dict:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=10) as response:
-            return json.loads(response.read())
+        """/healthz's JSON, whether it answered 200 (ok) or 503 (degraded); `http_status` added."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=10) as response:
+                return {**json.loads(response.read()), "http_status": response.status}
+        except urllib.error.HTTPError as error:
+            with error:
+                return {**json.loads(error.read()), "http_status": error.code}
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=10) as response:

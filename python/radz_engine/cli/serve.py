@@ -14,8 +14,15 @@ from radz_engine.serve.config import ConfigError, ServeConfig, parse_peer
 __all__ = ["main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad options: one line naming the option, exit status 2 (no usage dump, no traceback)."""
+
+    def error(self, message: str):
+        self.exit(2, f"radz serve: {message} (see radz serve --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="radz serve",
         description="A DICOM node: receives radiographs by C-STORE, scores them, and sends a DICOM "
         "Comprehensive SR back to the PACS. Every received instance is journaled before it is "
@@ -60,6 +67,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--modalities", default="CR,DX,OT", help="Modality values scored (default CR,DX,OT)")
     p.add_argument(
+        "--body-parts",
+        default="CHEST,THORAX",
+        help="BodyPartExamined values scored when the attribute is present (default CHEST,THORAX); others are "
+        "acknowledged and journaled ignored",
+    )
+    p.add_argument(
+        "--view-positions",
+        default="PA,AP,LL,RL,LATERAL",
+        help="ViewPosition values scored when present (default PA,AP,LL,RL,LATERAL; empty: any)",
+    )
+    p.add_argument(
+        "--secondary-capture",
+        choices=("chest", "any"),
+        default="chest",
+        help="Secondary Capture scored only when grayscale and marked BodyPartExamined CHEST (default), "
+        "or any grayscale one",
+    )
+    p.add_argument(
+        "--any-called-ae",
+        action="store_true",
+        help="accept associations whatever AE title the caller addresses (default: only --ae-title)",
+    )
+    p.add_argument(
+        "--max-associations",
+        type=int,
+        default=32,
+        help="associations served at once (default 32); more are rejected and /healthz reports degraded",
+    )
+    p.add_argument(
+        "--tls-handshake-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds a TLS handshake may take (default 10; it runs off the accept loop)",
+    )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="where the model runs: cpu (default), cuda, cuda:N, auto, or several GPUs as cuda:0,cuda:1",
+    )
+    p.add_argument(
         "--http-port",
         type=int,
         default=8089,
@@ -77,6 +125,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-spool", action="store_true", help="keep received datasets and SRs after use")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return p
+
+
+def _check_ports(config: ServeConfig) -> None:
+    """Bind --port and --http-port once (then close): a port in use or an address that cannot
+    be bound is reported naming its option, before anything starts."""
+    import socket
+
+    checks = [("--port", config.bind, int(config.port))]
+    if config.http_port:
+        checks.append(("--http-port", "127.0.0.1", int(config.http_port)))
+    for option, host, port in checks:
+        if port == 0:
+            continue
+        try:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as pynetdicom does
+                probe.bind((host, port))
+        except OSError as error:
+            raise ConfigError(f"{option} {port}: cannot listen on {host}: {error.strerror or error}") from None
 
 
 def config_from_args(args) -> ServeConfig:
@@ -98,7 +166,14 @@ def config_from_args(args) -> ServeConfig:
         max_columns=args.max_columns,
         other_sop_classes=args.other_sop_classes,
         allowed_modalities=tuple(args.modalities.split(",")),
-        http_port=None if args.http_port < 0 else args.http_port,
+        body_parts=tuple(args.body_parts.split(",")),
+        view_positions=tuple(args.view_positions.split(",")),
+        secondary_capture=args.secondary_capture,
+        check_called_ae=not args.any_called_ae,
+        max_associations=args.max_associations,
+        tls_handshake_timeout_s=args.tls_handshake_timeout,
+        device=args.device,
+        http_port=None if args.http_port == -1 else args.http_port,
         scoring_workers=args.scoring_workers,
         max_in_flight=args.max_in_flight,
         engine_threads=args.threads,
@@ -112,11 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    # pynetdicom and highdicom log dataset summaries and UIDs at INFO/DEBUG: keep them to warnings.
-    for noisy in ("pynetdicom", "highdicom"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # pynetdicom, pydicom and highdicom log identifiers and malformed values: kept out of the log.
+    from radz_engine.serve.privacy import quiet_third_party_logs
+
+    quiet_third_party_logs()
     try:
         config = config_from_args(args)
+        _check_ports(config)  # before the model loads: a port in use is an option error
     except ConfigError as error:
         print(f"radz serve: {error}", file=sys.stderr)
         return 2
@@ -125,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         server = RadzServer(config).start()
-    except (BundleError, OSError) as error:
+    except ConfigError as error:
+        print(f"radz serve: {error}", file=sys.stderr)
+        return 2
+    except (BundleError, OSError, ValueError) as error:
         print(f"radz serve: {error}", file=sys.stderr)
         return 2
     stop = threading.Event()

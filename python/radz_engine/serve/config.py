@@ -53,6 +53,19 @@ def parse_peer(text: str, option: str = "--forward") -> Peer:
     return Peer(_check_ae(match.group(1), option), match.group(2), port)
 
 
+def _check_device(device) -> str | tuple[str, ...]:
+    """ "cpu", "cuda", "cuda:N", "auto", or several of them ("cuda:0,cuda:1")."""
+    devices = [d.strip() for d in (device.split(",") if isinstance(device, str) else device)]
+    if not devices or not all(devices):
+        raise ConfigError(f"--device: {device!r}: give cpu, cuda, cuda:N, auto, or a comma list (cuda:0,cuda:1)")
+    for d in devices:
+        if not re.match(r"^(cpu|auto|cuda(:\d+)?)$", d):
+            raise ConfigError(f"--device: {d!r} is not cpu, cuda, cuda:N or auto")
+    if len(devices) > 1 and any(d in ("cpu", "auto") for d in devices):
+        raise ConfigError(f"--device: a list is of GPUs only (cuda:0,cuda:1), not {device!r}")
+    return devices[0] if len(devices) == 1 else tuple(devices)
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -83,6 +96,13 @@ class ServeConfig:
     max_columns: int = 16384
     other_sop_classes: str = "reject"  # or "ignore": accept, journal as ignored, never score
     allowed_modalities: tuple[str, ...] = ("CR", "DX", "OT")
+    body_parts: tuple[str, ...] = ("CHEST", "THORAX")  # BodyPartExamined scored when present
+    view_positions: tuple[str, ...] = ("PA", "AP", "LL", "RL", "LATERAL")  # ViewPosition scored when present
+    secondary_capture: str = "chest"  # "chest": only grayscale SC marked BodyPartExamined CHEST; "any": any grayscale
+    check_called_ae: bool = True  # refuse associations whose called AE title is not ours
+    max_associations: int = 32
+    tls_handshake_timeout_s: float = 10.0
+    device: str | tuple[str, ...] = "cpu"
     http_port: int | None = 8089  # None: no /healthz, /metrics
     scoring_workers: int = 2
     max_in_flight: int = 64  # received datasets held in memory between decoding and their SR
@@ -100,6 +120,13 @@ class ServeConfig:
         self.allowed_callers = tuple(_check_ae(a, "--allow") for a in self.allowed_callers)
         if not 0 <= int(self.port) < 65536:
             raise ConfigError(f"--port: {self.port} is out of range 0-65535")
+        if self.http_port is not None and not 0 <= int(self.http_port) < 65536:
+            raise ConfigError(f"--http-port: {self.http_port} is out of range 0-65535 (or -1: off)")
+        if self.engine_threads is not None and int(self.engine_threads) < 1:
+            raise ConfigError(f"--threads: must be >= 1, got {self.engine_threads}")
+        if self.secondary_capture not in ("chest", "any"):
+            raise ConfigError(f"--secondary-capture: 'chest' or 'any', not {self.secondary_capture!r}")
+        self.device = _check_device(self.device)
         if not _is_loopback(self.bind) and not self.allowed_callers:
             raise ConfigError(
                 f"--bind {self.bind}: listening beyond loopback needs a calling-AE allow-list (--allow AE)"
@@ -121,12 +148,22 @@ class ServeConfig:
             ("--max-in-flight", self.max_in_flight),
             ("--retry-base-s", self.retry_base_s),
             ("--retry-max-s", self.retry_max_s),
+            ("--max-associations", self.max_associations),
+            ("--tls-handshake-timeout", self.tls_handshake_timeout_s),
         ):
             if not value > 0:
                 raise ConfigError(f"{option}: must be > 0, got {value}")
         if self.webhook is not None and not re.match(r"^https?://", self.webhook):
             raise ConfigError(f"--webhook: {self.webhook!r} is not an http(s) URL")
-        self.allowed_modalities = tuple(m.strip().upper() for m in self.allowed_modalities if m.strip())
+        for option, name in (("--modalities", "allowed_modalities"), ("--body-parts", "body_parts")):
+            values = tuple(v.strip().upper() for v in getattr(self, name) if v.strip())
+            if not values:
+                raise ConfigError(f"{option}: give at least one value (comma-separated)")
+            for v in values:
+                if not re.match(r"^[A-Z0-9_ ]{1,16}$", v):
+                    raise ConfigError(f"{option}: {v!r} is not a DICOM code string (A-Z, 0-9, _, space; 16 at most)")
+            setattr(self, name, values)
+        self.view_positions = tuple(v.strip().upper() for v in self.view_positions if v.strip())
 
     @property
     def tls(self) -> bool:

@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from radz_engine.serve.journal import Journal
+from radz_engine.serve.privacy import describe_error
 from radz_engine.serve.spool import uid_hash
 
 __all__ = ["Deliverer"]
@@ -46,6 +47,7 @@ class Deliverer:
         self._down_until = 0.0  # after an association failure: the PACS is left alone till then
         self._thread = threading.Thread(target=self._loop, name="radz-delivery", daemon=True)
         self.last_error: str | None = None
+        self.failing = False  # the last delivery attempt failed (cleared by the next success)
 
     def start(self) -> None:
         if self.peer is not None:
@@ -73,8 +75,8 @@ class Deliverer:
         while not self._stop.is_set():
             try:
                 self._deliver_until_stopped()
-            except Exception:  # noqa: BLE001 - e.g. the journal's disk is full: log, wait, go on
-                log.exception("SR delivery loop failed; retrying in 5 s")
+            except Exception as error:  # noqa: BLE001 - e.g. the journal's disk is full: log, wait, go on
+                log.error("SR delivery loop failed; retrying in 5 s: %s", describe_error(error))
                 self._stop.wait(5.0)
 
     def _deliver_until_stopped(self) -> None:
@@ -106,7 +108,7 @@ class Deliverer:
         try:
             sr = dcmread(entry.sr_path)
         except Exception as error:  # the spooled SR is unreadable: cannot ever be delivered as is
-            self._failed(entry, f"SR file {entry.sr_path} unreadable: {error}")
+            self._failed(entry, f"the spooled SR is unreadable: {describe_error(error)}")
             return True
         assoc = self._association()
         if assoc is None:
@@ -117,11 +119,12 @@ class Deliverer:
             status = assoc.send_c_store(sr)
         except Exception as error:  # pynetdicom raises on a broken association
             self._release()
-            self._failed(entry, f"C-STORE to {self.peer} failed: {error}")
+            self._failed(entry, f"C-STORE to {self.peer} failed: {describe_error(error)}")
             return False
         code = int(getattr(status, "Status", -1)) if status is not None and "Status" in status else -1
         if code == 0x0000 or 0xB000 <= code <= 0xBFFF:
             self.journal.mark_delivered(entry.sop_uid)
+            self.failing = False
             if self.on_delivered is not None:
                 self.on_delivered(entry, time.time() - entry.received_at)
             return True
@@ -137,6 +140,7 @@ class Deliverer:
         delay = self.config.retry_delay(attempts)
         self.journal.delivery_failed(entry.sop_uid, error, delay)
         self.last_error = error
+        self.failing = True
         if self.on_error is not None:
             self.on_error(error)
         log.warning(

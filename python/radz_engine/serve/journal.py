@@ -8,8 +8,19 @@ States:  received -> scored -> delivered          the normal path
 A row is committed (synchronous=FULL) *before* the C-STORE response is sent, so a success
 status means the instance is on disk and journaled. After a crash, `pending_scoring` and
 `pending_delivery` give the work to resume. Idempotent by SOP Instance UID: receiving an
-instance again never makes a second row (the new copy replaces the spooled file only while
-the first has not been scored).
+instance again never makes a second row.
+
+Copies of one SOP Instance UID (a resend, possibly with different content):
+  - an acknowledged copy (state `received`) replaces a row that is `received`, `failed` or
+    `rejected`: the newest acknowledged copy wins. Each such copy gets a new `copy` number and
+    its own spool file; scoring results are recorded only for the copy they were made from
+    (`mark_scored` / `mark_failed` with `copy=`), so an older copy finishing late can neither
+    fail nor answer for the newer one;
+  - once a row is `scored` or `delivered` (or `ignored`), later copies change nothing: the
+    instance is answered once;
+  - a refused copy (`rejected`) or an ignored one (`ignored`) never changes a row that was
+    acknowledged (`received`, `scored`, `delivered`, `failed`, `ignored`): only a new row or
+    one that was itself `rejected`.
 
 Thread-safe: one connection, serialised by a lock (SQLite's own locking covers other processes).
 """
@@ -22,7 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Journal", "Entry", "STATES"]
+__all__ = ["Journal", "Entry", "Received", "STATES"]
 
 STATES = ("received", "scored", "delivered", "failed", "rejected", "ignored")
 
@@ -40,7 +51,8 @@ CREATE TABLE IF NOT EXISTS instances (
     received_at   REAL NOT NULL,
     scored_at     REAL,
     delivered_at  REAL,
-    calling_ae    TEXT
+    calling_ae    TEXT,
+    copy          INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS instances_state ON instances (state, next_attempt);
 """
@@ -61,6 +73,18 @@ class Entry:
     scored_at: float | None
     delivered_at: float | None
     calling_ae: str | None
+    copy: int = 0  # which acknowledged copy of the instance this row stands for (see the module doc)
+
+
+@dataclass(frozen=True)
+class Received:
+    """What `Journal.receive` did: the row's state afterwards, whether this copy is now the row's
+    (`taken`), its copy number, and the spool file of the copy it replaced (to remove)."""
+
+    state: str
+    taken: bool
+    copy: int
+    replaced_path: str | None = None
 
 
 class Journal:
@@ -74,6 +98,9 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a committed row survives power loss
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(instances)")}
+        if "copy" not in columns:  # a journal written before copies were numbered
+            self._db.execute("ALTER TABLE instances ADD COLUMN copy INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         with self._lock:
@@ -90,54 +117,84 @@ class Journal:
         sop_uid: str,
         study_uid: str | None,
         sop_class: str | None,
-        dataset_path: str,
+        dataset_path: str | None,
         calling_ae: str | None = None,
         state: str = "received",
         error: str | None = None,
     ) -> str:
-        """Journal a received instance; returns its state afterwards. A duplicate of an
-        instance already scored or delivered keeps that state (and is not scored again); a
-        duplicate of one still waiting, failed or rejected is taken as a retry."""
+        """Journal a received instance; returns its state afterwards (see `receive`)."""
+        return self.receive(sop_uid, study_uid, sop_class, dataset_path, calling_ae, state, error).state
+
+    def receive(
+        self,
+        sop_uid: str,
+        study_uid: str | None,
+        sop_class: str | None,
+        dataset_path: str | None,
+        calling_ae: str | None = None,
+        state: str = "received",
+        error: str | None = None,
+    ) -> Received:
+        """Journal one received copy of an instance (rules in the module doc). A duplicate of an
+        instance already scored or delivered keeps that state (and is not scored again); an
+        acknowledged copy of one still waiting, failed or rejected replaces it (the newest wins);
+        a refused or ignored copy changes only a new row or a `rejected` one."""
         if state not in ("received", "rejected", "ignored"):
             raise ValueError(f"state: a received instance is 'received', 'rejected' or 'ignored', not {state!r}")
         now = time.time()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                row = self._db.execute("SELECT state FROM instances WHERE sop_uid = ?", (sop_uid,)).fetchone()
+                row = self._db.execute(
+                    "SELECT state, copy, dataset_path FROM instances WHERE sop_uid = ?", (sop_uid,)
+                ).fetchone()
                 if row is None:
                     self._db.execute(
                         "INSERT INTO instances (sop_uid, study_uid, sop_class, state, dataset_path, error, received_at,"
-                        " calling_ae) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        " calling_ae, copy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
                         (sop_uid, study_uid, sop_class, state, dataset_path, error, now, calling_ae),
                     )
-                    result = state
+                    result = Received(state, True, 1)
                 elif row[0] in ("scored", "delivered", "ignored"):
-                    result = row[0]
-                else:  # received / failed / rejected: this copy replaces it
+                    result = Received(row[0], False, int(row[1]))
+                elif state == "received" or row[0] == "rejected":
+                    # an acknowledged copy replaces a waiting, failed or rejected one; a refused or
+                    # ignored copy replaces only a refused one
+                    copy = int(row[1]) + 1
                     self._db.execute(
-                        "UPDATE instances SET state = ?, dataset_path = ?, error = ?, attempts = 0, received_at = ?,"
-                        " calling_ae = ? WHERE sop_uid = ?",
-                        (state, dataset_path, error, now, calling_ae, sop_uid),
+                        "UPDATE instances SET state = ?, study_uid = ?, sop_class = ?, dataset_path = ?, error = ?,"
+                        " attempts = 0, received_at = ?, calling_ae = ?, copy = ? WHERE sop_uid = ?",
+                        (state, study_uid, sop_class, dataset_path, error, now, calling_ae, copy, sop_uid),
                     )
-                    result = state
+                    replaced = row[2] if row[2] and row[2] != dataset_path else None
+                    result = Received(state, True, copy, replaced)
+                else:  # refused / ignored copy of an acknowledged instance (received, failed): unchanged
+                    result = Received(row[0], False, int(row[1]))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
         return result
 
-    def mark_scored(self, sop_uid: str, sr_path: str) -> None:
-        self._run(
+    def _update(self, sql: str, args: tuple) -> bool:
+        with self._lock:
+            return self._db.execute(sql, args).rowcount > 0
+
+    def mark_scored(self, sop_uid: str, sr_path: str, copy: int | None = None) -> bool:
+        """`received` -> `scored`; with `copy`, only if the row still stands for that copy.
+        True when the row changed."""
+        return self._update(
             "UPDATE instances SET state = 'scored', sr_path = ?, scored_at = ?, error = NULL, next_attempt = 0"
-            " WHERE sop_uid = ? AND state = 'received'",
-            (sr_path, time.time(), sop_uid),
+            " WHERE sop_uid = ? AND state = 'received' AND (? IS NULL OR copy = ?)",
+            (sr_path, time.time(), sop_uid, copy, copy),
         )
 
-    def mark_failed(self, sop_uid: str, error: str) -> None:
-        self._run(
-            "UPDATE instances SET state = 'failed', error = ? WHERE sop_uid = ? AND state = 'received'",
-            (error, sop_uid),
+    def mark_failed(self, sop_uid: str, error: str, copy: int | None = None) -> bool:
+        """`received` -> `failed`; with `copy`, only if the row still stands for that copy."""
+        return self._update(
+            "UPDATE instances SET state = 'failed', error = ? WHERE sop_uid = ? AND state = 'received'"
+            " AND (? IS NULL OR copy = ?)",
+            (error, sop_uid, copy, copy),
         )
 
     def mark_delivered(self, sop_uid: str) -> None:

@@ -4,13 +4,20 @@ Presentation contexts: the scored SOP classes (CR, DX, Secondary Capture) with e
 syntax this installation can decode (checked with pydicom's decoders at start-up, so an
 unsupported transfer syntax is refused at association negotiation, before any data is sent).
 Other storage SOP classes are refused the same way, or with --other-sop-classes ignore,
-accepted, journaled as "ignored" and never scored. Verification (C-ECHO) always.
+accepted, journaled as "ignored" and never scored. Verification (C-ECHO) always. The called AE title must be ours (configurable).
+
+TLS: pynetdicom's own server does the TLS handshake inside its accept loop, so one idle TCP
+connection would hold up every other association. Here the accept loop only accepts; each
+handshake runs in the connection's own thread with a timeout (--tls-handshake-timeout), and at
+most --max-associations handshakes wait at once (beyond that a new connection is closed).
 """
 
 from __future__ import annotations
 
 import logging
 import ssl
+import threading
+import time
 
 from radz_engine.serve.config import SCORED_SOP_CLASSES, ServeConfig
 
@@ -74,7 +81,7 @@ def make_ae(config: ServeConfig):
     from pynetdicom import AE, StoragePresentationContexts
 
     ae = AE(ae_title=config.ae_title)
-    ae.maximum_associations = 32
+    ae.maximum_associations = int(config.max_associations)
     ae.acse_timeout = 30
     ae.dimse_timeout = 60
     ae.network_timeout = 60  # an association idle (or dropped midway) this long is aborted
@@ -88,7 +95,58 @@ def make_ae(config: ServeConfig):
                 ae.add_supported_context(context.abstract_syntax, syntaxes)
     if config.allowed_callers:
         ae.require_calling_aet = list(config.allowed_callers)
+    ae.require_called_aet = bool(config.check_called_ae)
     return ae
+
+
+def _server_class():
+    from pynetdicom.transport import ThreadedAssociationServer
+
+    class RadzAssociationServer(ThreadedAssociationServer):
+        """pynetdicom's threaded server with the TLS handshake moved off the accept loop."""
+
+        handshake_timeout = 10.0
+        max_handshakes = 32
+
+        def get_request(self):
+            client, address = self.socket.accept()
+            if self.ssl_context:
+                with self._handshakes_lock:
+                    if len(self._handshakes) >= self.max_handshakes:
+                        client.close()
+                        self.handshakes_refused += 1
+                        raise OSError("too many TLS handshakes waiting")  # socketserver drops the request
+                client = self.ssl_context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
+            return client, address
+
+        def process_request_thread(self, request, client_address):
+            if self.ssl_context:
+                token = object()
+                with self._handshakes_lock:
+                    self._handshakes[token] = time.monotonic()
+                try:
+                    previous = request.gettimeout()
+                    request.settimeout(self.handshake_timeout)
+                    request.do_handshake()
+                    request.settimeout(previous)
+                except (OSError, ValueError):  # timed out, not TLS, certificate refused, closed
+                    self.shutdown_request(request)
+                    return
+                finally:
+                    with self._handshakes_lock:
+                        self._handshakes.pop(token, None)
+            super().process_request_thread(request, client_address)
+
+        def handle_error(self, request, client_address) -> None:  # quiet: no tracebacks with wire data
+            log.debug("connection from %s ended with an error", client_address[0] if client_address else "?")
+
+        def tls_handshakes(self) -> tuple[int, float]:
+            """(handshakes in progress, age in seconds of the oldest)."""
+            with self._handshakes_lock:
+                ages = [time.monotonic() - t for t in self._handshakes.values()]
+            return len(ages), max(ages, default=0.0)
+
+    return RadzAssociationServer
 
 
 def start_scp(config: ServeConfig, on_store, on_echo=None):
@@ -97,9 +155,18 @@ def start_scp(config: ServeConfig, on_store, on_echo=None):
 
     ae = make_ae(config)
     handlers = [(evt.EVT_C_STORE, on_store), (evt.EVT_C_ECHO, on_echo or (lambda event: 0x0000))]
-    server = ae.start_server(
-        (config.bind, int(config.port)), block=False, evt_handlers=handlers, ssl_context=tls_context(config)
+    server_class = _server_class()
+    server = ae.make_server(
+        (config.bind, int(config.port)),
+        ssl_context=tls_context(config),
+        evt_handlers=handlers,
+        server_class=server_class,
     )
+    server._handshakes, server._handshakes_lock, server.handshakes_refused = {}, threading.Lock(), 0
+    server.handshake_timeout = float(config.tls_handshake_timeout_s)
+    server.max_handshakes = int(config.max_associations)
+    ae._servers.append(server)  # as AE.start_server does: AE.shutdown() stops it too
+    threading.Thread(target=server.serve_forever, name="radz-scp-accept", daemon=True).start()
     log.info(
         "DICOM SCP %s listening on %s:%d%s%s",
         config.ae_title,

@@ -9,7 +9,11 @@ Order of durable steps for one instance (each survives a crash of any later one)
 A restart resumes every `received` row (step 2) and every `scored` row (step 3). The SR's
 UID is derived from the source's, so a step repeated after a crash gives the same SR and the
 PACS stores it once; the JSON lines are at-least-once (consumers key them by sop_instance_uid).
-Logs name instances by a hash of their UID only: never patient names or IDs.
+Copies of one instance (journal.py): the newest acknowledged copy wins until the instance is
+scored; outcomes of an older copy are dropped (checked under a per-instance lock that the
+C-STORE handler takes too, so "scored" and "a newer copy arrived" never interleave).
+Logs name instances by a hash of their UID only: never patient names or IDs; wire values in
+logs, the journal and results go through privacy.py (escaped, bounded, patient values removed).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,6 +33,14 @@ from radz_engine.serve.config import SCORED_SOP_CLASSES, ServeConfig
 from radz_engine.serve.delivery import Deliverer
 from radz_engine.serve.http import Metrics, StatusServer
 from radz_engine.serve.journal import Journal
+from radz_engine.serve.privacy import (
+    clean_header,
+    describe_error,
+    error_comment,
+    escape,
+    quiet_third_party_logs,
+    redact,
+)
 from radz_engine.serve.spool import Spool, uid_hash
 
 __all__ = ["RadzServer"]
@@ -37,8 +50,8 @@ log = logging.getLogger("radz_engine.serve")
 
 def _log_exception(future) -> None:
     """Done-callback for pool tasks: an exception nobody waits for is logged, not lost."""
-    if not future.cancelled() and future.exception() is not None:
-        log.error("radz serve task failed", exc_info=future.exception())
+    if not future.cancelled() and future.exception() is not None:  # no traceback: it may quote wire values
+        log.error("radz serve task failed: %s", describe_error(future.exception()))
 
 
 class RadzServer:
@@ -55,6 +68,7 @@ class RadzServer:
 
             engine = Engine(
                 config.bundle,
+                device=list(config.device) if isinstance(config.device, tuple) else config.device,
                 threads=config.engine_threads,
                 max_delay_ms=2.0,
                 backend_options={"int8": True} if config.int8 else None,
@@ -82,6 +96,10 @@ class RadzServer:
         self._stopping = threading.Event()
         self._in_flight = threading.BoundedSemaphore(config.max_in_flight)  # datasets held in memory
         self._attempts: dict[str, int] = {}  # scoring attempts that failed for a passing reason
+        self._uid_locks = [threading.Lock() for _ in range(256)]  # per instance (striped): see the module doc
+
+    def _uid_lock(self, sop_uid: str) -> threading.Lock:
+        return self._uid_locks[int(uid_hash(sop_uid)[:4], 16) % len(self._uid_locks)]
 
     @staticmethod
     def _bundle_digest(manifest: dict) -> str:
@@ -101,11 +119,30 @@ class RadzServer:
         self.engine.classify([(np.random.default_rng(0).random((64, 64), dtype=np.float32), identity)])
 
     def start(self) -> RadzServer:
+        from radz_engine.serve.config import ConfigError
         from radz_engine.serve.scp import start_scp
 
+        quiet_third_party_logs()
         self._warm_up()
         self._sweep_spool()
 
+        try:
+            self._scp = start_scp(self.config, self._on_store)
+        except OSError as error:
+            raise ConfigError(
+                f"--port {self.config.port}: cannot listen on {self.config.bind}: {error.strerror or error}"
+            ) from None
+        if self.config.http_port is not None:
+            try:
+                self._http = StatusServer("127.0.0.1", int(self.config.http_port), self.health, self.metrics)
+            except OSError as error:
+                self._scp.shutdown()
+                self._scp = None
+                raise ConfigError(
+                    f"--http-port {self.config.http_port}: cannot listen on 127.0.0.1: {error.strerror or error}"
+                ) from None
+            self._http.start()
+            log.info("/healthz and /metrics on http://127.0.0.1:%d", self._http.port)
         resumed = self.journal.pending_scoring()
         for entry in resumed:
             self._enqueue(entry.sop_uid)
@@ -113,11 +150,6 @@ class RadzServer:
         if resumed or waiting:
             log.info("resuming after a restart: %d instances to score, %d SRs to deliver", len(resumed), waiting)
         self.deliverer.start()
-        self._scp = start_scp(self.config, self._on_store)
-        if self.config.http_port is not None:
-            self._http = StatusServer("127.0.0.1", int(self.config.http_port), self.health, self.metrics)
-            self._http.start()
-            log.info("/healthz and /metrics on http://127.0.0.1:%d", self._http.port)
         return self
 
     def _sweep_spool(self) -> None:
@@ -182,19 +214,42 @@ class RadzServer:
         return False
 
     def health(self) -> dict:
+        """The node's state; `ok` is False (HTTP 503) with `reasons` while it cannot do its job:
+        the SCP is down, every association is taken, TLS handshakes are backed up, or the SRs
+        waiting cannot be delivered."""
         counts = self.journal.counts()
         scp_up = self._scp is not None and not self._stopping.is_set()
         delivering = self.config.forward is None or self.deliverer.alive
+        reasons = []
+        if not scp_up:
+            reasons.append("the DICOM SCP is not running")
+        if not delivering:
+            reasons.append("the SR delivery thread is not running")
+        if self.config.forward is not None and counts["scored"] and self.deliverer.failing:
+            reasons.append(f"SR delivery to {self.config.forward} failing: {escape(self.deliverer.last_error, 120)}")
+        active = len(self._scp.active_associations) if scp_up else 0
+        if scp_up and active >= self.config.max_associations:
+            reasons.append(f"all {self.config.max_associations} associations in use (--max-associations)")
+        handshakes = self._scp.tls_handshakes() if scp_up and self.config.tls else (0, 0.0)
+        if handshakes[0] >= self.config.max_associations:
+            reasons.append(f"{handshakes[0]} TLS handshakes waiting: new connections are refused")
         return {
-            "ok": scp_up and delivering,
+            "ok": not reasons,
+            "status": "ok" if not reasons else "degraded",
+            "reasons": reasons,
             "delivery_thread_alive": delivering,
             "ae_title": self.config.ae_title,
             "port": self.port if self._scp else None,
             "backend": self.engine.backend.name,
+            "device": [b.device for b in getattr(self.engine, "backends", [self.engine.backend])],
             "model": self.model_name,
             "journal": counts,
+            "associations": {"active": active, "max": self.config.max_associations},
+            "tls_handshakes_waiting": handshakes[0],
             "forward": str(self.config.forward) if self.config.forward else None,
-            "last_delivery_error": self.deliverer.last_error if counts["scored"] else None,
+            "last_delivery_error": escape(self.deliverer.last_error, 200)
+            if counts["scored"] and self.deliverer.last_error
+            else None,
         }
 
     # -- C-STORE -----------------------------------------------------------------------------
@@ -208,68 +263,83 @@ class RadzServer:
         try:
             return self._store(event, sop_uid, sop_class, caller)
         except Exception as error:  # noqa: BLE001 - the server keeps serving whatever arrives
-            log.exception("C-STORE of instance %s failed", uid_hash(sop_uid))
+            log.error("C-STORE of instance %s failed: %s", uid_hash(sop_uid), describe_error(error))
             self.metrics.received.labels("error").inc()
             return self._status(OUT_OF_RESOURCES, f"radz could not store the instance: {type(error).__name__}")
 
     def _store(self, event, sop_uid: str, sop_class: str, caller: str):
         received = time.time()
+        caller = escape(caller, 16)
         if not sop_uid:
             self.metrics.received.labels("rejected").inc()
             return self._status(CANNOT_UNDERSTAND, "no Affected SOP Instance UID")
         data = event.encoded_dataset(include_meta=True)
+        ignored = None
         try:
             check_size(len(data), self.config)  # before decoding anything
             ds = event.dataset
             ds.file_meta = event.file_meta
             study = str(ds.get("StudyInstanceUID", "")) or None
             if sop_class not in SCORED_SOP_CLASSES:  # accepted only with --other-sop-classes ignore
-                self.journal.record_received(
-                    sop_uid,
-                    study,
-                    sop_class,
-                    None,
-                    caller,
-                    state="ignored",
-                    error=f"SOP class {sop_class} is not scored",
-                )
-                self.metrics.received.labels("ignored").inc()
-                return 0x0000
-            if str(ds.get("SOPInstanceUID", "")) != sop_uid:
-                raise Rejection(CANNOT_UNDERSTAND, "SOP Instance UID in the dataset differs from the request's")
-            check_dataset(ds, len(data), self.config)
+                ignored = f"SOP class {escape(sop_class, 64)} is not scored"
+            else:
+                if str(ds.get("SOPInstanceUID", "")) != sop_uid:
+                    raise Rejection(CANNOT_UNDERSTAND, "SOP Instance UID in the dataset differs from the request's")
+                ignored = check_dataset(ds, len(data), self.config)
         except Rejection as rejection:
-            self.journal.record_received(
-                sop_uid, None, sop_class, None, caller, state="rejected", error=rejection.reason
-            )
-            self.metrics.received.labels("rejected").inc()
-            log.warning("rejected instance %s from %s: %s", uid_hash(sop_uid), caller, rejection.reason)
-            return self._status(rejection.status, rejection.reason)
+            return self._refuse(sop_uid, sop_class, caller, rejection.status, rejection.reason)
         except Exception as error:  # noqa: BLE001 - a dataset pydicom cannot parse
-            reason = f"cannot parse the dataset: {type(error).__name__}: {str(error)[:200]}"
-            self.journal.record_received(sop_uid, None, sop_class, None, caller, state="rejected", error=reason)
-            self.metrics.received.labels("rejected").inc()
-            log.warning("rejected instance %s from %s: %s", uid_hash(sop_uid), caller, reason)
-            return self._status(CANNOT_UNDERSTAND, reason)
+            return self._refuse(
+                sop_uid, sop_class, caller, CANNOT_UNDERSTAND, f"cannot parse the dataset: {describe_error(error)}"
+            )
+        if ignored is not None:
+            with self._uid_lock(sop_uid):
+                done = self.journal.receive(sop_uid, study, sop_class, None, caller, state="ignored", error=ignored)
+            self.metrics.received.labels("ignored" if done.taken else "duplicate").inc()
+            log.info("ignored instance %s from %s: %s", uid_hash(sop_uid), caller, ignored)
+            return 0x0000
         known = self.journal.get(sop_uid)
         if known is not None and known.state in ("scored", "delivered", "ignored"):
             self.metrics.received.labels("duplicate").inc()  # answered already: nothing to keep
             return 0x0000
-        path = self.spool.write_incoming(sop_uid, data)
-        state = self.journal.record_received(sop_uid, study, sop_class, str(path), caller)
-        if state == "received":
+        path = self.spool.write_incoming(sop_uid, data, tag=uuid.uuid4().hex[:12])  # one file per copy
+        with self._uid_lock(sop_uid):
+            done = self.journal.receive(sop_uid, study, sop_class, str(path), caller)
+            if done.taken:
+                self._attempts.pop(sop_uid, None)  # a new copy: its own attempts
+        if done.taken:
+            if done.replaced_path and not self.config.keep_spool:
+                Path(done.replaced_path).unlink(missing_ok=True)  # the older copy is superseded
             self._enqueue(sop_uid)
             self.metrics.received.labels("accepted").inc()
-        else:
+        else:  # scored meanwhile by an earlier copy: answered once
+            path.unlink(missing_ok=True)
             self.metrics.received.labels("duplicate").inc()
         log.debug(
-            "stored instance %s from %s in %.1f ms (%s)",
+            "stored instance %s (copy %d) from %s in %.1f ms (%s)",
             uid_hash(sop_uid),
+            done.copy,
             caller,
             (time.time() - received) * 1000,
-            state,
+            done.state,
         )
         return 0x0000
+
+    def _refuse(self, sop_uid: str, sop_class: str, caller: str, status: int, reason: str):
+        """A failure status for this copy; the journal keeps it only for an instance never
+        acknowledged (a refused resend never changes an acknowledged instance's state)."""
+        with self._uid_lock(sop_uid):
+            done = self.journal.receive(sop_uid, None, sop_class, None, caller, state="rejected", error=reason)
+        self.metrics.received.labels("rejected").inc()
+        log.warning(
+            "refused instance %s from %s (0x%04X): %s%s",
+            uid_hash(sop_uid),
+            caller,
+            status,
+            reason,
+            "" if done.taken else f"; the copy acknowledged earlier stays {done.state}",
+        )
+        return self._status(status, reason)
 
     @staticmethod
     def _status(code: int, comment: str):
@@ -277,7 +347,7 @@ class RadzServer:
 
         status = Dataset()
         status.Status = code
-        status.ErrorComment = comment[:64]  # LO: 64 characters
+        status.ErrorComment = error_comment(comment)  # LO: 64 printable characters, escaped
         return status
 
     # -- scoring -----------------------------------------------------------------------------
@@ -322,15 +392,15 @@ class RadzServer:
                 if self._stopping.is_set():
                     self._leave(sop_uid, recheck=False)
                     return
-        except Exception:  # noqa: BLE001 - the journal failed: leave the row for the restart
-            log.exception("scoring instance %s: journal unavailable", uid_hash(sop_uid))
+        except Exception as error:  # noqa: BLE001 - the journal failed: leave the row for the restart
+            log.error("scoring instance %s: journal unavailable: %s", uid_hash(sop_uid), describe_error(error))
             self._leave(sop_uid, recheck=False)
             return
         try:
             ds = dcmread(entry.dataset_path)
         except Exception as error:  # noqa: BLE001 - the spooled file is unreadable
             self._in_flight.release()
-            self._fail(entry, f"cannot read the received dataset: {type(error).__name__}: {error}")
+            self._fail(entry, f"cannot read the received dataset: {describe_error(error)}")
             self._leave(sop_uid)
             return
         try:
@@ -341,7 +411,7 @@ class RadzServer:
             return
         except Exception as error:  # noqa: BLE001 - the engine refused it for another reason
             self._in_flight.release()
-            self._fail(entry, f"cannot score: {type(error).__name__}: {error}")
+            self._fail(entry, redact(f"cannot score: {describe_error(error)}", ds), ds)
             self._leave(sop_uid)
             return
         if "PixelData" in ds:
@@ -381,30 +451,35 @@ class RadzServer:
                 return
             except Exception as error:  # noqa: BLE001 - the batch failed (backend error): passing, retry
                 self._attempts[entry.sop_uid] = attempts = self._attempts.get(entry.sop_uid, 0) + 1
-                log.warning("instance %s: scoring attempt %d failed: %s", uid_hash(entry.sop_uid), attempts, error)
+                reason = redact(describe_error(error), ds)
+                log.warning("instance %s: scoring attempt %d failed: %s", uid_hash(entry.sop_uid), attempts, reason)
                 if attempts >= 3:
-                    self._fail(entry, f"scoring failed 3 times, last: {type(error).__name__}: {error}")
+                    self._fail(entry, f"scoring failed 3 times, last: {reason}", ds)
                 return
             if result.error:
-                self._fail(entry, result.error)
+                self._fail(entry, redact(escape(result.error, 300), ds), ds)
                 return
             self._answer(entry, ds, result)
         except Exception as error:  # noqa: BLE001 - one bad instance never stops the server
-            log.exception("making the SR for instance %s failed", uid_hash(entry.sop_uid))
-            self._fail(entry, f"cannot make the SR: {type(error).__name__}: {error}")
+            reason = redact(f"cannot make the SR: {describe_error(error)}", ds)
+            log.error("instance %s: %s", uid_hash(entry.sop_uid), reason)  # no traceback: it quotes values
+            self._fail(entry, reason, ds)
         finally:
             self._in_flight.release()
             self._leave(entry.sop_uid)
 
     def _answer(self, entry, ds, result) -> None:
-        """SR -> spool, JSON line, journal `scored`, then the webhook and the delivery."""
+        """SR -> spool, JSON line, journal `scored`, then the webhook and the delivery. Recorded
+        only while the journal row still stands for this copy (a newer copy replaces it)."""
         from radz_engine.serve.sr import build_sr
 
         thresholds = self._thresholds()
+        left_out = clean_header(ds)  # malformed demographics: left out of the SR, never blocking it
+        if left_out:
+            log.info("instance %s: left out of the SR (malformed): %s", uid_hash(entry.sop_uid), ", ".join(left_out))
         sr = build_sr(ds, result, self.model_name, self.model_version, thresholds)
         buffer = io.BytesIO()
         sr.save_as(buffer, enforce_file_format=True)
-        sr_path = self.spool.write_sr(entry.sop_uid, buffer.getvalue())
         record = {
             "sop_instance_uid": entry.sop_uid,
             "study_instance_uid": entry.study_uid,
@@ -417,8 +492,13 @@ class RadzServer:
             "received_at": entry.received_at,
             "scored_at": time.time(),
         }
-        self._write_result(record)
-        self.journal.mark_scored(entry.sop_uid, str(sr_path))
+        with self._uid_lock(entry.sop_uid):
+            if not self._current(entry):
+                self._drop_stale(entry)
+                return
+            sr_path = self.spool.write_sr(entry.sop_uid, buffer.getvalue())
+            self._write_result(record)
+            self.journal.mark_scored(entry.sop_uid, str(sr_path), copy=entry.copy)
         self._attempts.pop(entry.sop_uid, None)
         if not self.config.keep_spool:  # scored: the SR now stands for it
             Path(entry.dataset_path).unlink(missing_ok=True)
@@ -428,22 +508,42 @@ class RadzServer:
             self._webhooks.submit(self._post_webhook, record).add_done_callback(_log_exception)
         self.deliverer.wake()
 
-    def _fail(self, entry, reason: str) -> None:
-        """The instance itself cannot be scored: journaled `failed` with the reason."""
-        self.journal.mark_failed(entry.sop_uid, reason)
+    def _current(self, entry) -> bool:
+        """The journal row still waits to be scored and stands for `entry`'s copy (call under its lock)."""
+        now = self.journal.get(entry.sop_uid)
+        return now is not None and now.state == "received" and now.copy == entry.copy
+
+    def _drop_stale(self, entry) -> None:
+        """An outcome of a copy a newer one replaced: dropped; the newer copy is scored instead."""
+        log.info(
+            "instance %s: copy %d was replaced by a newer copy; its outcome is dropped",
+            uid_hash(entry.sop_uid),
+            entry.copy,
+        )
+        if not self.config.keep_spool and entry.dataset_path:
+            Path(entry.dataset_path).unlink(missing_ok=True)  # this copy's own file only
+
+    def _fail(self, entry, reason: str, ds=None) -> None:
+        """The instance itself cannot be scored: journaled `failed` with the reason (escaped,
+        without patient or study values), unless a newer copy replaced this one."""
+        if entry.dataset_path:
+            reason = reason.replace(entry.dataset_path, "<spool>")
+        reason = redact(reason, ds)[:300]  # callers pass escaped text (escape, describe_error)
+        with self._uid_lock(entry.sop_uid):
+            if not self.journal.mark_failed(entry.sop_uid, reason, copy=entry.copy):
+                self._drop_stale(entry)
+                return
+            self._write_result(
+                {
+                    "sop_instance_uid": entry.sop_uid,
+                    "study_instance_uid": entry.study_uid,
+                    "error": reason,
+                    "received_at": entry.received_at,
+                }
+            )
         self._attempts.pop(entry.sop_uid, None)
         self.metrics.failed.inc()
-        self._write_result(
-            {
-                "sop_instance_uid": entry.sop_uid,
-                "study_instance_uid": entry.study_uid,
-                "error": reason,
-                "received_at": entry.received_at,
-            }
-        )
-        log.warning(
-            "instance %s not scored: %s", uid_hash(entry.sop_uid), reason.replace(entry.dataset_path or "", "<spool>")
-        )
+        log.warning("instance %s not scored: %s", uid_hash(entry.sop_uid), reason)
         if not self.config.keep_spool and entry.dataset_path:
             Path(entry.dataset_path).unlink(missing_ok=True)  # patient data; a resend brings a new copy
 
@@ -475,7 +575,9 @@ class RadzServer:
                 last = error
             time.sleep(0.5 * 2**attempt)
         self.metrics.webhook_errors.inc()
-        log.warning("webhook failed for instance %s: %s", uid_hash(record["sop_instance_uid"]), last)
+        if isinstance(last, BaseException):
+            last = describe_error(last)
+        log.warning("webhook failed for instance %s: %s", uid_hash(record["sop_instance_uid"]), escape(last, 200))
 
     def _delivered(self, entry, seconds: float) -> None:
         if not self.config.keep_spool:

@@ -30,14 +30,15 @@ class Spool:
         for folder in (self.incoming, self.sr):
             folder.mkdir(parents=True, exist_ok=True)
 
-    def incoming_path(self, sop_uid: str) -> Path:
-        return self.incoming / f"{uid_hash(sop_uid)}.dcm"
+    def incoming_path(self, sop_uid: str, tag: str | None = None) -> Path:
+        return self.incoming / (f"{uid_hash(sop_uid)}.dcm" if tag is None else f"{uid_hash(sop_uid)}-{tag}.dcm")
 
     def sr_path(self, sop_uid: str) -> Path:
         return self.sr / f"{uid_hash(sop_uid)}.dcm"
 
-    def write_incoming(self, sop_uid: str, data: bytes) -> Path:
-        return write_atomic(self.incoming_path(sop_uid), data)
+    def write_incoming(self, sop_uid: str, data: bytes, tag: str | None = None) -> Path:
+        """The received dataset; `tag` (e.g. random) gives each copy of an instance its own file."""
+        return write_atomic(self.incoming_path(sop_uid, tag), data)
 
     def write_sr(self, sop_uid: str, data: bytes) -> Path:
         return write_atomic(self.sr_path(sop_uid), data)
