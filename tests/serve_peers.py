@@ -233,6 +233,18 @@ class RadzServe:
         return self.process.returncode
 
 
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """(certificate, key) PEM files for 127.0.0.1 made by openssl, valid one day."""
+    cert, key = Path(folder) / "cert.pem", Path(folder) / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert)]
+        + ["-days", "1", "-subj", "/CN=radz-test", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
 def echoscu(port: int, called: str = "RADZ", calling: str = "ECHOSCU", extra: list[str] | None = None):
     return subprocess.run(
         ["echoscu", "-aet", calling, "-aec", called, *(extra or []), "127.0.0.1", str(port)],
