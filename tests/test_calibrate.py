@@ -1,8 +1,6 @@
-"""Bundle threshold calibration: `radz eval --bundle B --csv C --calibrate` (torch-free)."""
+"""Bundle threshold calibration: `radz eval --bundle B --csv C --calibrate --out B2` (torch-free)."""
 
 from __future__ import annotations
-
-import shutil
 
 import pytest
 
@@ -27,11 +25,15 @@ def test_calibrate_writes_calibration_that_the_engine_applies(tmp_path, calibrat
     from radz_engine.runtime.engine import Engine
     from radz_engine.scoring.calibration import Calibration
 
-    bundle = tmp_path / "bundle"
-    shutil.copytree(default_bundle_path(), bundle)
+    bundle = tmp_path / "bundle"  # a new bundle; the shipped one is never edited
+    shipped = load_bundle().identity()
     csv = str(calibration_set / "labels.csv")
-    assert main(["eval", "--bundle", str(bundle), "--csv", csv, "--calibrate", "--method", "platt"]) == 0
-    loaded = load_bundle(bundle)  # hashes still valid after the rewrite
+    args = ["eval", "--bundle", str(default_bundle_path()), "--csv", csv, "--calibrate", "--method", "platt"]
+    assert main([*args, "--out", str(bundle)]) == 0
+    assert load_bundle().identity() == shipped
+    loaded = load_bundle(bundle)  # hashes valid in the copy
+    assert loaded.manifest["calibrated_from"] == shipped and loaded.name == "default-calibrated"
+    assert loaded.content_hash != shipped["hash"]
     records = {c["name"]: c["calibration"] for c in loaded.classes}
     assert all(r["method"] == "platt" and r["mode"] == loaded.scoring_mode for r in records.values())
     assert any(r["threshold"] is not None for r in records.values())
@@ -76,8 +78,10 @@ def test_calibrated_scores_equal_with_and_without_the_faiss_index(tmp_path, cali
     if not getattr(_core, "HAVE_FAISS", False):
         pytest.skip("the extension was built without FAISS")
     bundle = tmp_path / "bundle"
-    shutil.copytree(default_bundle_path(), bundle)
-    assert main(["eval", "--bundle", str(bundle), "--csv", str(calibration_set / "labels.csv"), "--calibrate"]) == 0
+    csv = str(calibration_set / "labels.csv")
+    assert (
+        main(["eval", "--bundle", str(default_bundle_path()), "--csv", csv, "--calibrate", "--out", str(bundle)]) == 0
+    )
     loaded = load_bundle(bundle)
     x = np.random.default_rng(5).standard_normal((32, loaded.embedding_dim)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
@@ -88,6 +92,26 @@ def test_calibrated_scores_equal_with_and_without_the_faiss_index(tmp_path, cali
     assert names_f == names_s
     np.testing.assert_allclose(scores_f, scores_s, atol=1e-5)
     assert (pos_f == pos_s).mean() > 0.99  # equal except exactly at a threshold
+
+
+def test_eval_bundle_refuses_in_place_calibration_and_writes_metrics(tmp_path, calibration_set, capsys):
+    """--calibrate without --out, or with --out the bundle itself, is refused before any work;
+    without --calibrate, --out gets metrics.json + metrics.md naming the bundle."""
+    import json
+
+    from radz_engine.bundle.default import default_bundle_path
+    from radz_engine.cli import main
+
+    shipped = str(default_bundle_path())
+    csv = str(calibration_set / "labels.csv")
+    assert main(["eval", "--bundle", shipped, "--csv", csv, "--calibrate"]) == 2
+    assert "give --out NEW_BUNDLE_FOLDER" in capsys.readouterr().err
+    assert main(["eval", "--bundle", shipped, "--csv", csv, "--calibrate", "--out", shipped]) == 2
+    assert "is the bundle itself" in capsys.readouterr().err
+    assert main(["eval", "--bundle", shipped, "--csv", csv, "--out", str(tmp_path / "m")]) == 0
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert metrics["bundle"]["name"] == "default" and metrics["n_images"] == 40
+    assert "cardiomegaly" in (tmp_path / "m" / "metrics.md").read_text()
 
 
 def test_calibrate_reports_bad_csv(tmp_path):
@@ -106,13 +130,13 @@ def test_calibrate_method_none_keeps_scores_and_fits_thresholds(tmp_path, calibr
     from radz_engine.runtime.engine import Engine
 
     bundle = tmp_path / "bundle"
-    shutil.copytree(default_bundle_path(), bundle)
     csv = str(calibration_set / "labels.csv")
-    assert main(["eval", "--bundle", str(bundle), "--csv", csv, "--calibrate", "--method", "none"]) == 0
+    args = ["eval", "--bundle", str(default_bundle_path()), "--csv", csv, "--calibrate", "--method", "none"]
+    assert main([*args, "--out", str(bundle)]) == 0
     with Engine(bundle) as engine:
         result = engine.classify([str(calibration_set / "images" / "0000003.png")])[0]
         raw = engine.scorer.raw_scores(result.embedding[None])[0]
     np.testing.assert_allclose([result.scores[c] for c in engine.class_names], raw, atol=1e-5)
     with pytest.raises(SystemExit) as exit_info:  # scores are probabilities: no temperature scaling
-        main(["eval", "--bundle", str(bundle), "--csv", csv, "--calibrate", "--method", "temperature"])
+        main(["eval", "--bundle", str(bundle), "--csv", csv, "--calibrate", "--method", "temperature", "--out", "x"])
     assert exit_info.value.code == 2

@@ -152,9 +152,11 @@ def test_screen_fails_loudly(study_folder, tmp_path, capsys):
     assert "all 2 files failed (first: " in capsys.readouterr().err
     assert screen_main([str(study_folder), "--out", str(tmp_path / "s.csv"), "--workers", "0", "--no-progress"]) == 0
     assert "1 of 6 files failed" in capsys.readouterr().err
-    for flag, value in (("--workers", "-1"), ("--batch-size", "0"), ("--threads", "0")):
-        assert screen_main([str(study_folder), "--out", out, flag, value, "--no-progress"]) == 2
-        assert flag in capsys.readouterr().err
+    for flag, value in (("--workers", "-1"), ("--batch-size", "0"), ("--threads", "0"), ("--device", "gpu")):
+        with pytest.raises(SystemExit) as exit_info:  # argparse: usage + one error line, exit 2
+            screen_main([str(study_folder), "--out", out, flag, value, "--no-progress"])
+        assert exit_info.value.code == 2
+        assert f"argument {flag}" in capsys.readouterr().err
 
 
 def test_discover_by_content(tmp_path):
@@ -218,3 +220,44 @@ def test_screen_int8_scores_close_to_fp32(study_folder, tmp_path):
         assert row["ok"] == b[source]["ok"]
         for key in (k for k in row if k.startswith("score_") and row[k]):
             assert abs(float(row[key]) - float(b[source][key])) < 0.05, (source, key)
+
+
+def test_results_name_their_model(study_folder, tmp_path, capsys):
+    """Every row and the summary carry the bundle's name, version, short content hash and the
+    thresholds used; resuming into an output of another bundle is refused (--overwrite replaces)."""
+    import shutil
+
+    from radz_engine.bundle.default import default_bundle_path
+    from radz_engine.bundle.format import write_manifest
+    from radz_engine.bundle.loader import load_bundle
+
+    identity = load_bundle().identity()
+    assert identity["name"] == "default" and identity["version"] == "0.1.0" and len(identity["hash"]) == 12
+    out, summary = tmp_path / "r.jsonl", tmp_path / "summary.json"
+    common = ["--workers", "0", "--threads", "1", "--quiet"]
+    assert screen_main([str(study_folder), "--out", str(out), "--summary-json", str(summary), *common]) == 0
+    assert f"bundle: default 0.1.0 (hash {identity['hash']})" in capsys.readouterr().out
+    docs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(d["model"] == identity for d in docs)  # failed rows too
+    assert all(d["thresholds"]["cardiomegaly"] == pytest.approx(0.099329, abs=1e-6) for d in docs)
+    doc = json.loads(summary.read_text())
+    assert doc["model"] == identity and set(doc["thresholds"]) == set(doc["positives"])
+    csv_out = tmp_path / "r.csv"
+    assert screen_main([str(study_folder), "--out", str(csv_out), *common]) == 0
+    rows = _rows(csv_out)
+    assert all(r["bundle_hash"] == identity["hash"] and r["threshold_edema"] for r in rows)
+
+    other = tmp_path / "other_bundle"  # the same model with one threshold changed: another hash
+    shutil.copytree(default_bundle_path(), other)
+    classes = json.loads((other / "classes.json").read_text())
+    classes["classes"][0]["threshold"] = classes["classes"][0]["calibration"]["threshold"] = 0.5
+    (other / "classes.json").write_text(json.dumps(classes))
+    write_manifest(other, json.loads((other / "manifest.json").read_text()))
+    capsys.readouterr()
+    assert screen_main([str(study_folder), "--out", str(csv_out), "--bundle", str(other), *common]) == 2
+    err = capsys.readouterr().err
+    assert f"holds results of default 0.1.0 (hash {identity['hash']})" in err and "--overwrite" in err
+    assert screen_main([str(study_folder), "--out", str(csv_out), "--bundle", str(other), "--overwrite", *common]) == 0
+    rows = _rows(csv_out)
+    assert len(rows) == 6 and {r["bundle_name"] for r in rows} == {"other_bundle"}
+    assert {r["threshold_cardiomegaly"] for r in rows} == {"0.5"}

@@ -19,6 +19,7 @@ Everything is checked when the bundle is loaded, so a bad bundle fails at start-
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ import numpy as np
 from radz_engine.bundle.format import FORMAT_VERSION, MANIFEST, PROMPT_BLOCKS, REQUIRED_ROLES, sha256_file
 from radz_engine.errors import BundleError
 
-__all__ = ["FORMAT_VERSION", "Bundle", "BundleError", "load_bundle", "sha256_file"]
+__all__ = ["FORMAT_VERSION", "Bundle", "BundleError", "content_hash", "load_bundle", "sha256_file"]
 
 
 @dataclass
@@ -41,6 +42,32 @@ class Bundle:
     background: dict | None
     anchors: np.ndarray
     prompts: np.ndarray
+
+    @property
+    def name(self) -> str:
+        """The manifest's "name", else the bundle folder's name (the shipped one: "default")."""
+        return str(self.manifest.get("name") or self.path.resolve().name)
+
+    @property
+    def version(self) -> str:
+        """The manifest's "version". Bundles without one get a derived version: the radz-engine
+        version that exported them (manifest "versions"), "0" if that is not recorded either.
+        The content hash, not the version, tells two bundles apart."""
+        if self.manifest.get("version"):
+            return str(self.manifest["version"])
+        versions = self.manifest.get("versions") or {}
+        return str(versions.get("radz-engine") or versions.get("radz_engine") or "0")
+
+    @property
+    def content_hash(self) -> str:
+        """12 hex digits of the SHA-256 of manifest.json's canonical JSON (sorted keys), which
+        records the SHA-256 of every other file: any change to weights, anchors, classes,
+        thresholds or calibration changes it; copying or moving the folder does not."""
+        return content_hash(self.manifest)
+
+    def identity(self) -> dict:
+        """{"name", "version", "hash"}: what every Result, output row and run summary records."""
+        return {"name": self.name, "version": self.version, "hash": self.content_hash}
 
     @property
     def class_names(self) -> list[str]:
@@ -90,6 +117,12 @@ class Bundle:
         """Per scoring mode, as radz_train.zero_shot.class_embeddings lays them out:
         softmax [C, D], posneg [2, C, D], anchor [C (+1 background), D]."""
         return {"softmax": self.prompts[0], "posneg": self.prompts[1:3], "anchor": self.anchors}
+
+
+def content_hash(manifest: dict) -> str:
+    """Bundle.content_hash of a manifest dict."""
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _fail(bundle: Path, file: str, reason: str) -> BundleError:
@@ -181,8 +214,8 @@ def _load_array(path: Path, manifest: dict, role: str) -> np.ndarray:
     return array
 
 
-def load_bundle(path: str | Path, *, verify_hashes: bool = True, check_onnx: bool = True) -> Bundle:
-    """Load and validate a bundle folder.
+def load_bundle(path: str | Path | None = None, *, verify_hashes: bool = True, check_onnx: bool = True) -> Bundle:
+    """Load and validate a bundle folder (None: the shipped default bundle, as `Engine()`).
 
     Checks, in order: manifest present, valid JSON and of this format_version; every file it lists
     present with the recorded SHA-256 (`verify_hashes`); each ONNX model's input/output names as
@@ -192,6 +225,10 @@ def load_bundle(path: str | Path, *, verify_hashes: bool = True, check_onnx: boo
     Raises:
         BundleError: naming the file at fault and the reason.
     """
+    if path is None:
+        from radz_engine.bundle.default import default_bundle_path
+
+        path = default_bundle_path()
     path = Path(path)
     if not path.is_dir():
         raise BundleError(path, ".", "not a folder")

@@ -1,11 +1,15 @@
 """Per-class calibration of a bundle, fitted on a labelled image set (torch-free).
 
-`radz eval --bundle B --csv labels.csv --calibrate [--method platt|none]` scores the images
+`radz eval --bundle B --csv labels.csv --calibrate --out B2 [--method platt|none]` scores the images
 with the Engine, fits for each class a score -> probability mapping (Platt: sigmoid(a * score
 + b); none: the score as it is) and the threshold on
 the calibrated probability that maximises F1 on that set (the paper protocol's operating
-point), and writes both into the bundle's classes.json ("calibration" and "threshold" per
-class; the manifest's SHA-256 and its "calibration" record are updated). The Engine then
+point), and writes a copy of the bundle to --out with both in its classes.json ("calibration"
+and "threshold" per class; the manifest's SHA-256, its "calibration" record and
+"calibrated_from" (the source's name, version, hash) updated). The bundle given is never
+edited (it may be the shipped one, inside site-packages). Without --calibrate, --out is a
+folder for metrics.json and metrics.md. Image paths in the CSV are absolute or relative to the
+CSV's folder. The Engine then
 reports calibrated probabilities and marks a class positive at its own threshold. Fitting uses
 the raw scores, so recalibrating a calibrated bundle starts afresh.
 """
@@ -81,8 +85,9 @@ def fit_thresholds(bundle_path: str | Path, csv_path: str | Path, workers: int =
     return {"classes": fitted, "n_images": len(paths), "csv": str(csv_path), "mode": mode, "method": method}
 
 
-def write_thresholds(bundle_path: str | Path, fitted: dict) -> None:
-    """Store thresholds in classes.json and re-hash it in the manifest."""
+def write_thresholds(bundle_path: str | Path, fitted: dict, calibrated_from: dict | None = None) -> None:
+    """Store thresholds in classes.json and re-hash it in the manifest (of a bundle folder this
+    command made: `radz eval --calibrate` writes a copy, never the bundle it was given)."""
     bundle_path = Path(bundle_path)
     manifest_path = bundle_path / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
@@ -110,45 +115,120 @@ def write_thresholds(bundle_path: str | Path, fitted: dict) -> None:
             name: {k: v for k, v in row.items() if k != "calibration"} for name, row in fitted["classes"].items()
         },
     }
+    if calibrated_from:
+        manifest["calibrated_from"] = dict(calibrated_from)
+        manifest.setdefault("name", calibrated_from["name"] + "-calibrated")
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     load_bundle(bundle_path)  # still valid
+
+
+def build_parser():
+    from radz_engine.cli.options import add_workers, parser
+
+    p = parser(
+        "radz eval --bundle",
+        "Per-class AUC / F1 of a bundle on a labelled set (torch-free); with --calibrate, a calibrated copy "
+        "of the bundle (Platt scaling + max-F1 thresholds) written to --out.",
+    )
+    p.add_argument("--bundle", type=Path, required=True, help="bundle folder to evaluate (never modified)")
+    p.add_argument(
+        "--csv",
+        type=Path,
+        required=True,
+        help="labelled images: a path column (absolute, or relative to the CSV's folder) + 0/1 class columns",
+    )
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="fit per-class calibration and max-F1 thresholds; writes a new bundle to --out",
+    )
+    p.add_argument("--method", default="platt", choices=METHODS, help="score -> probability mapping for --calibrate")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for metrics.json + metrics.md; with --calibrate the calibrated bundle (required then)",
+    )
+    add_workers(p, default=0, help="decoding processes (0: in this process)")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """`radz eval --bundle B --csv labels.csv [--calibrate]`: per-class AUC/F1 of a bundle
     (torch-free); with --calibrate, write the max-F1 thresholds into the bundle."""
-    import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="radz eval --bundle", description=main.__doc__.splitlines()[0])
-    parser.add_argument("--bundle", type=Path, required=True)
-    parser.add_argument("--csv", type=Path, required=True, help="labelled images: a path column + 0/1 class columns")
-    parser.add_argument(
-        "--calibrate", action="store_true", help="write per-class calibration and max-F1 thresholds into the bundle"
-    )
-    parser.add_argument(
-        "--method",
-        default="platt",
-        choices=METHODS,
-        help="score -> probability mapping fitted with --calibrate (default platt)",
-    )
-    parser.add_argument("--workers", type=int, default=0, help="decoding processes")
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if args.calibrate:
+        problem = _check_new_bundle(args.bundle, args.out)
+        if problem:
+            print(f"radz eval: {problem}", file=sys.stderr)
+            return 2
     try:
         fitted = fit_thresholds(args.bundle, args.csv, args.workers, args.method)
     except (ValueError, FileNotFoundError) as error:
         print(f"radz eval: {error}", file=sys.stderr)
         return 2
-    print(
-        f"{'class':<20} {'n_pos':>6} {'AUC':>7} {'F1':>7} {'threshold':>10} {'Brier raw':>10} {fitted['method'] + ' Brier':>16}"
-    )
+    table = format_table(fitted)
+    print(table)
+    if args.calibrate:
+        identity = write_calibrated_bundle(args.bundle, args.out, fitted)
+        print(
+            f"calibrated bundle written to {args.out}: {identity['name']} {identity['version']} "
+            f"(hash {identity['hash']}); use it with --bundle {args.out}"
+        )
+    elif args.out is not None:
+        write_metrics(args.out, args.bundle, fitted, table)
+        print(f"metrics written to {args.out}/metrics.json and metrics.md")
+    return 0
+
+
+def format_table(fitted: dict) -> str:
+    lines = [
+        f"{'class':<20} {'n_pos':>6} {'AUC':>7} {'F1':>7} {'threshold':>10} {'Brier raw':>10} "
+        f"{fitted['method'] + ' Brier':>16}"
+    ]
     for name, row in fitted["classes"].items():
         thr = "never" if row["threshold"] is None else f"{row['threshold']:.4g}"
-        print(
+        lines.append(
             f"{name:<20} {row['n_pos']:>6d} {100 * row['auc']:>7.2f} {100 * row['f1']:>7.2f} {thr:>10} "
             f"{row['brier_raw']:>10.4f} {row['brier']:>16.4f}"
         )
-    if args.calibrate:
-        write_thresholds(args.bundle, fitted)
-        print(f"thresholds written to {args.bundle}")
-    return 0
+    return "\n".join(lines)
+
+
+def _check_new_bundle(bundle: Path, out: Path | None) -> str | None:
+    """Why --out cannot take the calibrated bundle, or None."""
+    if out is None:
+        return (
+            "--calibrate writes a calibrated copy of the bundle: give --out NEW_BUNDLE_FOLDER (never edited in place)"
+        )
+    if out.resolve() == bundle.resolve():
+        return f"--out {out}: is the bundle itself; give a new folder (bundles are never edited in place)"
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        return f"--out {out}: exists and is not an empty folder"
+    return None
+
+
+def write_calibrated_bundle(bundle: Path, out: Path, fitted: dict) -> dict:
+    """Copy `bundle` to `out` and write the calibration there; returns the new bundle's identity.
+    The manifest records what it was calibrated from ("calibrated_from": name, version, hash)."""
+    import shutil
+
+    source = load_bundle(bundle)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(bundle, out, dirs_exist_ok=True)
+    write_thresholds(out, fitted, calibrated_from=source.identity())
+    return load_bundle(out).identity()
+
+
+def write_metrics(out: Path, bundle: Path, fitted: dict, table: str) -> None:
+    """metrics.json (the fitted records and the bundle's identity) and metrics.md (the table)."""
+    out.mkdir(parents=True, exist_ok=True)
+    identity = load_bundle(bundle, check_onnx=False).identity()
+    (out / "metrics.json").write_text(json.dumps({"bundle": identity, **fitted}, indent=2, default=float) + "\n")
+    (out / "metrics.md").write_text(
+        f"# radz eval --bundle {bundle}\n\nbundle {identity['name']} {identity['version']} (hash {identity['hash']}), "
+        f"{fitted['n_images']} images from {Path(fitted['csv']).name}\n\n```\n{table}\n```\n"
+    )

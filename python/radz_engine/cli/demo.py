@@ -19,16 +19,17 @@ from radz_engine.runtime.timing import StageTimer
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="radz demo", description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--out", type=Path, default=Path("radz_demo"), help="folder for the study set and report (default ./radz_demo)"
-    )
-    p.add_argument("--n", type=int, default=200, help="number of phantom radiographs (default 200)")
-    p.add_argument("--dicom-size", type=int, default=512, help="DICOM image side in pixels (default 512)")
-    p.add_argument("--bundle", type=Path, default=None, help="model bundle (default: the shipped tiny model)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for generation and decoding")
+    from radz_engine.cli.options import add_bundle, add_workers, alias, parser
+
+    p = parser("radz demo", __doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=Path("radz_demo"), help="folder for the study set and report")
+    p.add_argument("--n", type=int, default=200, help="number of phantom radiographs")
+    p.add_argument("--size", type=int, default=512, help="phantom image side in pixels (DICOM)")
+    alias(p, "--dicom-size", "size", type=int)
+    add_bundle(p, type=Path)
+    add_workers(p, default=os.cpu_count() or 1, help="processes for generation and decoding")
     p.add_argument("--latency-requests", type=int, default=50, help="single submit() calls timed at low load")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="phantom series seed")
     return p
 
 
@@ -64,13 +65,13 @@ def _run(args) -> int:
             str(args.seed),
             "--format",
             "dicom",
-            "--dicom-size",
-            str(args.dicom_size),
+            "--size",
+            str(args.size),
             "--sites",
             "site_a,site_b,site_c",
             "--workers",
             str(args.workers),
-            "--no-progress",
+            "--quiet",
         ]
         with timer.stage("generate phantom DICOM", args.n):
             code = synth_main(synth)

@@ -16,14 +16,17 @@ import numpy as np
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="radz preprocess", description=__doc__.splitlines()[0])
-    p.add_argument("inputs", nargs="+", type=Path, help="files or folders (searched recursively)")
+    from radz_engine.cli.options import add_threads, add_workers, alias, parser, positive_int
+
+    p = parser("radz preprocess", __doc__.split("\n\n")[0])
+    p.add_argument("inputs", nargs="+", type=Path, help="files or folders (searched recursively, by content)")
     p.add_argument("--out", type=Path, required=True, help="output .npy path; the index goes to OUT.csv")
-    p.add_argument("--size", type=int, default=224, help="model input side (default 224)")
-    p.add_argument("--aspect", choices=("letterbox", "stretch"), default="letterbox")
-    p.add_argument("--dtype", choices=("float32", "float16"), default="float32")
-    p.add_argument("--workers", type=int, default=0, help="decoding processes (0: in this process)")
-    p.add_argument("--threads", type=int, default=None, help="C++ preprocessing threads")
+    p.add_argument("--input-size", type=positive_int, default=224, help="model input side in pixels")
+    alias(p, "--size", "input_size", type=positive_int)  # old spelling; --size is an image side elsewhere
+    p.add_argument("--aspect", choices=("letterbox", "stretch"), default="letterbox", help="how to fit the square")
+    p.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="tensor dtype")
+    add_workers(p, default=0, help="decoding processes (0: in this process)")
+    add_threads(p, help="C++ preprocessing threads (default: all cores)")
     return p
 
 
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     tensor = preprocess_batch(
         [decoded[i][0] for i in good],
         [decoded[i][1] for i in good],
-        args.size,
+        args.input_size,
         aspect=args.aspect,
         dtype=args.dtype,
         num_threads=args.threads,

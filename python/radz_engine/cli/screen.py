@@ -1,8 +1,12 @@
 """`radz screen PATH|CSV ... --out results.{csv,parquet,jsonl}`: classify many files.
 
-Folders are searched recursively for DICOM / PNG / JPEG; CSV lists need a `path` column.
-Resumable: files already in --out are skipped. A bad file is a row with `error` set, never a
-crash. Prints a summary table (files, ok, failed, images/s, positives per class) at the end.
+Folders are searched recursively for DICOM / PNG / JPEG by content (UID-named and suffix-less
+DICOM included; skipped files are counted on stderr); CSV lists need a `path` column.
+Resumable: files already in --out are skipped, failed ones retried (--no-retry-failed keeps
+them); an --out written by another bundle is refused (--overwrite replaces it). A bad file is a
+row with `error` set, never a crash. Prints a summary table (files, ok, failed, images/s,
+positives per class) at the end. Exit status: 0 done (a stderr line counts any failed files),
+1 every file failed, 2 a usage error (missing path, nothing to screen, bad flag).
 
 With --ray [ADDRESS] the work runs on a Ray cluster (radz_engine.distributed; needs
 pip install 'radz-engine[scale]'): --out is then a Parquet dataset folder (local or a URI such as
@@ -25,37 +29,53 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="radz screen", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    from radz_engine.cli.options import (
+        add_batch_size,
+        add_bundle,
+        add_quiet,
+        add_threads,
+        add_workers,
+        device_type,
+        parser,
     )
-    parser.add_argument("paths", nargs="+", help="files, folders (recursive) or CSV lists with a 'path' column")
-    parser.add_argument("--out", required=True, help="results file: .csv, .jsonl or .parquet (needs pyarrow)")
-    parser.add_argument("--bundle", default=None, help="bundle folder (default: the shipped default bundle)")
-    parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: cores - 1; 0: none)")
-    parser.add_argument("--batch-size", type=int, default=32, help="model batch size (default 32)")
-    parser.add_argument("--backend", default="auto", help="auto, onnxruntime, tensorrt (default auto)")
-    parser.add_argument(
+
+    p = parser("radz screen", __doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n", 1)[1])
+    p.add_argument(
+        "paths", nargs="+", help="files, folders (recursive, found by content) or CSV lists with a 'path' column"
+    )
+    p.add_argument("--out", required=True, help="results file: .csv, .jsonl or .parquet (needs pyarrow)")
+    add_bundle(p)
+    add_workers(p, help="decoding processes (default: cores - 1; 0: in this process)")
+    add_batch_size(p, default=32)
+    p.add_argument("--backend", default="auto", help="auto, onnxruntime or tensorrt")
+    p.add_argument(
         "--int8",
         action="store_true",
         help="ONNX Runtime: the bundle's int8 image encoder (`radz quantize BUNDLE`; faster on CPU)",
     )
-    parser.add_argument(
+    p.add_argument(
         "--device",
+        type=device_type,
         default=None,
-        help="cpu, cuda, cuda:N or auto (default cpu; with --ray: auto, GPUs when the cluster has them)",
+        help="cpu, cuda, cuda:N or auto (default: cpu; with --ray: auto, GPUs when the cluster has them)",
     )
-    parser.add_argument("--threads", type=int, default=None, help="model intra-op threads (default: all cores)")
-    parser.add_argument("--add-classes", default=None, help="JSON file {name: knowledge description} to add zero-shot")
-    parser.add_argument("--embeddings", action="store_true", help="also write each image's embedding")
-    parser.add_argument("--no-resume", action="store_true", help="do not skip files already in --out (appends)")
-    parser.add_argument(
+    add_threads(p, help="model intra-op threads (default: all cores)")
+    p.add_argument("--add-classes", default=None, help="JSON file {name: knowledge description} to add zero-shot")
+    p.add_argument("--embeddings", action="store_true", help="also write each image's embedding")
+    p.add_argument("--no-resume", action="store_true", help="do not skip files already in --out (appends)")
+    p.add_argument(
         "--no-retry-failed",
         action="store_true",
         help="when resuming, keep the rows of files that failed instead of screening them again",
     )
-    parser.add_argument("--summary-json", default=None, help="also write the summary as JSON here")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    ray = parser.add_argument_group("Ray (scale-out; pip install 'radz-engine[scale]')")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out even if another bundle (or another class list) wrote it",
+    )
+    p.add_argument("--summary-json", default=None, help="also write the summary as JSON here")
+    add_quiet(p)
+    ray = p.add_argument_group("Ray (scale-out; pip install 'radz-engine[scale]')")
     ray.add_argument(
         "--ray",
         nargs="?",
@@ -72,9 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--ray-rows-per-file",
         type=int,
         default=1000,
-        help="rows per Parquet part file (smaller: finer-grained resume; default 1000)",
+        help="rows per Parquet part file (smaller: finer-grained resume)",
     )
-    return parser
+    return p
 
 
 _RAY_ADDRESS = re.compile(r"^(auto|local|ray://.+|[A-Za-z0-9_.\-]+:\d+|\[[0-9A-Fa-f:]+\]:\d+)$")
@@ -126,7 +146,7 @@ def _main_ray(args) -> int:
             embeddings=args.embeddings,
             resume=not args.no_resume,
             rows_per_file=args.ray_rows_per_file,
-            progress=not args.no_progress,
+            progress=not args.quiet,
         )
     except (ValueError, ImportError, FileNotFoundError, ConnectionError) as error:  # bad input / no Ray / no cluster
         print(f"radz screen: {error}", file=sys.stderr)
@@ -189,7 +209,15 @@ def main(argv: list[str] | None = None) -> int:
         return _main_ray(args)
     from radz_engine.io.discover import discover
     from radz_engine.runtime.engine import Engine
-    from radz_engine.runtime.screen_output import ResultWriter, drop_failed, format_summary, recorded, summarize
+    from radz_engine.runtime.screen_output import (
+        ResultWriter,
+        check_output_model,
+        drop_failed,
+        format_summary,
+        recorded,
+        remove_output,
+        summarize,
+    )
 
     missing = _missing_arguments(args.paths)
     if missing:
@@ -198,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     try:
         found = discover(args.paths)
-        previous = {} if args.no_resume else recorded(args.out)
+        previous = {} if args.no_resume or args.overwrite else recorded(args.out)
     except (ValueError, ImportError, OSError) as error:
         return _fail(str(error))
     skipped_line = found.skipped_line()
@@ -222,14 +250,23 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RuntimeError, ImportError, FileNotFoundError) as error:
         return _fail(str(error))
     with engine:
+        try:
+            if args.overwrite:
+                remove_output(args.out)
+            else:
+                check_output_model(args.out, engine.model_info)
+        except (ValueError, ImportError, OSError) as error:
+            return _fail(str(error))
         if args.add_classes:
             try:
                 with open(args.add_classes) as handle:
                     engine.add_classes(json.load(handle))
             except (OSError, ValueError) as error:
                 return _fail(f"--add-classes {args.add_classes}: {error}")
+        model = engine.model_info
         print(
-            f"radz screen: {engine.backend.name} on {engine.backend.device}, {len(engine.class_names)} classes"
+            f"radz screen: bundle {model['name']} {model['version']} (hash {model['hash']}), "
+            f"{engine.backend.name} on {engine.backend.device}, {len(engine.class_names)} classes"
             + (f", resuming: {len(skip)} files already in {args.out}" if skip else "")
             + (f", retrying {to_retry} that failed" if to_retry else ""),
             file=sys.stderr,
@@ -237,7 +274,13 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if to_retry:
                 drop_failed(args.out)
-            writer = ResultWriter(args.out, engine.class_names, embeddings=args.embeddings)
+            writer = ResultWriter(
+                args.out,
+                engine.class_names,
+                embeddings=args.embeddings,
+                model=engine.model_info,
+                thresholds=engine.thresholds(),
+            )
         except (ValueError, ImportError) as error:
             return _fail(str(error))
         seen = {"ok": 0, "failed": 0, "positives": Counter({name: 0 for name in engine.class_names})}
@@ -246,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         with writer:
             for result in engine.screen(
                 found.files,
-                progress=not args.no_progress,
+                progress=not args.quiet,
                 workers=args.workers,
                 skip=skip,
                 batch_size=args.batch_size,
@@ -259,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
                     seen["failed"] += 1
                     first_error = first_error or result.error
         seen["skipped"] = len(skip)
-        summary = summarize(seen, time.perf_counter() - start)
+        summary = summarize(seen, time.perf_counter() - start, engine.model_info, engine.thresholds())
     print(format_summary(summary))
     if args.summary_json:
         with open(args.summary_json, "w") as handle:

@@ -97,6 +97,17 @@ def screen_dataset(
     channels = int(loaded.input_spec["channels"])
 
     start = time.perf_counter()
+    identity = loaded.identity()
+    if resume:
+        from radz_engine.distributed.sources import dataset_models
+
+        others = dataset_models(out) - {identity["hash"]}
+        if others:
+            raise ValueError(
+                f"--out {out} holds results of another bundle (hash {', '.join(sorted(h or '?' for h in others))}), "
+                f"this run uses {identity['name']} {identity['version']} (hash {identity['hash']}); "
+                "write to a new folder"
+            )
     skip = done_sources_in(out) if resume else set()
     listed = list_sources(paths)
     sources = [s for s in listed if s not in skip]
@@ -157,7 +168,7 @@ def screen_dataset(
             ray.shutdown()
     seconds = time.perf_counter() - start
 
-    summary = summarize(_count(out, f"radz-{run_id}_"), seconds)
+    summary = summarize(_count(out, f"radz-{run_id}_"), seconds, identity)
     summary.update({"skipped": skipped, "out": out, "actors": plan["actors"], "device": plan["device"]})
     log.info("radz_engine.distributed:\n%s", format_summary(summary))
     return summary

@@ -52,6 +52,9 @@ def result_schema(classes, embeddings: bool):
         "positives": pa.string(),
         "sop_instance_uid": pa.string(),
         "study_instance_uid": pa.string(),
+        "bundle_name": pa.string(),
+        "bundle_version": pa.string(),
+        "bundle_hash": pa.string(),
         "embedding": pa.list_(pa.float64()),
     }
     columns = Result(source="").to_row(classes, embedding=embeddings)
@@ -89,7 +92,11 @@ class EngineActor:
                 batch["preprocess_ms"],
             )
         ]
-        rows = [r.to_row(self.classes, embedding=self.embeddings) for r in run_chunk(self.engine, chunk)]
+        model, thresholds = self.engine.model_info, self.engine.thresholds()
+        rows = [
+            r.to_row(self.classes, embedding=self.embeddings, model=model, thresholds=thresholds)
+            for r in run_chunk(self.engine, chunk)
+        ]
         return pa.Table.from_pylist(rows, schema=self.schema)
 
 

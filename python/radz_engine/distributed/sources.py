@@ -147,3 +147,22 @@ def done_sources_in(out: str, *, quarantine: bool = True) -> set[str]:
             continue
         done.update(table.column("source").to_pylist())
     return done
+
+
+def dataset_models(out: str) -> set[str]:
+    """Content hashes of the bundles that wrote the result dataset `out` ("" for part files of
+    a radz version that did not record them); empty when there is no readable part file."""
+    import pyarrow.parquet as pq
+
+    filesystem, files = result_files(out)
+    hashes: set[str] = set()
+    for path in files:
+        try:
+            if "bundle_hash" not in pq.read_schema(path, filesystem=filesystem).names:
+                hashes.add("")
+                continue
+            table = pq.read_table(path, columns=["bundle_hash"], filesystem=filesystem)
+        except Exception:  # noqa: BLE001 - unreadable part files are handled by done_sources_in
+            continue
+        hashes.update(h or "" for h in table.column("bundle_hash").to_pylist())
+    return hashes

@@ -132,6 +132,7 @@ class Engine:
             raise
         self.backend = self.backends[0]
         self.scorer = ClassScorer(self.bundle, mode=mode, threshold=threshold)
+        self.model_info = self.bundle.identity()
         spec = self.bundle.input_spec
         self.input_shape = (int(spec["channels"]), int(spec["size"][0]), int(spec["size"][1]))
         self._preprocess_args = self.bundle.preprocess_args()
@@ -155,6 +156,18 @@ class Engine:
     def class_names(self) -> list[str]:
         return self.scorer.class_names
 
+    def thresholds(self) -> dict[str, float]:
+        """{class: positive threshold} in force now (calibrated, or the default; inf: never)."""
+        return self.scorer.thresholds()
+
+    def _stamp(self, result: Result, thresholds: dict | None = None) -> Result:
+        """Name the model on a Result that does not carry it yet (error Results made before scoring)."""
+        if not result.model:
+            result.model = dict(self.model_info)
+        if not result.thresholds:
+            result.thresholds = dict(thresholds if thresholds is not None else self.thresholds())
+        return result
+
     # -- shared stages ---------------------------------------------------------------------------
     def preprocess(self, decoded: Sequence[Any]) -> np.ndarray:
         """Decoded images (radz_engine.io.inputs.decode) -> [B, C, H, W] float32 with the
@@ -171,6 +184,7 @@ class Engine:
         start = time.perf_counter()
         names, scores, positives = self.scorer.score(embeddings)
         score_ms = (time.perf_counter() - start) * 1000.0
+        thresholds = self.thresholds()
         out = []
         for i, request in enumerate(requests):
             timings = request.timings() if isinstance(request, Prepared) else dict(request.timings)
@@ -183,6 +197,8 @@ class Engine:
                     embedding=embeddings[i].astype(np.float32, copy=True),
                     timings=timings,
                     metadata=request.metadata,
+                    model=dict(self.model_info),
+                    thresholds=dict(thresholds),
                 )
             )
         return out
@@ -220,7 +236,8 @@ class Engine:
                 by_id[id(p)] = result
             self._stats.add(batches=1)
         self._stats.add(images=len(prepared))
-        return [by_id[id(p)] if isinstance(p, Prepared) else p for p in prepared]
+        thresholds = self.thresholds()
+        return [by_id[id(p)] if isinstance(p, Prepared) else self._stamp(p, thresholds) for p in prepared]
 
     # -- submit ----------------------------------------------------------------------------------
     def _ensure_submitter(self) -> Submitter:
@@ -257,7 +274,7 @@ class Engine:
         prepared = prepare(image, self._preprocess_args)
         if isinstance(prepared, Result):
             future: Future = Future()
-            future.set_result(prepared)
+            future.set_result(self._stamp(prepared))
             self._stats.add(images=1, errors=1)
             return future
         return self._ensure_submitter().submit(prepared, priority, deadline_ms)

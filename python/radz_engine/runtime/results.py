@@ -7,9 +7,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Result", "TIMING_KEYS"]
+__all__ = ["Result", "TIMING_KEYS", "MODEL_KEYS"]
 
 TIMING_KEYS = ("decode", "preprocess", "queue", "model", "score")
+MODEL_KEYS = ("name", "version", "hash")
+
+
+def _threshold(value) -> float | None:
+    """A threshold for output: None for "never positive" (inf) or unknown."""
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isinf(value) or math.isnan(value) else round(value, 6)
 
 
 @dataclass
@@ -26,6 +35,9 @@ class Result:
         error: None, or why this image has no scores ("<source>: <reason>").
         metadata: DICOM tags (SOPInstanceUID, StudyInstanceUID, ... never patient data) or the
             image file's format / size.
+        model: the bundle that scored it: {"name", "version", "hash"} (radz_engine.bundle.loader
+            Bundle.identity(); "hash" is a short content hash of the bundle).
+        thresholds: {class name: positive threshold} in force (None: never positive).
     """
 
     source: str
@@ -35,6 +47,8 @@ class Result:
     timings: dict = field(default_factory=dict)
     error: str | None = None
     metadata: dict = field(default_factory=dict)
+    model: dict = field(default_factory=dict)
+    thresholds: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -44,13 +58,23 @@ class Result:
         """The k highest (class, score) pairs."""
         return sorted(self.scores.items(), key=lambda kv: -kv[1])[:k]
 
-    def to_row(self, classes, *, embedding: bool = False) -> dict:
+    def to_row(
+        self, classes, *, embedding: bool = False, model: dict | None = None, thresholds: dict | None = None
+    ) -> dict:
         """Flat dict for CSV / parquet: source, ok, error, positives ("a;b"), score_<class>,
-        <stage>_ms, sop_instance_uid, study_instance_uid (+ embedding as a list if asked)."""
+        threshold_<class>, bundle_name, bundle_version, bundle_hash, <stage>_ms,
+        sop_instance_uid, study_instance_uid (+ embedding as a list if asked). `model` and
+        `thresholds` fill in what this Result does not carry (e.g. a file that failed to decode)."""
         row = {"source": self.source, "ok": self.ok, "error": self.error or "", "positives": ";".join(self.positives)}
         for name in classes:
             value = self.scores.get(name)
             row[f"score_{name}"] = None if value is None else round(float(value), 6)
+        known = self.thresholds or thresholds or {}
+        for name in classes:
+            row[f"threshold_{name}"] = _threshold(known.get(name))
+        identity = self.model or model or {}
+        for key in MODEL_KEYS:
+            row[f"bundle_{key}"] = identity.get(key) or ""
         for key in TIMING_KEYS:
             value = self.timings.get(key)
             row[f"{key}_ms"] = None if value is None else round(float(value), 3)
@@ -70,6 +94,8 @@ class Result:
             "positives": list(self.positives),
             "timings": {k: float(v) for k, v in self.timings.items() if not math.isnan(float(v))},
             "metadata": {k: v for k, v in self.metadata.items() if v is not None},
+            "model": dict(self.model),
+            "thresholds": {k: _threshold(v) for k, v in self.thresholds.items()},
         }
         if embedding:
             out["embedding"] = None if self.embedding is None else [float(v) for v in self.embedding]

@@ -7,9 +7,22 @@ import csv
 import json
 from pathlib import Path
 
-from radz_engine.runtime.results import Result
+from radz_engine.runtime.results import MODEL_KEYS, Result, _threshold
 
-__all__ = ["OUTPUT_FORMATS", "ResultWriter", "recorded", "done_sources", "drop_failed", "summarize", "format_summary"]
+__all__ = [
+    "OUTPUT_FORMATS",
+    "OutputMismatch",
+    "ResultWriter",
+    "output_model",
+    "check_output_model",
+    "remove_output",
+    "describe_model",
+    "recorded",
+    "done_sources",
+    "drop_failed",
+    "summarize",
+    "format_summary",
+]
 
 OUTPUT_FORMATS = (".csv", ".jsonl", ".parquet")
 
@@ -132,17 +145,92 @@ def drop_failed(out: str | Path) -> int:
     return removed
 
 
+def output_model(out: str | Path) -> dict | None:
+    """{"name", "version", "hash"} of the bundle that wrote an existing output (its first row),
+    {} for an output of a radz version that did not record it, None when there is no row yet."""
+    out = Path(out)
+    kind = _format(out)
+    candidates = [(out, kind)] if kind != "parquet" else [(out, "parquet"), (_partial(out), "jsonl")]
+    for path, how in candidates:
+        if not path.exists() or path.stat().st_size == 0:
+            continue
+        if how == "parquet":
+            pa = _require_pyarrow()
+            table = pa.parquet.read_table(path)
+            if table.num_rows == 0:
+                continue
+            first = table.slice(0, 1).to_pylist()[0]
+            return {k: first[f"bundle_{k}"] for k in MODEL_KEYS if first.get(f"bundle_{k}")}
+        if how == "csv":
+            with path.open(newline="") as handle:
+                first = next(csv.DictReader(handle), None)
+            if first is None:
+                continue
+            return {k: first[f"bundle_{k}"] for k in MODEL_KEYS if first.get(f"bundle_{k}")}
+        for doc in _iter_jsonl(path):
+            if isinstance(doc, dict):
+                return dict(doc.get("model") or {})
+    return None
+
+
+def describe_model(model: dict | None) -> str:
+    """ "default 0.1.0 (hash 1a2b3c4d5e6f)" or "an unrecorded bundle"."""
+    if not model:
+        return "an unrecorded bundle (written before outputs named their model)"
+    return f"{model.get('name', '?')} {model.get('version', '?')} (hash {model.get('hash', '?')})"
+
+
+def check_output_model(out: str | Path, model: dict) -> None:
+    """Raise OutputMismatch when `out` holds rows written by another bundle than `model`."""
+    found = output_model(out)
+    if found is None or found.get("hash") == model.get("hash"):
+        return
+    raise OutputMismatch(
+        f"--out {out} holds results of {describe_model(found)}, this run uses {describe_model(model)}; "
+        "write to a new file, or pass --overwrite to replace it"
+    )
+
+
+def remove_output(out: str | Path) -> None:
+    """Delete an output file and its unfinished sidecar (--overwrite)."""
+    out = Path(out)
+    _format(out)
+    for path in (out, _partial(out)):
+        if path.exists():
+            path.unlink()
+
+
+class OutputMismatch(ValueError):
+    """The output file was written by another bundle (resuming into it would mix models)."""
+
+
 class ResultWriter:
     """Appends Results to .csv / .jsonl as they come (flushed per row, so an interrupted run
-    loses nothing); .parquet rows go to a JSONL sidecar and become parquet in close()."""
+    loses nothing); .parquet rows go to a JSONL sidecar and become parquet in close().
 
-    def __init__(self, out: str | Path, classes, *, embeddings: bool = False) -> None:
+    model, thresholds: the engine's bundle identity and thresholds, for rows of Results that do
+    not carry them; with `model`, an existing output written by another bundle is refused
+    (OutputMismatch)."""
+
+    def __init__(
+        self,
+        out: str | Path,
+        classes,
+        *,
+        embeddings: bool = False,
+        model: dict | None = None,
+        thresholds: dict | None = None,
+    ) -> None:
         self.out = Path(out)
         self.kind = _format(self.out)
         self.classes = list(classes)
         self.embeddings = embeddings
+        self.model = dict(model or {})
+        self.thresholds = dict(thresholds or {})
         if self.kind == "parquet":
             _require_pyarrow()  # fail before any work, not at the end
+        if model:
+            check_output_model(self.out, self.model)
         self.out.parent.mkdir(parents=True, exist_ok=True)
         target = _partial(self.out) if self.kind == "parquet" else self.out
         self._csv = None
@@ -153,9 +241,9 @@ class ResultWriter:
                 with target.open(newline="") as handle:
                     header = next(csv.reader(handle), [])
                 if header != columns:
-                    raise ValueError(
+                    raise OutputMismatch(
                         f"--out {target}: existing columns differ from this run's "
-                        f"(another bundle or class list?); write to a new file"
+                        f"(another bundle, class list or radz version?); write to a new file, or pass --overwrite"
                     )
             self._handle = target.open("a", newline="")
             self._csv = csv.DictWriter(self._handle, fieldnames=columns)
@@ -165,6 +253,10 @@ class ResultWriter:
             self._handle = target.open("a")
 
     def write(self, result: Result) -> None:
+        if not result.model and self.model:
+            result.model = dict(self.model)
+        if not result.thresholds and self.thresholds:
+            result.thresholds = dict(self.thresholds)
         if self._csv is not None:
             row = result.to_row(self.classes, embedding=self.embeddings)
             if self.embeddings and row.get("embedding") is not None:
@@ -196,6 +288,8 @@ class ResultWriter:
                         timings=doc.get("timings", {}),
                         error=doc.get("error"),
                         metadata=doc.get("metadata", {}),
+                        model=doc.get("model") or {},
+                        thresholds=doc.get("thresholds") or {},
                     )
                     row = result.to_row(self.classes)
                     if self.embeddings:
@@ -218,10 +312,13 @@ class ResultWriter:
 
 
 # -- summary ------------------------------------------------------------------------------------
-def summarize(results_seen: dict, seconds: float) -> dict:
-    """{"files", "ok", "failed", "skipped", "images_per_s", "positives": {class: n}}."""
+def summarize(results_seen: dict, seconds: float, model: dict | None = None, thresholds: dict | None = None) -> dict:
+    """{"files", "ok", "failed", "skipped", "images_per_s", "positives": {class: n}, "model":
+    {"name", "version", "hash"}, "thresholds": {class: threshold}}."""
     ok = results_seen["ok"]
     return {
+        "model": dict(model or {}),
+        "thresholds": {k: _threshold(v) for k, v in (thresholds or {}).items()},
         "files": ok + results_seen["failed"],
         "ok": ok,
         "failed": results_seen["failed"],
@@ -233,7 +330,8 @@ def summarize(results_seen: dict, seconds: float) -> dict:
 
 
 def format_summary(summary: dict) -> str:
-    lines = [
+    lines = [f"bundle: {describe_model(summary['model'])}", ""] if summary.get("model") else []
+    lines += [
         "| files | ok | failed | skipped (resumed) | seconds | images/s |",
         "|---|---|---|---|---|---|",
         f"| {summary['files']} | {summary['ok']} | {summary['failed']} | {summary['skipped']} | "
@@ -242,5 +340,13 @@ def format_summary(summary: dict) -> str:
         "| class | positives |",
         "|---|---|",
     ]
-    lines += [f"| {name} | {count} |" for name, count in summary["positives"].items()]
+    thresholds = summary.get("thresholds") or {}
+    if thresholds:
+        lines[-2:] = ["| class | positives | threshold |", "|---|---|---|"]
+        lines += [
+            f"| {name} | {count} | {'never' if thresholds.get(name) is None else thresholds[name]} |"
+            for name, count in summary["positives"].items()
+        ]
+    else:
+        lines += [f"| {name} | {count} |" for name, count in summary["positives"].items()]
     return "\n".join(lines)

@@ -1,14 +1,14 @@
 """`radz synth`: write a folder of phantom radiographs with reports and labels.
 
-    radz synth --out DIR --n N [--seed S] [--sites site_a,site_b,site_c] [--size 256]
-               [--format png|npy|dicom] [--dicom-size 1024] [--workers K]
+    radz synth --out DIR --n N [--seed S] [--sites site_a,site_b,site_c] [--size SIDE]
+               [--format png|npy|dicom] [--workers K]
     python -m radz_train.data.synth_cli ...   (same options)
 
 Writes DIR/images/<index>.<ext> and DIR/labels.csv with columns
     path, report, site, <one 0/1 column per finding>, no_finding, findings_json, index, seed
 where `path` is relative to DIR and `findings_json` holds severity / laterality / location /
 size of each finding. PNG is 8-bit grayscale, npy is float32 in [0, 1], dicom is a CR or DX
-file (the site decides) rendered at --dicom-size. Case i is acquired at sites[i % len(sites)].
+file (the site decides); --size is the image side for every format. Case i is acquired at sites[i % len(sites)].
 """
 
 from __future__ import annotations
@@ -30,19 +30,24 @@ _EXT = {"png": "png", "npy": "npy", "dicom": "dcm"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="radz synth", description="Generate phantom chest radiographs with reports and labels."
-    )
-    p.add_argument("--out", required=True, help="output directory (created)")
+    from radz_engine.cli.options import add_quiet, alias, parser, workers_type
+
+    p = parser("radz synth", "Generate phantom chest radiographs with reports and labels.")
+    p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--n", type=int, required=True, help="number of images")
-    p.add_argument("--seed", type=int, default=0, help="series seed (default 0)")
-    p.add_argument("--start", type=int, default=0, help="first case index (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="series seed")
+    p.add_argument("--start", type=int, default=0, help="first case index")
     p.add_argument("--sites", default="site_a", help=f"comma-separated sites from {','.join(SITES)}")
-    p.add_argument("--size", type=int, default=256, help="image side for png/npy (default 256)")
-    p.add_argument("--format", choices=tuple(_EXT), default="png")
-    p.add_argument("--dicom-size", type=int, default=1024, help="image side for dicom (default 1024)")
-    p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--format", choices=tuple(_EXT), default="png", help="image file format")
+    p.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="image side in pixels (default: 256 for png/npy, 1024 for dicom)",
+    )
+    alias(p, "--dicom-size", "dicom_size", type=int, default=None)  # old: the side of dicom images
+    p.add_argument("--workers", type=workers_type, default=1, help="processes (0 or 1: in this process)")
+    add_quiet(p)
     p.add_argument(
         "--withhold",
         default="",
@@ -52,17 +57,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _resolve_size(args: argparse.Namespace) -> int:
+    """--size, else the old --dicom-size for dicom, else 256 (png/npy) or 1024 (dicom)."""
+    if args.format == "dicom" and args.dicom_size is not None and args.size is None:
+        return args.dicom_size
+    if args.size is not None:
+        return args.size
+    return 1024 if args.format == "dicom" else 256
+
+
 def _check(args: argparse.Namespace) -> list[str]:
     if args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
     if args.seed < 0 or args.start < 0:
         raise ValueError(f"--seed and --start must be >= 0, got {args.seed}, {args.start}")
-    if args.workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {args.workers}")
-    for name in ("size", "dicom_size"):
-        v = getattr(args, name)
-        if not 32 <= v <= 4096:
-            raise ValueError(f"--{name.replace('_', '-')} must be in 32..4096, got {v}")
+    args.workers = max(1, args.workers)
+    args.size = _resolve_size(args)
+    if not 32 <= args.size <= 4096:
+        raise ValueError(f"--size must be in 32..4096, got {args.size}")
     sites = [s.strip() for s in args.sites.split(",") if s.strip()]
     bad = [s for s in sites if s not in SITES]
     if not sites or bad:
@@ -134,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sites = _check(args)
     except ValueError as e:
         parser.error(str(e))
-    size = args.dicom_size if args.format == "dicom" else args.size
+    size = args.size
     withhold = tuple(w.strip() for w in args.withhold.split(",") if w.strip())
     bad = [w for w in withhold if w not in FINDINGS]
     if bad:
@@ -144,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (i, args.seed, sites[i % len(sites)], size, args.format, args.out, withhold)
         for i in range(args.start, args.start + args.n)
     ]
-    bar = _progress(len(jobs), not args.no_progress)
+    bar = _progress(len(jobs), not args.quiet)
     rows = []
     t0 = time.perf_counter()
     if args.workers > 1:
