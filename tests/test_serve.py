@@ -44,6 +44,50 @@ def test_journal_walks_the_states_and_is_idempotent(tmp_path):
         again.record_received("7", None, "x", None, state="delivered")
 
 
+def test_journal_copies_refusals_never_change_an_acknowledged_instance(tmp_path):
+    """Issue 13 items 1-2: a refused or ignored copy leaves an acknowledged row as it is; an
+    acknowledged copy replaces a waiting one, and an older copy's outcome is not recorded."""
+    journal = Journal(tmp_path / "j.sqlite")
+    first = journal.receive("1", "s", "c", "/a-1.dcm", "A")
+    assert (first.state, first.taken, first.copy) == ("received", True, 1)
+    for state in ("rejected", "ignored"):
+        later = journal.receive("1", None, "c", None, "A", state=state, error="modality CT")
+        assert (later.state, later.taken) == ("received", False)
+    assert journal.get("1").state == "received" and journal.get("1").error is None
+    second = journal.receive("1", "s", "c", "/a-2.dcm", "A")  # a corrected resend
+    assert (second.state, second.taken, second.copy, second.replaced_path) == ("received", True, 2, "/a-1.dcm")
+    assert not journal.mark_failed("1", "cannot decode", copy=1)  # the first copy's outcome: dropped
+    assert not journal.mark_scored("1", "/sr", copy=1)
+    assert journal.get("1").state == "received" and journal.get("1").dataset_path == "/a-2.dcm"
+    assert journal.mark_scored("1", "/sr", copy=2) and journal.get("1").state == "scored"
+    assert journal.receive("1", None, "c", None, "A", state="rejected", error="x").state == "scored"
+    journal.mark_failed("2", "x")  # no row: nothing
+    journal.receive("2", None, "c", "/b.dcm", "A")
+    journal.mark_failed("2", "cannot decode")
+    assert journal.receive("2", None, "c", None, "A", state="rejected", error="x").state == "failed"
+    assert journal.receive("3", None, "c", None, "A", state="rejected", error="x").taken
+    assert journal.receive("3", None, "c", None, "A", state="rejected", error="y").taken  # refused again
+    assert journal.get("3").error == "y"
+    journal.close()
+
+
+def test_journal_written_before_copies_were_numbered_still_opens(tmp_path):
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "j.sqlite")
+    db.executescript(
+        "CREATE TABLE instances (sop_uid TEXT PRIMARY KEY, study_uid TEXT, sop_class TEXT, state TEXT NOT NULL,"
+        " dataset_path TEXT, sr_path TEXT, error TEXT, attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL"
+        " DEFAULT 0, received_at REAL NOT NULL, scored_at REAL, delivered_at REAL, calling_ae TEXT);"
+        "INSERT INTO instances (sop_uid, state, dataset_path, received_at) VALUES ('1', 'received', '/a.dcm', 1.0);"
+    )
+    db.commit()
+    db.close()
+    journal = Journal(tmp_path / "j.sqlite")
+    assert journal.get("1").copy == 0 and journal.mark_scored("1", "/sr", copy=0)
+    journal.close()
+
+
 def test_journal_mark_failed_only_from_received(tmp_path):
     journal = Journal(tmp_path / "j.sqlite")
     journal.record_received("1", None, "c", "/p", "A")

@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the model runs: cpu (default), cuda, cuda:N, auto, or several GPUs as cuda:0,cuda:1",
     )
     p.add_argument(
+        "--backend",
+        choices=("auto", "onnxruntime", "tensorrt", "torch"),
+        default="auto",
+        help="inference backend (default auto: ONNX Runtime with the best provider for --device; torch needs PyTorch)",
+    )
+    p.add_argument(
         "--http-port",
         type=int,
         default=8089,
@@ -173,6 +179,7 @@ def config_from_args(args) -> ServeConfig:
         max_associations=args.max_associations,
         tls_handshake_timeout_s=args.tls_handshake_timeout,
         device=args.device,
+        backend=args.backend,
         http_port=None if args.http_port == -1 else args.http_port,
         scoring_workers=args.scoring_workers,
         max_in_flight=args.max_in_flight,

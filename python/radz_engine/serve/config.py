@@ -103,6 +103,7 @@ class ServeConfig:
     max_associations: int = 32
     tls_handshake_timeout_s: float = 10.0
     device: str | tuple[str, ...] = "cpu"
+    backend: str = "auto"  # auto | onnxruntime | tensorrt | torch (radz_engine.backends)
     http_port: int | None = 8089  # None: no /healthz, /metrics
     scoring_workers: int = 2
     max_in_flight: int = 64  # received datasets held in memory between decoding and their SR
@@ -127,6 +128,8 @@ class ServeConfig:
         if self.secondary_capture not in ("chest", "any"):
             raise ConfigError(f"--secondary-capture: 'chest' or 'any', not {self.secondary_capture!r}")
         self.device = _check_device(self.device)
+        if self.backend not in ("auto", "onnxruntime", "tensorrt", "torch"):
+            raise ConfigError(f"--backend: auto, onnxruntime, tensorrt or torch, not {self.backend!r}")
         if not _is_loopback(self.bind) and not self.allowed_callers:
             raise ConfigError(
                 f"--bind {self.bind}: listening beyond loopback needs a calling-AE allow-list (--allow AE)"

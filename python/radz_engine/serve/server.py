@@ -68,6 +68,7 @@ class RadzServer:
 
             engine = Engine(
                 config.bundle,
+                backend=config.backend,
                 device=list(config.device) if isinstance(config.device, tuple) else config.device,
                 threads=config.engine_threads,
                 max_delay_ms=2.0,
