@@ -453,3 +453,6 @@ def test_device_option_reaches_the_engine_config(tmp_path):
     for bad in ("cuda:x", "cpu,cuda:0", ","):
         with pytest.raises(ConfigError, match="--device"):
             ServeConfig(tmp_path, device=bad)
+    with pytest.raises(ConfigError, match="--checkpoint"):
+        ServeConfig(tmp_path, backend="torch")  # the torch backend runs a checkpoint, not the ONNX bundle
+    assert ServeConfig(tmp_path, backend="torch", checkpoint=tmp_path, device="cuda:1").checkpoint == tmp_path

@@ -111,7 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend",
         choices=("auto", "onnxruntime", "tensorrt", "torch"),
         default="auto",
-        help="inference backend (default auto: ONNX Runtime with the best provider for --device; torch needs PyTorch)",
+        help="inference backend (default auto: ONNX Runtime with the best provider for --device; torch needs "
+        "PyTorch and --checkpoint)",
+    )
+    p.add_argument(
+        "--checkpoint", type=Path, default=None, help="--backend torch: the `radz train` checkpoint folder it runs"
     )
     p.add_argument(
         "--http-port",
@@ -180,6 +184,7 @@ def config_from_args(args) -> ServeConfig:
         tls_handshake_timeout_s=args.tls_handshake_timeout,
         device=args.device,
         backend=args.backend,
+        checkpoint=args.checkpoint,
         http_port=None if args.http_port == -1 else args.http_port,
         scoring_workers=args.scoring_workers,
         max_in_flight=args.max_in_flight,
@@ -204,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"radz serve: {error}", file=sys.stderr)
         return 2
-    from radz_engine.errors import BundleError
+    from radz_engine.errors import BundleError, RadzError
     from radz_engine.serve.server import RadzServer
 
     try:
@@ -212,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"radz serve: {error}", file=sys.stderr)
         return 2
-    except (BundleError, OSError, ValueError) as error:
+    except (BundleError, RadzError, OSError, ValueError) as error:
         print(f"radz serve: {error}", file=sys.stderr)
         return 2
     stop = threading.Event()

@@ -104,6 +104,7 @@ class ServeConfig:
     tls_handshake_timeout_s: float = 10.0
     device: str | tuple[str, ...] = "cpu"
     backend: str = "auto"  # auto | onnxruntime | tensorrt | torch (radz_engine.backends)
+    checkpoint: Path | None = None  # --backend torch: the `radz train` checkpoint folder it runs
     http_port: int | None = 8089  # None: no /healthz, /metrics
     scoring_workers: int = 2
     max_in_flight: int = 64  # received datasets held in memory between decoding and their SR
@@ -130,6 +131,12 @@ class ServeConfig:
         self.device = _check_device(self.device)
         if self.backend not in ("auto", "onnxruntime", "tensorrt", "torch"):
             raise ConfigError(f"--backend: auto, onnxruntime, tensorrt or torch, not {self.backend!r}")
+        if (self.backend == "torch") != (self.checkpoint is not None):
+            raise ConfigError(
+                "--checkpoint (a `radz train` checkpoint folder) goes with --backend torch, and only with it"
+            )
+        if self.checkpoint is not None and not Path(self.checkpoint).is_dir():
+            raise ConfigError(f"--checkpoint: {self.checkpoint} is not a folder")
         if not _is_loopback(self.bind) and not self.allowed_callers:
             raise ConfigError(
                 f"--bind {self.bind}: listening beyond loopback needs a calling-AE allow-list (--allow AE)"

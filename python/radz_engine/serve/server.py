@@ -72,7 +72,9 @@ class RadzServer:
                 device=list(config.device) if isinstance(config.device, tuple) else config.device,
                 threads=config.engine_threads,
                 max_delay_ms=2.0,
-                backend_options={"int8": True} if config.int8 else None,
+                backend_options=({"int8": True} if config.int8 else {})
+                | ({"checkpoint": str(config.checkpoint)} if config.checkpoint else {})
+                or None,
             )
         self.engine = engine
         manifest = engine.bundle.manifest
