@@ -10,6 +10,13 @@ Compares, on one 2500x2048 uint16 radiograph (15-bit, window, MONOCHROME1) -> 3x
 and `radz_engine.preprocess_batch` images/s on 1 and 2 threads over 32 images of mixed sizes,
 plus phantom generation images/s when radz_train.data.phantom is present.
 Prints a table and writes JSON. Numbers are ratios from one process on a shared machine.
+
+    python benchmarks/preprocess_bench.py --compare-core OLD/_core.cpython-311-x86_64-linux-gnu.so
+
+adds the small-image cases (16x16 and 512x512 uint16, 16 and 12 bits stored, the same window
+on every call or a new one each call as in a screening of images with their own windows,
+min-max) -> 3x128x128, for an older build of the extension and the current one side by side:
+each round runs both builds in fresh subprocesses, alternating, and the table shows medians.
 """
 
 from __future__ import annotations
@@ -19,14 +26,27 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-import radz_engine as rz
-from radz_engine import PixelSpec
-from radz_engine.preprocessing.reference import (
+if os.environ.get("RADZ_BENCH_CORE"):  # --compare-core: this subprocess runs that build of _core
+    import importlib.machinery
+    import importlib.util
+
+    _loader = importlib.machinery.ExtensionFileLoader("radz_engine._core", os.environ["RADZ_BENCH_CORE"])
+    _module = importlib.util.module_from_spec(
+        importlib.util.spec_from_file_location("radz_engine._core", _loader.path, loader=_loader)
+    )
+    sys.modules["radz_engine._core"] = _module
+    _loader.exec_module(_module)
+
+import radz_engine as rz  # noqa: E402
+from radz_engine import PixelSpec  # noqa: E402
+from radz_engine.preprocessing.reference import (  # noqa: E402
     CLIP_MEAN,
     CLIP_STD,
     letterbox_geometry,
@@ -64,11 +84,86 @@ def tuned_numpy(pixels: np.ndarray, spec: PixelSpec, size: int):
     return run
 
 
+SMALL_CASES = (
+    # name, shape, bits of random data, spec factory (call index -> spec)
+    ("16x16 u16, 16 bits, one window", (16, 16), 16, lambda i: PixelSpec(window_center=3e4, window_width=2e4)),
+    ("16x16 u16, 16 bits, min-max", (16, 16), 16, lambda i: None),
+    ("16x16 u8, min-max (for scale)", (16, 16), 8, lambda i: None),
+    ("512x512 u16, 16 bits, one window", (512, 512), 16, lambda i: PixelSpec(window_center=3e4, window_width=2e4)),
+    (
+        "512x512 u16, 16 bits, new window per call",
+        (512, 512),
+        16,
+        lambda i: PixelSpec(window_center=3e4 + i, window_width=2e4),
+    ),
+    ("512x512 u16, 16 bits, min-max", (512, 512), 16, lambda i: None),
+    (
+        "512x512 u16, 12 bits, new window per call",
+        (512, 512),
+        12,
+        lambda i: PixelSpec(window_center=2000.0 + i, window_width=3000.0, bits_stored=12),
+    ),
+    (
+        "512x512 u16, 12 bits, SIGMOID, one window",
+        (512, 512),
+        12,
+        lambda i: PixelSpec(window_center=2000.0, window_width=3000.0, voi_function="SIGMOID", bits_stored=12),
+    ),
+)
+
+
+def small_cases_ms(calls: int = 200) -> dict:
+    """Mean ms per rz.preprocess call (-> 3x128x128) for each of SMALL_CASES, in this process."""
+    rng = np.random.default_rng(0)
+    out = {}
+    for name, shape, bits, make_spec in SMALL_CASES:
+        dtype = np.uint8 if bits == 8 else np.uint16
+        pixels = rng.integers(0, 2**bits, size=shape).astype(dtype)
+        specs = [make_spec(i) for i in range(calls + 3)]
+        for spec in specs[:3]:
+            rz.preprocess(pixels, spec, 128)
+        start = time.perf_counter()
+        for spec in specs[3:]:
+            rz.preprocess(pixels, spec, 128)
+        out[name] = (time.perf_counter() - start) / calls * 1e3
+    return out
+
+
+def compare_cores(old_core: Path, rounds: int) -> dict:
+    """SMALL_CASES with an older _core build and the current one, alternating subprocesses."""
+    current = Path(rz._core.__file__)
+    samples: dict[str, dict[str, list[float]]] = {"before": {}, "after": {}}
+    for r in range(rounds):
+        order = [("before", old_core), ("after", current)]
+        for label, core in order if r % 2 == 0 else order[::-1]:
+            env = dict(os.environ, RADZ_BENCH_CORE=str(core))
+            text = subprocess.run(
+                [sys.executable, __file__, "--small-cases-json"], env=env, check=True, capture_output=True, text=True
+            ).stdout
+            for name, ms in json.loads(text.strip().splitlines()[-1]).items():
+                samples[label].setdefault(name, []).append(ms)
+    table = {}
+    print(f"\nsmall images -> 3x128x128, ms per call (median of {rounds} alternated rounds)")
+    print(f"{'case':<44} {'before':>8} {'after':>8} {'speed-up':>9}")
+    for name, *_ in SMALL_CASES:
+        before = statistics.median(samples["before"][name])
+        after = statistics.median(samples["after"][name])
+        print(f"{name:<44} {before:>8.3f} {after:>8.3f} {before / after:>8.1f}x")
+        table[name] = {"before_ms": round(before, 4), "after_ms": round(after, 4)}
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--out", type=Path, default=Path("docs/preprocess_bench.json"))
+    parser.add_argument("--compare-core", type=Path, help="an older build of _core*.so to compare small images with")
+    parser.add_argument("--rounds", type=int, default=5, help="alternated rounds for --compare-core")
+    parser.add_argument("--small-cases-json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.small_cases_json:
+        print(json.dumps(small_cases_ms()))
+        return
 
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 2**15, size=(2500, 2048)).astype(np.uint16)
@@ -130,6 +225,9 @@ def main() -> None:
             rate = n / (time.perf_counter() - start)
             print(f"phantom generation {size}x{size}, 1 process: {rate:8.1f} images/s")
             results["phantom_images_per_s"][str(size)] = round(rate, 1)
+
+    if args.compare_core:
+        results["small_images_before_after"] = compare_cores(args.compare_core, args.rounds)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))

@@ -203,6 +203,75 @@ def test_batch_is_safe_from_many_python_threads():
         np.testing.assert_allclose(got, want, atol=TOL)
 
 
+# --- the intensity table: sized by BitsStored, cached per pixel spec, or computed directly ------
+
+
+def _window_specs(n: int) -> list[PixelSpec]:
+    functions = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+    return [
+        PixelSpec(
+            window_center=500.0 + 37.0 * i,
+            window_width=300.0 + 11.0 * i,
+            voi_function=functions[i % 3],
+            bits_stored=10 + i % 7,
+            invert=i % 2 == 1,
+            padding_value=3.0 if i % 5 == 0 else None,
+        )
+        for i in range(n)
+    ]
+
+
+def test_cached_table_equals_fresh_and_reference():
+    """The first call builds a table (or computes directly), later calls reuse the cached one:
+    same output bit for bit, and the numpy reference's, for images above and below the table size."""
+    rng = np.random.default_rng(21)
+    for spec in _window_specs(9):
+        for shape in ((300, 260), (16, 16), (3, 700)):
+            pixels = random_pixels(rng, np.uint16, shape)
+            first = rz.preprocess(pixels, spec, 40)
+            again = rz.preprocess(pixels, spec, 40)
+            np.testing.assert_array_equal(first, again)
+            np.testing.assert_allclose(first, preprocess_reference(pixels, spec, 40), atol=TOL)
+
+
+def test_many_threads_many_specs_equal_reference():
+    """More specs than the cache holds (32), from many threads at once: tables are evicted while
+    other threads still use them; every output equals the reference."""
+    rng = np.random.default_rng(22)
+    specs = _window_specs(70)
+    images = [random_pixels(rng, np.uint16, (int(rng.integers(60, 280)), int(rng.integers(60, 280)))) for _ in specs]
+    want = [preprocess_reference(img, spec, 24) for img, spec in zip(images, specs)]
+    failures: list[int] = []
+
+    def work(k: int) -> None:
+        for i in np.random.default_rng(k).permutation(len(specs)):
+            if not np.allclose(rz.preprocess(images[i], specs[i], 24), want[i], rtol=0, atol=TOL):
+                failures.append(int(i))
+        got = rz.preprocess_batch(images, specs, 24, num_threads=3)
+        failures.extend(i for i in range(len(specs)) if not np.allclose(got[i], want[i], rtol=0, atol=TOL))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16])
+@pytest.mark.parametrize("bits", [8, 12, 15])
+def test_bits_stored_overlay_bits_ignored(dtype, bits):
+    """Bits above BitsStored (overlays, garbage) never change the output, for tables and direct."""
+    rng = np.random.default_rng(bits)
+    for shape in ((200, 200), (5, 9)):
+        pixels = random_pixels(rng, dtype, shape)
+        garbage = (pixels.view(np.uint16) | np.uint16(0xFFFF << bits & 0xFFFF)).view(dtype)
+        for spec in (PixelSpec(bits_stored=bits), PixelSpec(bits_stored=bits, window_center=40.0, window_width=300.0)):
+            got = rz.preprocess(garbage, spec, 32)
+            np.testing.assert_array_equal(got, rz.preprocess(pixels, spec, 32))
+            np.testing.assert_allclose(got, preprocess_reference(pixels, spec, 32), atol=TOL)
+
+
 # --- bad input: a ValueError naming the argument, never a crash ---------------------------------
 
 

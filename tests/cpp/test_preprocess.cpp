@@ -5,6 +5,8 @@
 #include <limits>
 #include <random>
 #include <stdexcept>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "half.h"
@@ -191,6 +193,139 @@ TEST(PreprocessBatch, EqualsSingleImageCallsAndNamesFailingIndex) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("images[2]"), std::string::npos);
   }
+}
+
+// -- the intensity table: sized by BitsStored, shared through a bounded cache ------------------
+
+std::vector<float> map_all(const radz::ImageView& v, const radz::PixelSpec& spec, std::string* strategy = nullptr) {
+  radz::IntensityMapper mapper(v, spec, "pixels");
+  if (strategy) *strategy = mapper.strategy();
+  std::vector<float> out(static_cast<size_t>(v.height * v.width));
+  for (int64_t y = 0; y < v.height; ++y) mapper.map_row(y, out.data() + y * v.width);
+  return out;
+}
+
+radz::PixelSpec window_spec(double center, double width, radz::VoiFunction f, int bits, bool invert) {
+  radz::PixelSpec spec;
+  spec.window_center = center;
+  spec.window_width = width;
+  spec.voi_function = f;
+  spec.bits_stored = bits;
+  spec.invert = invert;
+  return spec;
+}
+
+std::vector<radz::PixelSpec> assorted_specs(size_t n) {
+  const radz::VoiFunction functions[] = {radz::VoiFunction::kLinear, radz::VoiFunction::kLinearExact,
+                                         radz::VoiFunction::kSigmoid};
+  std::vector<radz::PixelSpec> specs;
+  for (size_t i = 0; i < n; ++i) {
+    radz::PixelSpec spec = window_spec(500.0 + 37.0 * static_cast<double>(i), 300.0 + 11.0 * static_cast<double>(i),
+                                       functions[i % 3], static_cast<int>(10 + i % 7), i % 2 == 1);
+    if (i % 5 == 0) spec.padding_value = 3.0;
+    if (i % 4 == 0) spec.rescale_slope = -0.5;
+    specs.push_back(spec);
+  }
+  return specs;
+}
+
+TEST(IntensityTable, CachedEqualsFreshAndDirect) {
+  std::mt19937 rng(5);
+  std::vector<uint16_t> big(300 * 300);
+  for (auto& p : big) p = static_cast<uint16_t>(rng());
+  std::vector<uint16_t> small(big.begin(), big.begin() + 16 * 16);
+  for (const radz::PixelSpec& spec : assorted_specs(12)) {
+    radz::clear_intensity_cache();
+    std::string first, second, tiny;
+    const std::vector<float> fresh = map_all(view(big, 300, 300), spec, &first);
+    const std::vector<float> cached = map_all(view(big, 300, 300), spec, &second);
+    EXPECT_EQ(first, "table");
+    EXPECT_EQ(second, "cached table");
+    ASSERT_EQ(fresh, cached);  // bit for bit
+    // A 16x16 image with 2^bits > 256 entries: computed directly when nothing is cached ...
+    radz::clear_intensity_cache();
+    const std::vector<float> direct = map_all(view(small, 16, 16), spec, &tiny);
+    EXPECT_EQ(tiny, spec.bits_stored > 8 ? "direct" : "table");
+    radz::IntensityMapper mapper(view(small, 16, 16), spec, "pixels");
+    for (size_t i = 0; i < small.size(); ++i) {
+      const uint32_t index = small[i] & ((1u << spec.bits_stored) - 1u);
+      ASSERT_NEAR(direct[i], mapper.intensity(static_cast<double>(index)), 1e-6) << i;
+      ASSERT_NEAR(direct[i], fresh[i], 1e-6) << i;  // ... and agrees with the table
+    }
+  }
+}
+
+TEST(IntensityTable, SignedBitsStoredTableAndDirectAgree) {
+  std::mt19937 rng(9);
+  std::vector<int16_t> px(128 * 128);
+  for (auto& p : px) p = static_cast<int16_t>(rng());
+  const radz::ImageView big{px.data(), radz::PixelType::kInt16, 128, 128, 256};
+  const radz::ImageView tiny{px.data(), radz::PixelType::kInt16, 4, 128, 256};  // 512 px < 4096 entries
+  for (int bits : {12, 16}) {
+    for (bool min_max : {true, false}) {
+      radz::clear_intensity_cache();
+      radz::PixelSpec spec =
+          min_max ? radz::PixelSpec{} : window_spec(-20.0, 900.0, radz::VoiFunction::kLinear, 0, false);
+      spec.bits_stored = bits;
+      std::string a, b;
+      const std::vector<float> table = map_all(big, spec, &a);
+      radz::clear_intensity_cache();
+      const std::vector<float> direct = map_all(tiny, spec, &b);
+      EXPECT_EQ(a, bits == 12 ? "table" : "direct");  // 16,384 pixels < 65,536 entries
+      EXPECT_EQ(b, "direct");
+      if (min_max) continue;  // the full image and its first rows have different ranges
+      for (size_t i = 0; i < direct.size(); ++i) ASSERT_NEAR(direct[i], table[i], 1e-6) << i;
+    }
+  }
+}
+
+TEST(IntensityTable, CacheIsBoundedAndCountsHits) {
+  radz::clear_intensity_cache();
+  std::vector<uint16_t> px(64 * 64);
+  for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint16_t>(i);
+  const std::vector<radz::PixelSpec> specs = assorted_specs(3 * radz::kIntensityCacheCapacity);
+  for (const auto& spec : specs) {
+    radz::PixelSpec s = spec;
+    s.bits_stored = 12;  // 4096 entries <= 4096 pixels: tables are built and cached
+    map_all(view(px, 64, 64), s);
+  }
+  radz::IntensityCacheStats stats = radz::intensity_cache_stats();
+  EXPECT_EQ(stats.entries, radz::kIntensityCacheCapacity);
+  EXPECT_EQ(stats.misses, specs.size());
+  EXPECT_EQ(stats.hits, 0u);
+  radz::PixelSpec last = specs.back();
+  last.bits_stored = 12;
+  std::string strategy;
+  map_all(view(px, 64, 64), last, &strategy);
+  EXPECT_EQ(strategy, "cached table");
+  EXPECT_EQ(radz::intensity_cache_stats().hits, 1u);
+}
+
+TEST(IntensityTable, ManyThreadsManySpecsEqualSerialResults) {
+  // More specs than the cache holds, so threads evict tables others are still using.
+  radz::clear_intensity_cache();
+  std::mt19937 rng(3);
+  std::vector<uint16_t> px(96 * 96);
+  for (auto& p : px) p = static_cast<uint16_t>(rng());
+  const std::vector<radz::PixelSpec> specs = assorted_specs(2 * radz::kIntensityCacheCapacity + 5);
+  std::vector<std::vector<float>> want;
+  for (const auto& spec : specs) want.push_back(map_all(view(px, 96, 96), spec));
+  radz::clear_intensity_cache();
+  std::vector<int> failures(8, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 6; ++round) {
+        for (size_t k = 0; k < specs.size(); ++k) {
+          const size_t i = (k * 7 + static_cast<size_t>(t) * 13 + static_cast<size_t>(round)) % specs.size();
+          if (map_all(view(px, 96, 96), specs[i]) != want[i]) ++failures[static_cast<size_t>(t)];
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (int f : failures) EXPECT_EQ(f, 0);
+  EXPECT_LE(radz::intensity_cache_stats().entries, radz::kIntensityCacheCapacity);
 }
 
 TEST(Half, RoundsToNearestEven) {
