@@ -259,3 +259,30 @@ def test_engine_works_without_torch():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("ok")
+
+
+def test_stats_is_a_documented_dataclass_and_load_bundle_defaults(default_engine):
+    """Engine.stats() -> rz.Stats (dict-style access kept, raw latency histogram); rz.load_bundle()
+    with no argument loads the bundle Engine() loads; Results name their model."""
+    import pydoc
+
+    import radz_engine as rz
+
+    images = _phantoms(3, size=64)
+    results = [default_engine.submit(image).result(timeout=60) for image in images]
+    assert all(r.ok and r.model == default_engine.model_info for r in results)
+    assert set(results[0].thresholds) == set(default_engine.class_names)
+    stats = default_engine.stats()
+    assert isinstance(stats, rz.Stats)
+    assert stats["latency_ms"] is stats.latency_ms and stats.latency_ms["p50"] > 0
+    assert "queue_depth" in stats and stats.get("nothing", 7) == 7 and "_latencies" not in stats.keys()
+    counts, edges = stats.latency_histogram(bins=4)
+    assert counts.sum() == len(stats.latencies_ms()) >= 3 and len(edges) == 5
+    assert "_latencies" not in stats.to_dict() and stats.to_dict()["classes"] == len(default_engine.class_names)
+    with pytest.raises(KeyError):
+        stats["nothing"]
+    bundle = rz.load_bundle()
+    assert bundle.path == default_engine.bundle.path and bundle.identity() == default_engine.model_info
+    assert "latency_histogram" in pydoc.render_doc(rz.Stats) and "classify" in pydoc.render_doc(rz.Engine)
+    error = default_engine.classify(["/does/not/exist.dcm"])[0]
+    assert not error.ok and error.model == default_engine.model_info and error.thresholds

@@ -13,7 +13,10 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="radz export", description=__doc__.splitlines()[0])
+    from radz_engine.cli.options import add_threads
+    from radz_engine.cli.options import parser as make_parser
+
+    parser = make_parser("radz export", __doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path, help="a `radz train` checkpoint folder")
     parser.add_argument(
         "--out", type=Path, required=True, help="bundle folder to write (new, empty, or an older bundle)"
@@ -22,23 +25,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--knowledge", type=Path, default=None, help="knowledge JSON (default: the checkpoint's, else shipped)"
     )
-    parser.add_argument("--scoring-mode", default="anchor", choices=("anchor", "softmax", "posneg"))
+    parser.add_argument(
+        "--scoring-mode",
+        default="anchor",
+        choices=("anchor", "softmax", "posneg"),
+        help="how the runtime scores classes by default",
+    )
     parser.add_argument(
         "--fp16", action="store_true", help="also write image_encoder_fp16.onnx (fp16 weights, fp32 io)"
     )
     parser.add_argument(
         "--tensorrt", action="store_true", help="also build a TensorRT engine (needs tensorrt + a GPU; unvalidated)"
     )
-    parser.add_argument("--trt-precision", default="fp16", choices=("fp16", "bf16", "fp32"))
+    parser.add_argument(
+        "--trt-precision", default="fp16", choices=("fp16", "bf16", "fp32"), help="TensorRT engine precision"
+    )
     parser.add_argument(
         "--skip-parity", action="store_true", help="skip the ONNX Runtime vs PyTorch checks (not recommended)"
     )
     parser.add_argument(
         "--auc-phantoms", type=int, default=64, help="phantoms for the zero-shot AUC parity check (0: skip)"
     )
-    parser.add_argument("--exporter", default="dynamo", choices=("dynamo", "torchscript"))
+    parser.add_argument(
+        "--exporter", default="dynamo", choices=("dynamo", "torchscript"), help="torch.onnx exporter to use"
+    )
     parser.add_argument("--external-data", action="store_true", help="always write weights as ONNX external data")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch and ONNX Runtime")
+    add_threads(parser, help="CPU threads for torch and ONNX Runtime (default: all cores)")
     return parser
 
 

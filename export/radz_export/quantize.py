@@ -107,17 +107,31 @@ def add_int8_encoder(
     return report
 
 
+def build_parser():
+    from radz_engine.cli.options import parser as make_parser
+
+    parser = make_parser("radz quantize", "`radz quantize BUNDLE`: add a checked int8 image encoder to a bundle.")
+    parser.add_argument(
+        "bundle_path", type=Path, nargs="?", default=None, metavar="BUNDLE", help="a bundle folder (or --bundle)"
+    )
+    parser.add_argument("--bundle", type=Path, default=None, help="a bundle folder (written by radz export)")
+    parser.add_argument("--auc-phantoms", type=int, default=300, help="phantoms for the AUC check (0: skip)")
+    parser.add_argument(
+        "--min-cosine", type=float, default=0.99, help="least cosine between int8 and fp32 image embeddings"
+    )
+    parser.add_argument("--max-auc-drop", type=float, default=0.01, help="largest macro AUC loss allowed vs fp32")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """`radz quantize BUNDLE`: add a checked int8 image encoder to a bundle."""
-    import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="radz quantize", description=main.__doc__.splitlines()[0])
-    parser.add_argument("bundle", type=Path, help="a bundle folder (written by radz export)")
-    parser.add_argument("--auc-phantoms", type=int, default=300, help="phantoms for the AUC check (0: skip)")
-    parser.add_argument("--min-cosine", type=float, default=0.99)
-    parser.add_argument("--max-auc-drop", type=float, default=0.01)
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if (args.bundle is None) == (args.bundle_path is None):
+        parser.error("give the bundle folder once: radz quantize BUNDLE (or --bundle BUNDLE)")
+    args.bundle = args.bundle or args.bundle_path
     from radz_engine.errors import BundleError
 
     try:

@@ -30,14 +30,25 @@ def _csv(kind):
     return parse
 
 
+def _installed(module: str) -> bool:
+    """Whether `module` can be found, without importing it (False also where finding fails)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _say(message: str) -> None:
     print(f"radz bench: {message}", file=sys.stderr, flush=True)
 
 
 def _throughput_parser() -> argparse.ArgumentParser:
     from radz_bench.throughput import BACKEND_CHOICES
+    from radz_engine.cli.options import add_quiet, add_threads, add_workers, alias, device_list_type, parser
 
-    p = argparse.ArgumentParser(prog="radz bench", description=__doc__.split("\n\n")[0])
+    p = parser("radz bench", __doc__.split("\n\n")[0] + "\n`radz bench load --help`: latency against offered load.")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--bundle", help="a bundle folder (default: the shipped default bundle)")
     src.add_argument("--preset", help="a model preset (tiny, small, paper) on random weights, torch backends only")
@@ -47,9 +58,15 @@ def _throughput_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"comma-separated, from {', '.join(BACKEND_CHOICES)} (default: auto; torch with --preset)",
     )
-    p.add_argument("--device", default="cpu", help="cpu, cuda:0, or a list cuda:0,cuda:1 (adds a scaling table)")
-    p.add_argument("--batch", type=_csv(int), default=[1, 8, 32], help="batch sizes (default 1,8,32)")
-    p.add_argument("--precision", type=_csv(str), default=["fp32"], help="fp32, fp16, bf16 (default fp32)")
+    p.add_argument(
+        "--device",
+        type=device_list_type,
+        default="cpu",
+        help="cpu, cuda:N, or a list cuda:0,cuda:1 (adds a scaling table)",
+    )
+    p.add_argument("--batch-size", type=_csv(int), default="1,8,32", help="comma-separated batch sizes")
+    alias(p, "--batch", "batch_size", type=_csv(int))
+    p.add_argument("--precision", type=_csv(str), default="fp32", help="comma-separated: fp32, fp16, bf16")
     p.add_argument(
         "--reference",
         default="auto",
@@ -59,17 +76,17 @@ def _throughput_parser() -> argparse.ArgumentParser:
         "without one), random, none (no reference)",
     )
     p.add_argument("--checkpoint", help="a `radz train` checkpoint folder for the reference and torch backends")
-    p.add_argument("--warmup", type=int, default=2, help="warm-up calls per side and batch (default 2)")
-    p.add_argument("--repeats", type=int, default=10, help="timed calls per side per round (default 10)")
-    p.add_argument("--rounds", type=int, default=3, help="rounds, the sides alternating (default 3)")
+    p.add_argument("--warmup", type=int, default=2, help="warm-up calls per side and batch")
+    p.add_argument("--repeats", type=int, default=10, help="timed calls per side per round")
+    p.add_argument("--rounds", type=int, default=3, help="rounds, the sides alternating")
     p.add_argument(
         "--max-seconds",
         type=float,
         default=5.0,
-        help="per side per round: stop timing after this long (at least 3 calls; default 5)",
+        help="per side per round: stop timing after this long (at least 3 calls)",
     )
     p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end (Engine.classify) phase")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for both sides (default: all cores)")
+    add_threads(p, help="CPU threads for both sides (default: all cores)")
     p.add_argument("--peak-size", type=int, default=None, help="matmul size for the peak (default 8192 GPU, 1024 CPU)")
     p.add_argument(
         "--latency-requests",
@@ -78,35 +95,38 @@ def _throughput_parser() -> argparse.ArgumentParser:
         help="also: submit() latency at low load, N requests one at a time (bundle, first backend)",
     )
     p.add_argument("--screen", type=int, default=0, help="also: Engine.screen over N phantom DICOMs (512 x 512)")
-    p.add_argument("--workers", type=int, default=1, help="decoding processes for --screen")
+    add_workers(p, default=1, help="decoding processes for --screen (0: in this process)")
     p.add_argument("--scaling-images", type=int, default=2048, help="images per multi-device scaling point")
-    p.add_argument("--out", default="radz_bench", help="output path without suffix (default ./radz_bench)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", default="radz_bench", help="output path without suffix (.json, .md, .png are added)")
+    add_quiet(p)
     return p
 
 
 def _load_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="radz bench load", description="open-loop Poisson load against Engine.submit or a DICOM node"
+    from radz_engine.cli.options import add_threads, alias, device_type, parser, positive_int, workers_type
+
+    p = parser(
+        "radz bench load", "Open-loop Poisson load against Engine.submit or a DICOM node: latency vs offered load."
     )
     p.add_argument("--bundle", help="bundle for the engine target (default: the shipped default bundle)")
     p.add_argument("--target", default="engine", help="engine (in process) or dicom://AE@host:port (C-STORE)")
-    p.add_argument("--backend", default="auto")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--max-batch", type=int, default=32)
-    p.add_argument("--max-delay-ms", type=float, default=2.0)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--rates", type=_csv(float), default=None, help="offered loads in requests/s (else a ramp)")
-    p.add_argument("--start-rate", type=float, default=10.0)
+    p.add_argument("--backend", default="auto", help="engine target: auto, onnxruntime, tensorrt or torch")
+    p.add_argument("--device", type=device_type, default="cpu", help="engine target: cpu, cuda, cuda:N or auto")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="engine target: largest dynamic batch")
+    alias(p, "--max-batch", "batch_size", type=positive_int)
+    p.add_argument("--max-delay-ms", type=float, default=2.0, help="engine target: batcher delay, milliseconds")
+    add_threads(p, help="engine target: CPU threads (default: all cores)")
+    p.add_argument("--rates", type=_csv(float), default=None, help="offered loads in requests/s (default: a ramp)")
+    p.add_argument("--start-rate", type=float, default=10.0, help="ramp: first offered load, requests/s")
     p.add_argument("--factor", type=float, default=1.6, help="ramp: next rate = rate x factor")
-    p.add_argument("--max-rate", type=float, default=10000.0)
+    p.add_argument("--max-rate", type=float, default=10000.0, help="ramp: highest offered load, requests/s")
     p.add_argument("--p99-bound-ms", type=float, default=100.0, help="stop after the first rate whose p99 passes this")
-    p.add_argument("--window-s", type=float, default=2.0)
+    p.add_argument("--window-s", type=float, default=2.0, help="measurement window, seconds")
     p.add_argument("--min-requests", type=int, default=30, help="per window (windows stretch at low rates)")
-    p.add_argument("--stable-windows", type=int, default=3)
-    p.add_argument("--tolerance", type=float, default=0.10)
-    p.add_argument("--max-windows", type=int, default=8)
-    p.add_argument("--workers", type=int, default=4, help="dicom target: parallel associations")
+    p.add_argument("--stable-windows", type=int, default=3, help="windows within --tolerance that end a rate")
+    p.add_argument("--tolerance", type=float, default=0.10, help="relative p50 change counted as stable")
+    p.add_argument("--max-windows", type=int, default=8, help="most windows per rate")
+    p.add_argument("--workers", type=workers_type, default=4, help="dicom target: parallel associations")
     p.add_argument(
         "--until-sr",
         type=Path,
@@ -115,19 +135,29 @@ def _load_parser() -> argparse.ArgumentParser:
         help="dicom target sending to radz serve: measure until the SR is stored in its PACS, read "
         "from radz serve's WORK_DIR/journal.sqlite (default: until the C-STORE response)",
     )
-    p.add_argument("--dicom-size", type=int, default=512, help="dicom target: phantom image side (pixels)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="radz_bench_load")
+    p.add_argument("--size", type=positive_int, default=512, help="dicom target: phantom image side in pixels")
+    alias(p, "--dicom-size", "size", type=positive_int)
+    p.add_argument("--seed", type=int, default=0, help="phantom seed")
+    p.add_argument("--out", default="radz_bench_load", help="output path without suffix (.json, .md, .png are added)")
     return p
 
 
 def throughput_main(argv: list[str]) -> int:
     args = _throughput_parser().parse_args(argv)
+
     from radz_bench.device import CudaUnavailable
     from radz_bench.report import plot_throughput, throughput_markdown, write_outputs
     from radz_bench.throughput import BenchOptions, run_throughput
 
-    devices = [d.strip() for d in args.device.split(",") if d.strip()]
+    if not _installed("torch"):
+        print(
+            "radz bench: needs torch (the PyTorch eager reference it measures against): "
+            "pip install 'radz-engine[train]' (the CPU wheel: --index-url https://download.pytorch.org/whl/cpu); "
+            "`radz bench load` runs without it",
+            file=sys.stderr,
+        )
+        return 2
+    devices = args.device
     if len(devices) > 1 and not all(d.startswith("cuda") for d in devices):
         print("radz bench: --device: a list is for several GPUs (cuda:0,cuda:1)", file=sys.stderr)
         return 2
@@ -142,7 +172,7 @@ def throughput_main(argv: list[str]) -> int:
         preset=args.preset,
         backends=backends,
         device=devices[0],
-        batches=args.batch,
+        batches=args.batch_size,
         precisions=args.precision,
         reference=args.reference,
         checkpoint=args.checkpoint,
@@ -230,7 +260,7 @@ def _scaling(bundle, devices, backends, args) -> dict:
             devices,
             backend=name,
             precision=precision,
-            batch=max(args.batch),
+            batch=max(args.batch_size),
             images=args.scaling_images,
             backend_options=options or None,
             say=_say,
@@ -242,7 +272,7 @@ def _scaling(bundle, devices, backends, args) -> dict:
             "rows": [],
             "backend": name,
             "precision": args.precision[0],
-            "batch": max(args.batch),
+            "batch": max(args.batch_size),
             "images": args.scaling_images,
             "submitters": 4,
         }
@@ -271,7 +301,7 @@ def load_main(argv: list[str]) -> int:
             target = _engine_target(args)
         elif args.target.startswith("dicom://"):
             target = DicomTarget(
-                args.target, _phantom_datasets(8, args.dicom_size), workers=args.workers, until_journal=args.until_sr
+                args.target, _phantom_datasets(8, args.size), workers=args.workers, until_journal=args.until_sr
             )
         else:
             raise ValueError(f"--target: engine or dicom://AE@host:port, got {args.target!r}")
@@ -301,7 +331,7 @@ def _engine_target(args):
         args.bundle,
         backend=args.backend,
         device=args.device,
-        max_batch_size=args.max_batch,
+        max_batch_size=args.batch_size,
         max_delay_ms=args.max_delay_ms,
         threads=args.threads,
     )

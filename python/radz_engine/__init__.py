@@ -3,6 +3,8 @@
     import radz_engine as rz
     with rz.Engine() as engine:                # the shipped default bundle
         results = engine.classify(["a.dcm"])   # list[rz.Result]
+        print(engine.stats().latency_ms)       # rz.Stats
+    bundle = rz.load_bundle()                  # the shipped default bundle, as Engine() loads it
 
 Sub-packages: io (reading images), preprocessing (pixels -> model input), scoring (class
 scores, calibration, metrics), bundle (the model bundle format), backends (ONNX Runtime,
@@ -38,11 +40,13 @@ if TYPE_CHECKING:
     from radz_engine.preprocessing.native import preprocess, preprocess_batch
     from radz_engine.runtime.engine import Engine
     from radz_engine.runtime.results import Result
+    from radz_engine.runtime.stats import Stats
 
 __version__ = "0.1.0"
 __all__ = [
     "Engine",
     "Result",
+    "Stats",
     "Bundle",
     "load_bundle",
     "PixelSpec",
@@ -64,6 +68,7 @@ __all__ = [
 _LAZY = {
     "Engine": "radz_engine.runtime.engine",
     "Result": "radz_engine.runtime.results",
+    "Stats": "radz_engine.runtime.stats",
     "Bundle": "radz_engine.bundle.loader",
     "load_bundle": "radz_engine.bundle.loader",
     "preprocess": "radz_engine.preprocessing.native",

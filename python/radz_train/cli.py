@@ -105,12 +105,12 @@ def train_main(argv: list[str]) -> int:
     return 0
 
 
-def build_dkam_parser(prompt: str = "(see radz_train/dkam.py)") -> argparse.ArgumentParser:
+def build_dkam_parser(prompt: str = "GENERATION_PROMPT in radz_train/dkam.py") -> argparse.ArgumentParser:
     from radz_engine.cli.options import parser
 
     p = parser(
         "radz train dkam-generate",
-        f"Ask a local LLM/MLLM checkpoint to write one knowledge description per class (cached). Prompt: {prompt!r}",
+        f"Ask a local LLM/MLLM checkpoint to write one knowledge description per class (cached). Prompt: {prompt!r}.",
     )
     p.add_argument("--checkpoint", type=Path, required=True, help="local causal-LM folder (config.json + weights)")
     p.add_argument("--classes", required=True, help="comma-separated class names")

@@ -40,6 +40,13 @@ def _command(name: str, module: str, function: str = "main", needs: tuple[str, .
 
 _TRAIN = ("torch", "transformers")
 
+# Modes of a subcommand that `radz --help` lists too (each has its own --help).
+MODES = {
+    "train dkam-generate": "knowledge descriptions per class from a local LLM checkpoint (for DKAM)",
+    "eval --bundle B --csv C": "AUC/F1 of a bundle, torch-free; --calibrate --out B2 writes a calibrated copy",
+    "bench load": "latency against offered load: Engine.submit in process, or a DICOM node (dicom://AE@host:port)",
+}
+
 
 COMMANDS = {
     "demo": (
@@ -52,12 +59,11 @@ COMMANDS = {
     ),
     "train": (
         _command("train", "radz_train.cli", "train_main", _TRAIN, "train"),
-        "train a LLaVA-RadZ model (DFAT + DKAM); `radz train dkam-generate` for knowledge",
+        "train a LLaVA-RadZ model (DFAT + DKAM) from a config JSON or --preset tiny --data DIR",
     ),
     "eval": (
         _command("eval", "radz_train.cli", "eval_main", _TRAIN, "train"),
-        "zero-shot evaluation of a checkpoint (AUC/F1/ACC, ROC PNGs); --bundle B --csv C [--calibrate]: "
-        "a bundle, torch-free, Platt calibration",
+        "zero-shot evaluation of a training checkpoint (AUC/F1/ACC, ROC PNGs)",
     ),
     "export": (
         _command("export", "radz_export.cli", needs=(*_TRAIN, "onnx"), extra="export"),
@@ -77,7 +83,7 @@ COMMANDS = {
     ),
     "bench": (
         _command("bench", "radz_bench.cli"),
-        "throughput/latency across backends, batch sizes, precisions and GPUs (JSON, Markdown, PNG)",
+        "throughput against PyTorch eager across backends, batch sizes, precisions and GPUs (JSON, Markdown, PNG)",
     ),
     "preprocess": (
         _command("preprocess", "radz_engine.cli.preprocess"),
@@ -88,9 +94,14 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    width = max(len(m) for m in MODES) + 2
     parser = argparse.ArgumentParser(
         prog="radz",
         description="radz_engine: zero-shot radiograph recognition. `radz COMMAND --help` for details.",
+        epilog="modes of the commands above:\n"
+        + "\n".join(f"  radz {name:<{width}}{text}" for name, text in MODES.items())
+        + "\n\nExit status: 0 done, 1 the work failed (e.g. every input failed), 2 a usage error.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -107,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         parser.error(f"unknown command {command!r} (choose from {', '.join(COMMANDS)})")
-    if command == "eval" and "--bundle" in rest:  # bundles are evaluated without torch
+    if command == "eval" and any(
+        a == "--bundle" or a.startswith("--bundle=") for a in rest
+    ):  # bundles are evaluated without torch
         from radz_engine.cli.bundle_eval import main as bundle_eval_main
 
         return bundle_eval_main(rest)

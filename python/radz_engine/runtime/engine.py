@@ -5,7 +5,7 @@
     eng.submit(image)          -> Future[Result]    low latency, thread-safe, dynamic batching
     eng.screen(paths)          -> iterator[Result]  files / folders / CSVs, process-pool decoding
     eng.add_classes({...})     zero-shot classes from text (tokenizer + text_encoder.onnx)
-    eng.stats()                throughput, latency percentiles, queue depth
+    eng.stats()                -> Stats: throughput, latency percentiles, queue depth
 
 Every input goes through the one `prepare` step (runtime/prepare.py): decode + preprocess, or an
 error Result. `submit` then queues the tensor in the C++ `_core.DynamicBatcher`; runner threads
@@ -36,7 +36,7 @@ from radz_engine.io.inputs import is_single_image
 from radz_engine.runtime.prepare import Prepared, prepare, prepare_many
 from radz_engine.runtime.results import Result
 from radz_engine.runtime.runner import Pending, Submitter
-from radz_engine.runtime.stats import EngineStats
+from radz_engine.runtime.stats import EngineStats, Stats
 from radz_engine.scoring.class_scorer import ClassScorer
 
 __all__ = ["Engine", "EngineClosed"]
@@ -338,20 +338,21 @@ class Engine:
             return self._text_encoder
 
     # -- stats and lifetime ----------------------------------------------------------------------
-    def stats(self) -> dict:
-        """Throughput, submit() latency percentiles (end to end, ms), queue depth, batcher metrics."""
-        out = {
-            "backend": self.backend.describe(),
-            "scoring": self.scorer.backend,
-            "classes": len(self.class_names),
-            "devices": [b.device for b in self.backends],
-            "runners": self.runners,
-            **self._stats.snapshot(),
-        }
+    def stats(self) -> Stats:
+        """Throughput, submit() latency percentiles (end to end, ms), queue depth, batcher metrics:
+        a `radz_engine.runtime.stats.Stats` (see its fields; `stats["latency_ms"]` works too,
+        `stats.latency_histogram()` gives the raw latency histogram)."""
         metrics = self._submitter.metrics if self._submitter is not None else {}
-        out["queue_depth"] = int(metrics.get("queue_depth", 0))
-        out["batcher_metrics"] = metrics
-        return out
+        return Stats(
+            backend=self.backend.describe(),
+            scoring=self.scorer.backend,
+            classes=len(self.class_names),
+            devices=[b.device for b in self.backends],
+            runners=self.runners,
+            queue_depth=int(metrics.get("queue_depth", 0)),
+            batcher_metrics=metrics,
+            **self._stats.snapshot(with_latencies=True),
+        )
 
     def close(self, drain: bool = True) -> None:
         """Stop accepting work; drain (run) or cancel queued requests; stop runners. Idempotent."""

@@ -1,0 +1,122 @@
+"""One CLI vocabulary (issue 15 item 4): every subcommand's parser walked, its help and defaults
+checked; `radz --help` lists every command and mode; bad --device / --workers refused; `radz
+bench` without torch names the extra to install. `radz serve` is checked by its own tests."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+import pytest
+
+from blocked_imports import run_blocked
+
+# (module, parser factory) of every subcommand and mode except `radz serve`.
+PARSERS = {
+    "screen": ("radz_engine.cli.screen", "build_parser"),
+    "demo": ("radz_engine.cli.demo", "build_parser"),
+    "preprocess": ("radz_engine.cli.preprocess", "build_parser"),
+    "eval --bundle": ("radz_engine.cli.bundle_eval", "build_parser"),
+    "train": ("radz_train.cli", "build_train_parser"),
+    "train dkam-generate": ("radz_train.cli", "build_dkam_parser"),
+    "eval": ("radz_train.cli", "build_eval_parser"),
+    "synth": ("radz_train.data.synth_cli", "build_parser"),
+    "export": ("radz_export.cli", "build_parser"),
+    "quantize": ("radz_export.quantize", "build_parser"),
+    "bench": ("radz_bench.cli", "_throughput_parser"),
+    "bench load": ("radz_bench.cli", "_load_parser"),
+}
+# The one name for each thing; the other spellings are hidden aliases at most.
+VOCABULARY = {"--bundle", "--out", "--device", "--batch-size", "--workers", "--threads", "--quiet"}
+OLD_SPELLINGS = {"--no-progress", "--batch", "--max-batch", "--dicom-size", "--num-workers", "--nthreads", "--output"}
+
+
+def _parser(name: str) -> argparse.ArgumentParser:
+    module, factory = PARSERS[name]
+    return getattr(importlib.import_module(module), factory)()
+
+
+def _visible(parser: argparse.ArgumentParser):
+    return [a for a in parser._actions if a.help != argparse.SUPPRESS and not isinstance(a, argparse._HelpAction)]
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+def test_every_flag_has_help_and_shows_its_default(name):
+    parser = _parser(name)
+    assert issubclass(parser.formatter_class, argparse.ArgumentDefaultsHelpFormatter), name
+    description = (parser.description or "").rstrip()
+    assert description and description[-1] in ".)`:", f"radz {name}: description cut mid-sentence: {description!r}"
+    formatter = parser._get_formatter()
+    for action in _visible(parser):
+        flag = "/".join(action.option_strings) or action.dest
+        assert action.help and action.help.strip(), f"radz {name} {flag}: no help"
+        shown = formatter._get_help_string(action)
+        if action.option_strings and action.default not in (None, False) and not action.required:
+            assert "default" in shown, f"radz {name} {flag}: default {action.default!r} not shown"
+    text = parser.format_help()
+    for old in OLD_SPELLINGS:
+        assert old not in text.split(), f"radz {name}: shows the old spelling {old}"
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+def test_one_vocabulary(name):
+    """Shared flags have the shared checks; --size is always an image side in pixels."""
+    parser = _parser(name)
+    by_flag = {flag: a for a in parser._actions for flag in a.option_strings}
+    if "--device" in by_flag and by_flag["--device"].type is not None:
+        with pytest.raises(argparse.ArgumentTypeError, match="cuda"):
+            by_flag["--device"].type("gpu")
+    if "--workers" in by_flag:
+        with pytest.raises(argparse.ArgumentTypeError, match=">= 0"):
+            by_flag["--workers"].type("-1")
+    if "--threads" in by_flag:
+        with pytest.raises(argparse.ArgumentTypeError, match=">= 1"):
+            by_flag["--threads"].type("0")
+    if "--size" in by_flag and by_flag["--size"].help != argparse.SUPPRESS:
+        assert "side" in by_flag["--size"].help and "pixels" in by_flag["--size"].help
+    if "--no-progress" in by_flag:  # the old spelling still works, as --quiet
+        assert by_flag["--no-progress"].dest == "quiet" and by_flag["--no-progress"].help == argparse.SUPPRESS
+    if "--batch" in by_flag or "--max-batch" in by_flag:
+        assert all(by_flag[f].dest == "batch_size" for f in ("--batch", "--max-batch") if f in by_flag)
+
+
+def test_old_spellings_still_parse():
+    args = _parser("synth").parse_args(["--out", "x", "--n", "2", "--no-progress", "--dicom-size", "64"])
+    assert args.quiet and args.dicom_size == 64
+    args = _parser("bench").parse_args(["--batch", "1,4"])
+    assert args.batch_size == [1, 4] and args.device == ["cpu"]
+    assert _parser("bench load").parse_args(["--max-batch", "8", "--dicom-size", "64"]).batch_size == 8
+    assert _parser("preprocess").parse_args(["a", "--out", "o.npy", "--size", "96"]).input_size == 96
+    assert _parser("demo").parse_args(["--dicom-size", "256"]).size == 256
+
+
+def test_radz_help_lists_every_command_and_mode(capsys):
+    from radz_engine.cli import COMMANDS, main
+
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for name in COMMANDS:
+        assert f"    {name}" in text
+    for mode in ("radz train dkam-generate", "radz eval --bundle", "radz bench load"):
+        assert mode in text
+
+
+@pytest.mark.parametrize("argv", [["screen", "--help"], ["train", "--help"], ["eval", "--bundle", "B", "--help"]])
+def test_subcommand_help_exits_zero(argv, capsys):
+    from radz_engine.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0
+    assert "(default" in capsys.readouterr().out
+
+
+def test_bench_without_torch_names_the_extra():
+    done = run_blocked(
+        """
+        from radz_engine.cli import main
+        raise SystemExit(main(["bench", "--reference", "none"]))
+        """
+    )
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'radz-engine[train]'" in done.stderr and "Traceback" not in done.stderr
