@@ -120,3 +120,24 @@ def test_bench_without_torch_names_the_extra():
     )
     assert done.returncode == 2, done.stderr
     assert "pip install 'radz-engine[train]'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_train_preset_needs_no_config(tmp_path, capsys):
+    """`radz train --preset tiny --data DIR`: the shipped settings, KEY=VALUE overrides on top."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    import json
+
+    from radz_engine.cli import main
+
+    data = tmp_path / "data"
+    assert main(["synth", "--out", str(data), "--n", "16", "--size", "64", "--quiet"]) == 0
+    with pytest.raises(SystemExit):
+        main(["train", "--preset", "tiny"])  # no --data
+    assert "--preset needs --data" in capsys.readouterr().err
+    run = tmp_path / "run"
+    argv = ["train", "--preset", "tiny", "--data", str(data), "--out", str(run), "max_steps=1", "batch_size=8"]
+    assert main([*argv, "--threads", "1", "--quiet"]) == 0
+    config = json.loads((run / "train_config.json").read_text())
+    assert config["max_steps"] == 1 and config["batch_size"] == 8 and config["threads"] == 1
+    assert config["learning_rates"]["vision"] == 2e-3 and (run / "final").exists()
