@@ -141,3 +141,35 @@ def test_train_preset_needs_no_config(tmp_path, capsys):
     config = json.loads((run / "train_config.json").read_text())
     assert config["max_steps"] == 1 and config["batch_size"] == 8 and config["threads"] == 1
     assert config["learning_rates"]["vision"] == 2e-3 and (run / "final").exists()
+
+
+def test_synth_without_a_terminal_and_interrupted(tmp_path):
+    """No terminal: plain progress lines (no carriage returns); SIGTERM: exit 130 with a
+    labels.csv that lists exactly the images written."""
+    import csv
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": f"{root / 'python'}{os.pathsep}{root / 'export'}"}
+    out = tmp_path / "synth"
+    cmd = [sys.executable, "-m", "radz_engine.cli", "synth", "--out", str(out), "--n", "100000", "--size", "64"]
+    proc = subprocess.Popen(
+        [*cmd, "--progress-every", "0.2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list((out / "images").glob("*.png"))) < 20:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "\r" not in err and "radz synth: " in err and "/100000 images" in err
+    with open(out / "labels.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) >= 20 and f"lists the {len(rows)} images written" in err
+    assert all((out / row["path"]).is_file() for row in rows)

@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=workers_type, default=1, help="processes (0 or 1: in this process)")
     add_quiet(p)
     p.add_argument(
+        "--progress-every",
+        type=float,
+        default=10.0,
+        help="without a terminal (nohup, cron, SLURM): seconds between plain progress lines",
+    )
+    p.add_argument(
         "--withhold",
         default="",
         help="comma-separated findings whose name the reports never use "
@@ -113,29 +119,58 @@ def _write_one(job: tuple) -> dict:
     return row
 
 
-def _progress(total: int, enabled: bool):
-    """tqdm bar if installed, else a plain counter on stderr."""
+class _PlainProgress:
+    """Without a terminal (nohup, cron, SLURM logs): one plain line every `every` seconds and at
+    the end, instead of a carriage-return bar."""
+
+    def __init__(self, total: int, every: float) -> None:
+        self.total, self.every, self.n = total, every, 0
+        self.start = self.last = time.perf_counter()
+
+    def update(self, k: int) -> None:
+        self.n += k
+        now = time.perf_counter()
+        if now - self.last >= self.every or self.n == self.total:
+            self.last = now
+            rate = self.n / max(now - self.start, 1e-9)
+            eta = (self.total - self.n) / rate if rate > 0 else float("nan")
+            print(
+                f"radz synth: {self.n}/{self.total} images, {rate:.1f}/s, about {eta:.0f} s left",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, enabled: bool, every: float = 10.0):
+    """A tqdm bar on a terminal; plain lines every `every` seconds otherwise (or without tqdm)."""
     if not enabled:
         return None
-    try:
-        from tqdm import tqdm
+    if sys.stderr.isatty():
+        try:
+            from tqdm import tqdm
 
-        return tqdm(total=total, unit="img", desc="synth")
-    except ImportError:
+            return tqdm(total=total, unit="img", desc="synth")
+        except ImportError:
+            pass
+    return _PlainProgress(total, every)
 
-        class _Plain:
-            def __init__(self) -> None:
-                self.n = 0
 
-            def update(self, k: int) -> None:
-                self.n += k
-                if self.n == total or self.n % max(1, total // 20) == 0:
-                    print(f"synth {self.n}/{total}", file=sys.stderr, flush=True)
+def _write_labels(out: str, rows: list[dict]) -> None:
+    """labels.csv written atomically (a crash leaves the old one or the new one, never half)."""
+    path = os.path.join(out, "labels.csv")
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
 
-            def close(self) -> None:
-                pass
 
-        return _Plain()
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -156,15 +191,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         (i, args.seed, sites[i % len(sites)], size, args.format, args.out, withhold)
         for i in range(args.start, args.start + args.n)
     ]
-    bar = _progress(len(jobs), not args.quiet)
-    rows = []
+    bar = _progress(len(jobs), not args.quiet, args.progress_every)
+    rows: list[dict] = []
     t0 = time.perf_counter()
-    if args.workers > 1:
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # SIGTERM (kill, SLURM) ends it like Ctrl-C
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        _generate(jobs, args.workers, rows, bar)
+    except KeyboardInterrupt:
+        _write_labels(args.out, rows)
+        print(
+            f"radz synth: interrupted; labels.csv lists the {len(rows)} images written so far "
+            f"(rerun the command to make all {len(jobs)})",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        if bar:
+            bar.close()
+    dt = time.perf_counter() - t0
+    _write_labels(args.out, rows)
+    print(
+        f"wrote {len(rows)} images ({args.format}, {size}x{size}) and labels.csv to {args.out} "
+        f"in {dt:.1f}s: {len(rows) / max(dt, 1e-9):.1f} images/s with {args.workers} worker(s)"
+    )
+    return 0
+
+
+def _generate(jobs: list, workers: int, rows: list, bar) -> None:
+    """Write every job's image, appending its label row to `rows` in order (so that an interrupt
+    leaves `rows` listing exactly the images written before it)."""
+    if workers > 1:
         import multiprocessing as mp
 
         # spawn: safe with threads in the parent; each worker only needs numpy (+ pydicom/Pillow)
-        with mp.get_context("spawn").Pool(args.workers) as pool:
-            for row in pool.imap(_write_one, jobs, chunksize=max(1, min(32, len(jobs) // (4 * args.workers)))):
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for row in pool.imap(_write_one, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers)))):
                 rows.append(row)
                 if bar:
                     bar.update(1)
@@ -173,18 +241,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.append(_write_one(job))
             if bar:
                 bar.update(1)
-    if bar:
-        bar.close()
-    dt = time.perf_counter() - t0
-    with open(os.path.join(args.out, "labels.csv"), "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
-    print(
-        f"wrote {len(rows)} images ({args.format}, {size}x{size}) and labels.csv to {args.out} "
-        f"in {dt:.1f}s: {len(rows) / max(dt, 1e-9):.1f} images/s with {args.workers} worker(s)"
-    )
-    return 0
 
 
 if __name__ == "__main__":
