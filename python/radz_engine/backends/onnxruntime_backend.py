@@ -33,6 +33,10 @@ class OnnxRuntimeBackend(Backend):
         provider: "auto" (device "cpu": CPU; device "cuda": TensorRT EP, else CUDA EP, whichever
             the installed onnxruntime has), or "cpu", "cuda", "tensorrt" explicitly.
         threads: intra-op threads (None: ONNX Runtime's default, one per core).
+        spin: let idle intra-op threads spin-wait for work (ONNX Runtime's default). Off by
+            default here: a spinning pool burns the cores that decode and preprocessing threads
+            need between batches (measured: docs/RUNTIME.md, "Thread budget"); on only when the
+            model has the machine to itself and every microsecond of latency counts.
         fp16: use the bundle's image_encoder_fp16.onnx (float32 io) when it has one.
         int8: use the bundle's image_encoder_int8.onnx (`radz quantize`; dynamic int8 MatMuls, CPU).
         io_binding: bind inputs/outputs on the GPU (default: on for CUDA/TensorRT providers).
@@ -49,6 +53,7 @@ class OnnxRuntimeBackend(Backend):
         provider: str = "auto",
         *,
         threads: int | None = None,
+        spin: bool = False,
         fp16: bool = False,
         int8: bool = False,
         io_binding: bool | None = None,
@@ -62,6 +67,7 @@ class OnnxRuntimeBackend(Backend):
             raise ValueError(f"threads: must be >= 1 or None, got {threads!r}")
         self.provider = provider
         self.threads = None if threads is None else int(threads)
+        self.spin = bool(spin)
         if fp16 and int8:
             raise ValueError("fp16 and int8: choose one image encoder variant")
         self.fp16 = bool(fp16)
@@ -130,6 +136,10 @@ class OnnxRuntimeBackend(Backend):
         if self.threads is not None:
             options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
+        # Throughput with other threads beside the model: idle ORT threads sleep instead of spinning.
+        allow = "1" if self.spin else "0"
+        options.add_session_config_entry("session.intra_op.allow_spinning", allow)
+        options.add_session_config_entry("session.inter_op.allow_spinning", allow)
         providers = self._provider_list(bundle, kind, device_id, self.input_name, ["batch", *self.input_shape])
         path = bundle.file(role)
         try:
@@ -178,6 +188,7 @@ class OnnxRuntimeBackend(Backend):
             "providers": self.providers,
             "variant": self.variant,
             "threads": self.threads,
+            "spin": self.spin,
             "io_binding": bool(getattr(self, "_bind", False)),
         }
 
