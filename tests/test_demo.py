@@ -20,7 +20,7 @@ def test_demo_screens_a_phantom_dicom_set_and_writes_a_report(tmp_path):
             str(tmp_path),
             "--n",
             "24",
-            "--dicom-size",
+            "--size",
             "128",
             "--workers",
             "1",
@@ -36,3 +36,54 @@ def test_demo_screens_a_phantom_dicom_set_and_writes_a_report(tmp_path):
     report = (tmp_path / "report.html").read_text()
     assert "Zero-shot AUC per class" in report and report.count("class='ex'") == 12
     assert "data:image/png;base64," in report
+    for section in ("Model card", "Operating point", "Reliability (calibration)", "Worst misses", "Notice."):
+        assert section in report, section
+    assert "trained on synthetic phantom radiographs only" in report and "hash " in report
+    assert "<svg" in report and "<script" not in report
+    _open_in_chromium(tmp_path / "report.html", tmp_path / "report.png")
+
+
+def _open_in_chromium(report, screenshot):
+    """Headless Chromium renders the report: a screenshot, and no console errors."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no Chromium here (apt-get install chromium)")
+    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0"]
+    done = subprocess.run(
+        [*common, f"--screenshot={screenshot}", "--window-size=1200,4000", report.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert screenshot.is_file() and screenshot.stat().st_size > 10_000, done.stderr[-2000:]
+    console = [line for line in done.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert not console, console
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(screenshot) as image:
+        assert image.size == (1200, 4000) and np.unique(np.asarray(image.convert("L"))).size > 16  # not blank
+
+
+def test_operating_points_hand_computed():
+    """Counts, rates and AUC on a case small enough to check by hand; intervals bracket them."""
+    import numpy as np
+
+    from radz_engine.cli.demo_report import operating_points, reliability
+
+    labels = np.array([[1], [1], [1], [0], [0], [0], [0], [np.nan]], dtype=float)
+    scores = np.array([[0.9], [0.6], [0.2], [0.7], [0.1], [0.3], [0.05], [0.99]])
+    (row,) = operating_points(labels, scores, ["a"], {"a": 0.5}, rounds=200)
+    assert (row["tp"], row["fp"], row["fn"], row["tn"]) == (2, 1, 1, 3)
+    assert row["sensitivity"] == pytest.approx(2 / 3) and row["specificity"] == pytest.approx(3 / 4)
+    assert row["ppv"] == pytest.approx(2 / 3) and row["npv"] == pytest.approx(3 / 4)
+    assert row["auc"] == pytest.approx(9 / 12)  # (positive, negative) pairs ranked right: 4 + 3 + 2 of 12
+    low, high = row["auc_ci"]
+    assert 0 <= low <= row["auc"] <= high <= 1
+    (never,) = operating_points(labels, scores, ["a"], {"a": None}, rounds=50)
+    assert never["tp"] == 0 and never["fn"] == 3
+    bins = reliability(labels, scores, bins=2)
+    assert sum(b["n"] for b in bins) == 7 and bins[0]["observed"] == pytest.approx(1 / 4)

@@ -90,6 +90,8 @@ def _run(args) -> int:
         screen_s = time.perf_counter() - start
         latencies = _submit_latencies(engine, paths[: max(1, min(len(paths), 8))], args.latency_requests)
         backend = engine.backend.name
+        thresholds = engine.thresholds()
+        identity, manifest = engine.model_info, engine.bundle.manifest
     by_source = {str(Path(r.source).resolve()): r for r in results}
     ok = [(row, by_source.get(p)) for row, p in zip(rows, paths)]
     failed = [p for (row, r), p in zip(ok, paths) if r is None or r.error]
@@ -129,6 +131,9 @@ def _run(args) -> int:
             "macro AUC": f"{100 * macro:.1f}",
             "bundle": str(bundle),
         },
+        thresholds=thresholds,
+        identity=identity,
+        manifest=manifest,
     )
     summary = {
         "files": len(paths),
@@ -160,8 +165,10 @@ def _submit_latencies(engine, paths: list[str], n: int) -> np.ndarray:
     return np.array(samples)
 
 
-def _write_report(args, study: Path, classes, labels, scores, good, auc_rows, macro, summary) -> Path:
-    from radz_engine.cli.demo_report import write_report
+def _write_report(
+    args, study: Path, classes, labels, scores, good, auc_rows, macro, summary, *, thresholds, identity, manifest
+) -> Path:
+    from radz_engine.cli.demo_report import model_card_rows, operating_points, reliability, write_report
     from radz_engine.io.images import read_any
     from radz_engine.preprocessing.reference import stored_to_intensity
     from radz_train.evaluation.plots import plot_roc_curves  # imports matplotlib only when called
@@ -175,17 +182,27 @@ def _write_report(args, study: Path, classes, labels, scores, good, auc_rows, ma
             file=sys.stderr,
         )
         roc = None
-    examples = []
-    for row, result in good[:12]:
+
+    def example(row, result) -> dict:
         image = read_any(result.source)
-        examples.append(
-            {
-                "image": stored_to_intensity(image.pixels, image.spec),
-                "source": result.source,
-                "truth": [c for c in classes if float(row[c]) == 1.0],
-                "scores": result.scores,
-            }
-        )
+        return {
+            "image": stored_to_intensity(image.pixels, image.spec),
+            "source": result.source,
+            "truth": [c for c in classes if float(row[c]) == 1.0],
+            "scores": result.scores,
+        }
+
+    examples = [example(row, result) for row, result in good[:12]]
+    missed = [  # false negatives: a true finding below its threshold, lowest score first
+        (result.scores[c], c, row, result)
+        for row, result in good
+        for c in classes
+        if float(row[c]) == 1.0 and thresholds.get(c) is not None and result.scores[c] < thresholds[c]
+    ]
+    misses = [
+        {**example(row, result), "class": c, "threshold": thresholds[c]}
+        for _, c, row, result in sorted(missed, key=lambda m: m[0])[:8]
+    ]
     return write_report(
         args.out / "report.html",
         title=f"radz demo: {len(good)} phantom radiographs",
@@ -193,4 +210,8 @@ def _write_report(args, study: Path, classes, labels, scores, good, auc_rows, ma
         auc_rows=auc_rows,
         roc_png=Path(roc) if roc else None,
         examples=examples,
+        operating=operating_points(labels, scores, list(classes), thresholds),
+        calibration=reliability(labels, scores),
+        misses=misses,
+        card=model_card_rows(identity, manifest),
     )

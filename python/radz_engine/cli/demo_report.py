@@ -1,5 +1,17 @@
-"""The HTML report of `radz demo`: per-class AUC table, ROC curves and example images with
-their scores, in one self-contained file (images inlined as base64 PNG)."""
+"""The HTML report of `radz demo`, one self-contained file (images inlined as base64 PNG, the
+reliability diagram as inline SVG; no script, so nothing can fail in the browser):
+
+- the model card: bundle name, version, content hash, training data, intended use, and the
+  notice that the shipped model was trained on phantoms (research and engineering use only);
+- per class, the operating point at the bundle's threshold: sensitivity, specificity, PPV, NPV
+  with 95% bootstrap confidence intervals, and the confusion counts (TP, FP, FN, TN);
+- per class AUC (in %) with its 95% bootstrap confidence interval;
+- a reliability (calibration) diagram: observed frequency against predicted probability;
+- the worst misses: false negatives with the lowest scores, with their images;
+- ROC curves (when matplotlib is installed) and example images with their scores.
+
+Bootstrap: images resampled with replacement (`BOOTSTRAP` rounds, fixed seed), percentile
+intervals; a statistic undefined in a resample (no positives) is left out of that interval."""
 
 from __future__ import annotations
 
@@ -10,6 +22,178 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+BOOTSTRAP = 1000
+NOTICE = (
+    "The shipped default model was trained on synthetic phantom radiographs only. It is for research and "
+    "engineering use (testing the software, its speed and its integration), not for diagnosis or any clinical use."
+)
+
+
+def _auc(y: np.ndarray, s: np.ndarray) -> float:
+    """Mann-Whitney AUC (ties count half); NaN without both classes."""
+    pos, neg = s[y == 1], s[y == 0]
+    if pos.size == 0 or neg.size == 0:
+        return float("nan")
+    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
+    ranks = np.empty(order.size)
+    values = np.concatenate([pos, neg])[order]
+    ranks[order] = np.arange(1, order.size + 1)
+    # average ranks over ties
+    _, start, counts = np.unique(values, return_index=True, return_counts=True)
+    for first, count in zip(start, counts):
+        if count > 1:
+            ranks[order[first : first + count]] = ranks[order[first : first + count]].mean()
+    return float((ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
+
+
+def _rates(y: np.ndarray, positive: np.ndarray) -> dict:
+    tp = int(np.sum(positive & (y == 1)))
+    fp = int(np.sum(positive & (y == 0)))
+    fn = int(np.sum(~positive & (y == 1)))
+    tn = int(np.sum(~positive & (y == 0)))
+
+    def ratio(a: int, b: int) -> float:
+        return a / b if b else float("nan")
+
+    return {
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+        "sensitivity": ratio(tp, tp + fn),
+        "specificity": ratio(tn, tn + fp),
+        "ppv": ratio(tp, tp + fp),
+        "npv": ratio(tn, tn + fn),
+    }
+
+
+def _interval(values: list[float]) -> tuple[float, float]:
+    finite = np.array([v for v in values if v == v])
+    if finite.size < 10:
+        return float("nan"), float("nan")
+    return float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))
+
+
+def operating_points(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    classes: Sequence[str],
+    thresholds: dict,
+    rounds: int = BOOTSTRAP,
+    seed: int = 0,
+) -> list[dict]:
+    """Per class: threshold, confusion counts, sensitivity / specificity / PPV / NPV and AUC,
+    each rate with a 95% bootstrap interval ("<name>_ci": (low, high))."""
+    out = []
+    for j, name in enumerate(classes):
+        known = ~np.isnan(labels[:, j])
+        y, s = labels[known, j].astype(int), scores[known, j]
+        threshold = thresholds.get(name)
+        cut = float("inf") if threshold is None else float(threshold)
+        row = {"class": name, "threshold": threshold, **_rates(y, s >= cut), "auc": _auc(y, s)}
+        boot: dict[str, list[float]] = {k: [] for k in ("sensitivity", "specificity", "ppv", "npv", "auc")}
+        rng = np.random.default_rng(seed + j)
+        for _ in range(rounds if y.size else 0):
+            idx = rng.integers(0, y.size, y.size)
+            yb, sb = y[idx], s[idx]
+            rates = _rates(yb, sb >= cut)
+            for key in ("sensitivity", "specificity", "ppv", "npv"):
+                boot[key].append(rates[key])
+            boot["auc"].append(_auc(yb, sb))
+        for key, values in boot.items():
+            row[f"{key}_ci"] = _interval(values)
+        out.append(row)
+    return out
+
+
+def reliability(labels: np.ndarray, scores: np.ndarray, bins: int = 10) -> list[dict]:
+    """All (image, class) pairs with a label, in `bins` equal-width probability bins:
+    {"low", "high", "n", "mean_score", "observed"} for each bin with pairs."""
+    known = ~np.isnan(labels)
+    y, s = labels[known], scores[known]
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(s, edges[1:-1]), 0, bins - 1)
+    return [
+        {
+            "low": float(edges[b]),
+            "high": float(edges[b + 1]),
+            "n": int(np.sum(which == b)),
+            "mean_score": float(s[which == b].mean()),
+            "observed": float(y[which == b].mean()),
+        }
+        for b in range(bins)
+        if np.any(which == b)
+    ]
+
+
+def reliability_svg(bins: list[dict], size: int = 320) -> str:
+    """The reliability diagram as inline SVG: the diagonal (perfect calibration), one point per
+    bin at (mean predicted, observed), its area showing how many pairs it holds."""
+    pad = 40
+    inner = size - 2 * pad
+
+    def xy(px: float, py: float) -> tuple[float, float]:
+        return pad + px * inner, size - pad - py * inner
+
+    most = max((b["n"] for b in bins), default=1)
+    parts = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{size}' height='{size}' role='img' "
+        "aria-label='reliability diagram'>",
+        f"<rect x='{pad}' y='{pad}' width='{inner}' height='{inner}' fill='none' stroke='#888'/>",
+        "<line x1='{}' y1='{}' x2='{}' y2='{}' stroke='#bbb' stroke-dasharray='4'/>".format(*xy(0, 0), *xy(1, 1)),
+    ]
+    for tick in (0.0, 0.5, 1.0):
+        x, y = xy(tick, 0)
+        parts.append(f"<text x='{x}' y='{y + 16}' font-size='11' text-anchor='middle'>{tick:g}</text>")
+        x, y = xy(0, tick)
+        parts.append(f"<text x='{x - 6}' y='{y + 4}' font-size='11' text-anchor='end'>{tick:g}</text>")
+    points = [xy(b["mean_score"], b["observed"]) for b in bins]
+    if points:
+        parts.append(
+            "<polyline fill='none' stroke='#1f77b4' points='" + " ".join(f"{x:.1f},{y:.1f}" for x, y in points) + "'/>"
+        )
+    for b, (x, y) in zip(bins, points):
+        radius = 3 + 7 * (b["n"] / most) ** 0.5
+        parts.append(
+            f"<circle cx='{x:.1f}' cy='{y:.1f}' r='{radius:.1f}' fill='#1f77b4' fill-opacity='0.6'>"
+            f"<title>{b['n']} pairs: predicted {b['mean_score']:.2f}, observed {b['observed']:.2f}</title></circle>"
+        )
+    parts.append(
+        f"<text x='{size / 2}' y='{size - 6}' font-size='12' text-anchor='middle'>predicted probability</text>"
+        f"<text x='12' y='{size / 2}' font-size='12' text-anchor='middle' "
+        f"transform='rotate(-90 12 {size / 2})'>observed frequency</text></svg>"
+    )
+    return "".join(parts)
+
+
+def _pct(value: float) -> str:
+    return "n/a" if value != value else f"{100 * value:.1f}"
+
+
+def _ci(pair: tuple[float, float]) -> str:
+    low, high = pair
+    return "" if low != low else f" <small>({100 * low:.1f}-{100 * high:.1f})</small>"
+
+
+def model_card_rows(identity: dict, manifest: dict) -> list[tuple[str, str]]:
+    """(field, value) rows of the model card, from a bundle's identity and manifest."""
+    provenance = manifest.get("provenance") or {}
+    commands = provenance.get("commands") or []
+    training = next((c for c in commands if " synth " in f" {c} "), None)
+    model = manifest.get("model") or {}
+    return [
+        ("bundle", f"{identity.get('name')} {identity.get('version')} (hash {identity.get('hash')})"),
+        ("model", f"{model.get('name', '?')} preset, scoring mode {manifest.get('scoring_mode', '?')}"),
+        ("classes", ", ".join(manifest.get("classes") or [])),
+        ("training data", training or "not recorded in the bundle"),
+        (
+            "calibration",
+            (manifest.get("calibration") or {}).get("method", "none recorded")
+            + (f" on {manifest['calibration'].get('n_images')} images" if manifest.get("calibration") else ""),
+        ),
+        ("intended use", "research and engineering: testing the software, its speed and its integration"),
+    ]
 
 
 def _png_base64(grey: np.ndarray, size: int = 160) -> str:
@@ -30,17 +214,32 @@ def write_report(
     auc_rows: list[tuple[str, int, float]],
     roc_png: Path | None,
     examples: Sequence[dict],
+    operating: Sequence[dict] = (),
+    calibration: Sequence[dict] = (),
+    misses: Sequence[dict] = (),
+    card: Sequence[tuple[str, str]] = (),
+    phantom_notice: bool = True,
 ) -> Path:
-    """examples: dicts with "image" (grey [H, W] in [0, 1]), "source", "truth" (names), "scores" {name: p}."""
+    """examples / misses: dicts with "image" (grey [H, W] in [0, 1]), "source", "truth" (names),
+    "scores" {name: p} (misses also "class" and "threshold"); operating: `operating_points` rows;
+    calibration: `reliability` bins; card: `model_card_rows`."""
     parts = [
         f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        "<meta name='viewport' content='width=device-width'><link rel='icon' href='data:,'>",
         "<style>body{font-family:sans-serif;margin:2em;max-width:1100px} table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right} th{background:#eee}"
         "td:first-child{text-align:left} .ex{display:inline-block;width:250px;margin:6px;vertical-align:top;"
-        "font-size:12px} .pos{color:#b00;font-weight:bold}</style>",
+        "font-size:12px} .pos{color:#b00;font-weight:bold} .notice{background:#fff4d6;border:1px solid #e0b000;"
+        "padding:8px} small{color:#666} .card td{text-align:left} .op small{white-space:nowrap}</style>",
         f"<h1>{html.escape(title)}</h1>",
-        "<h2>Summary</h2><table>",
     ]
+    if phantom_notice:
+        parts.append(f"<p class='notice' role='note'><b>Notice.</b> {html.escape(NOTICE)}</p>")
+    if card:
+        parts.append("<h2>Model card</h2><table class='card'>")
+        parts += [f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in card]
+        parts.append("</table>")
+    parts.append("<h2>Summary</h2><table>")
     for key, value in summary.items():
         parts.append(f"<tr><td>{html.escape(str(key))}</td><td>{html.escape(str(value))}</td></tr>")
     parts.append("</table><h2>Zero-shot AUC per class</h2><table><tr><th>class</th><th>positives</th><th>AUC</th></tr>")
@@ -48,6 +247,44 @@ def write_report(
         shown = "n/a" if auc != auc else f"{100 * auc:.1f}"
         parts.append(f"<tr><td>{html.escape(name)}</td><td>{n_pos}</td><td>{shown}</td></tr>")
     parts.append("</table>")
+    if operating:
+        parts.append(
+            "<h2>Operating point at the bundle's thresholds</h2><p>Percentages with 95% bootstrap "
+            "confidence intervals in brackets; TP / FP / FN / TN are image counts.</p><table class='op'><tr>"
+            "<th>class</th><th>threshold</th><th>AUC %</th><th>sensitivity</th><th>specificity</th>"
+            "<th>PPV</th><th>NPV</th><th>TP</th><th>FP</th><th>FN</th><th>TN</th></tr>"
+        )
+        for r in operating:
+            threshold = "never" if r["threshold"] is None else f"{r['threshold']:.3f}"
+            parts.append(
+                f"<tr><td>{html.escape(r['class'])}</td><td>{threshold}</td>"
+                f"<td>{_pct(r['auc'])}{_ci(r['auc_ci'])}</td>"
+                + "".join(
+                    f"<td>{_pct(r[k])}{_ci(r[k + '_ci'])}</td>" for k in ("sensitivity", "specificity", "ppv", "npv")
+                )
+                + "".join(f"<td>{r[k]}</td>" for k in ("tp", "fp", "fn", "tn"))
+                + "</tr>"
+            )
+        parts.append("</table>")
+    if calibration:
+        parts.append(
+            "<h2>Reliability (calibration)</h2><p>Every (image, class) pair, binned by predicted "
+            "probability: a calibrated model lies on the dashed diagonal; a point's size shows how many "
+            "pairs its bin holds.</p>" + reliability_svg(list(calibration))
+        )
+    if misses:
+        parts.append(
+            "<h2>Worst misses</h2><p>False negatives (a true finding scored below its threshold), lowest "
+            "score first.</p>"
+        )
+        for ex in misses:
+            parts.append(
+                f"<div class='ex miss'><img alt='missed {html.escape(ex['class'])}' "
+                f"src='data:image/png;base64,{_png_base64(ex['image'])}'><br>"
+                f"<b>{html.escape(Path(ex['source']).name)}</b><br>missed: {html.escape(ex['class'])} "
+                f"{ex['scores'][ex['class']]:.3f} (threshold {ex['threshold']:.3f})<br>"
+                f"truth: {html.escape(', '.join(ex['truth']) or 'no finding')}</div>"
+            )
     if roc_png is not None and roc_png.exists():
         data = base64.b64encode(roc_png.read_bytes()).decode("ascii")
         parts.append(
