@@ -4,6 +4,8 @@
     "onnxruntime"  OnnxRuntimeBackend: CPU EP; CUDA / TensorRT EPs with onnxruntime-gpu
     "tensorrt"     TensorRTBackend: a native TensorRT plan from `radz export --tensorrt`
     "torch"        TorchBackend: a checkpoint in PyTorch (needs `checkpoint=`)
+    "openvino"     OpenVINOBackend: the bundle's ONNX compiled by OpenVINO, CPU, fp32
+                   (pip install 'radz-engine[openvino]')
     "auto"         ONNX Runtime with the best provider it has for the device
                    (TensorRT EP > CUDA EP on "cuda"; CPU EP on "cpu")
 """
@@ -17,7 +19,7 @@ from radz_engine.backends.base import Backend, BackendUnavailable, parse_device
 __all__ = ["Backend", "BackendUnavailable", "BACKENDS", "available_backends", "create_backend", "resolve_device"]
 
 log = logging.getLogger(__name__)
-BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch")
+BACKENDS = ("auto", "onnxruntime", "tensorrt", "torch", "openvino")
 
 
 def _installed(module: str) -> bool:
@@ -37,6 +39,8 @@ def available_backends() -> dict:
         out["tensorrt"] = ["cuda"]
     if _installed("torch"):
         out["torch"] = ["cpu", "cuda?"]
+    if _installed("openvino"):
+        out["openvino"] = ["cpu"]
     return out
 
 
@@ -77,6 +81,10 @@ def create_backend(
         from radz_engine.backends.tensorrt_backend import TensorRTBackend
 
         loaded = TensorRTBackend(**options).load(bundle, device)
+    elif backend == "openvino":
+        from radz_engine.backends.openvino_backend import OpenVINOBackend
+
+        loaded = OpenVINOBackend(threads=threads, **options).load(bundle, device)
     elif backend == "torch":
         from radz_engine.backends.torch_backend import TorchBackend
 
