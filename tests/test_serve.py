@@ -239,8 +239,8 @@ def test_a_full_engine_queue_delays_scoring_but_fails_nothing(tmp_path):
     server = _server(tmp_path, max_queue=1, backpressure="reject")  # QueueFull at once when busy
     real_run = server.engine.backend.run
 
-    def slow_run(x):  # the real model, made slow so that the engine's queue fills up
-        time.sleep(0.1)
+    def slow_run(x):  # the real model, made slow so that the engine's queue fills up (even on a loaded machine)
+        time.sleep(0.3)
         return real_run(x)
 
     server.engine.backend.run = slow_run

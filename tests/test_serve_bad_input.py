@@ -249,7 +249,8 @@ def test_fuzz_mutated_datasets_for_a_bounded_time(tmp_path, radz):
     journal = _journal(radz.work_dir)
     for uid, status in answered.items():
         if status == 0x0000:
-            assert uid in journal and journal[uid][0] in ("scored", "failed"), (uid, journal.get(uid))
+            # ignored: a mutation can leave a well-formed image that is not a chest radiograph
+            assert uid in journal and journal[uid][0] in ("scored", "failed", "ignored"), (uid, journal.get(uid))
         elif status is not None:
             assert journal.get(uid, ("rejected",))[0] == "rejected"
     for state, error in journal.values():

@@ -198,6 +198,7 @@ def test_a_corrected_resend_racing_the_first_copy_is_scored_once(tmp_path, radz)
     from radz_engine.serve.spool import uid_hash
 
     assert all((radz.work_dir / "spool" / "sr" / f"{uid_hash(u)}.dcm").exists() for u in uids)
+    assert "Traceback" not in radz.log_text()  # the decoders' own error logs (with tracebacks) are kept out
 
 
 # -- items 3 and 4: no patient data, no forged log lines ------------------------------------------

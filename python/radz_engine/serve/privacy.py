@@ -169,6 +169,8 @@ def clean_header(ds) -> list[str]:
 def quiet_third_party_logs() -> None:
     """pydicom and highdicom log and warn with the values they find malformed (patient names,
     dates, ...), pynetdicom logs identifiers at INFO: keep them out of radz serve's log."""
+    import pydicom.config  # noqa: F401 - pydicom sets its logger's level when imported: set ours after
+
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     for name in ("pydicom", "highdicom"):
         logging.getLogger(name).setLevel(logging.CRITICAL)

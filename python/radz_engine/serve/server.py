@@ -125,8 +125,8 @@ class RadzServer:
         from radz_engine.serve.config import ConfigError
         from radz_engine.serve.scp import start_scp
 
+        self._warm_up()  # imports highdicom and pydicom's decoders
         quiet_third_party_logs()
-        self._warm_up()
         self._sweep_spool()
 
         try:
