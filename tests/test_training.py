@@ -52,13 +52,17 @@ def config(csv_path: Path, out: Path, **kw) -> TrainConfig:
 
 
 def test_loss_falls_when_overfitting_a_small_set(phantom_csv_64, tmp_path):
-    trainer = Trainer(config(phantom_csv_64, tmp_path / "run", limit=16, max_steps=25))
+    # fixed images (augmentation off): memorising 16 pairs is the point here
+    trainer = Trainer(config(phantom_csv_64, tmp_path / "run", limit=16, max_steps=25, augment=False))
+    assert not trainer.augment and trainer.data.stored is None
     losses = [trainer.train_step()["loss"] for _ in range(25)]
     assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3]), losses
 
 
 def test_checkpoint_resume_is_exact_and_eval_runs(phantom_csv_64, tmp_path):
+    # augmentation on (the default for phantoms): the resumed run re-draws the same variants
     straight = Trainer(config(phantom_csv_64, tmp_path / "a", max_steps=6, save_every=3))
+    assert straight.augment and straight.data.images is None
     final_a = straight.fit(progress=False)
     assert (tmp_path / "a" / "checkpoint-3" / "model.safetensors").exists()
     assert (tmp_path / "a" / "final").resolve() == final_a.resolve()
@@ -82,6 +86,45 @@ def test_checkpoint_resume_is_exact_and_eval_runs(phantom_csv_64, tmp_path):
         assert 0.0 <= mode["macro"]["auc"] <= 1.0
     assert (tmp_path / "eval" / "roc_softmax.png").stat().st_size > 1000
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["n_images"] == 32
+
+
+def test_training_steps_with_augmentation_on_and_off(phantom_csv_64, tmp_path):
+    """Augmentation on: every step preprocesses fresh variants (same step + sample -> same variant),
+    labels untouched; off: the set preprocessed once at load. Both train."""
+    on = Trainer(config(phantom_csv_64, tmp_path / "on", max_steps=2, limit=32, augment=True))
+    off = Trainer(config(phantom_csv_64, tmp_path / "off", max_steps=2, limit=32, augment=False))
+    assert on.augment and on.data.images is None and len(on.data.stored) == 32
+    assert not off.augment and off.data.stored is None and off.data.images.shape == (32, 32, 32)
+    np.testing.assert_array_equal(on.data.labels, off.data.labels)
+    indices = on.batch_indices(0)
+    first, again = on.batch_grey(indices), on.batch_grey(indices)
+    assert first.shape == off.data.images[indices].shape and first.dtype == np.float16
+    np.testing.assert_array_equal(first, again)
+    on.step = 1
+    assert np.abs(on.batch_grey(indices).astype(np.float32) - first.astype(np.float32)).mean() > 1e-3
+    on.step = 0
+    for trainer in (on, off):
+        metrics = [trainer.train_step() for _ in range(2)]
+        assert all(np.isfinite(m["loss"]) for m in metrics)
+    assert metrics[-1]["augment_s"] == 0.0 and on.augment_seconds > 0.0
+
+
+def test_augmentation_defaults_to_on_for_phantom_sites_only(phantom_csv_64, tmp_path):
+    from radz_train.training.trainer import resolve_augment
+
+    assert resolve_augment(config(phantom_csv_64, tmp_path), None) is True
+    other = tmp_path / "other.csv"
+    other.write_text(phantom_csv_64.read_text().replace(",site_a,", ",hospital_x,"))
+    assert resolve_augment(config(other, tmp_path), None) is False
+    assert resolve_augment(config(other, tmp_path, augment=True), None) is True
+    assert resolve_augment(config(phantom_csv_64, tmp_path, augment=False), None) is False
+    with pytest.raises(ValueError, match="augment_probabilities: augmentation 'nosie'"):
+        config(phantom_csv_64, tmp_path, augment_probabilities={"nosie": 0.5})
+    with pytest.raises(ValueError, match="augment: must be"):
+        config(phantom_csv_64, tmp_path, augment="yes")
+    (tmp_path / "c.json").write_text(json.dumps({"train_csv": "x.csv", "out_dir": "o"}))
+    loaded = TrainConfig.load(tmp_path / "c.json", [("augment_probabilities.noise", 0), ("augment", False)])
+    assert loaded.augment_probabilities == {"noise": 0} and loaded.augment is False
 
 
 def test_bad_training_config_is_a_clear_error(tmp_path):

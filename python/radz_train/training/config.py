@@ -55,6 +55,10 @@ class TrainConfig:
     threads: int | None = None
     log_every: int = 10
     save_every: int | None = None  # steps; a final checkpoint is always written
+    # Acquisition-shift augmentation (radz_train/data/augment.py, docs/AUGMENTATION.md): True, False,
+    # or None = on when every training row comes from a phantom site (site_a, site_b, ...).
+    augment: bool | None = None
+    augment_probabilities: dict = field(default_factory=dict)  # per-shift probability overrides
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "bf16", "fp16"):
@@ -65,6 +69,14 @@ class TrainConfig:
             raise ValueError(f"grad_accum: must divide batch_size ({self.batch_size}), got {self.grad_accum}")
         if not 0.0 <= self.lam <= 1.0:
             raise ValueError(f"lam: must be in [0, 1], got {self.lam}")
+        if self.augment is not None and not isinstance(self.augment, bool):
+            raise ValueError(f"augment: must be true, false or null (auto), got {self.augment!r}")
+        from radz_train.data.augment import check_probabilities
+
+        try:
+            check_probabilities(self.augment_probabilities)
+        except ValueError as error:
+            raise ValueError(f"augment_probabilities: {error}") from None
 
     @classmethod
     def load(cls, path: str | Path, overrides: list[tuple[str, object]] = ()) -> TrainConfig:
@@ -81,6 +93,8 @@ class TrainConfig:
                 raise ValueError(f"override {key!r}: unknown setting (see radz_train/training/config.py)")
             if head == "model_overrides" and rest:  # its keys are dotted model-config paths themselves
                 data.setdefault("model_overrides", {})[rest] = value
+            elif head == "augment_probabilities" and rest:
+                data["augment_probabilities"] = {**(data.get("augment_probabilities") or {}), rest: value}
             elif head == "learning_rates" and rest:
                 rates = dict(data.get("learning_rates") or cls.__dataclass_fields__["learning_rates"].default_factory())
                 rates[rest] = value

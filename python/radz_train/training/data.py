@@ -1,7 +1,10 @@
 """Training and evaluation data: images + reports from a CSV (as `radz synth` writes it).
 
-Images go through the runtime's own C++ preprocessing (radz_engine.preprocess_batch) once and are
-kept in memory as grey intensities, so training sees exactly what the deployed engine will see.
+Images go through the runtime's own C++ preprocessing (radz_engine.preprocess_batch), so training
+sees exactly what the deployed engine will see: without augmentation once, at load, kept in memory
+as grey intensities; with acquisition-shift augmentation (radz_train.data.augment) the stored
+pixels and their PixelSpec are kept instead and every step re-acquires and preprocesses its batch
+(`augmented_batch`), a fresh variant per image and step.
 Labels for DKAM come from the rule-based report labeler, as CheXpert labels come from MIMIC
 reports; evaluation reads the ground-truth label columns instead.
 """
@@ -22,14 +25,19 @@ PHANTOM_SPEC = PixelSpec(window_center=0.5, window_width=1.0, voi_function="LINE
 
 @dataclass
 class ImageReportSet:
-    """Grey intensities [N, S, S] (float16), reports, labels [N, C] (1 / 0 / NaN unknown)."""
+    """Grey intensities [N, S, S] (float16), reports, labels [N, C] (1 / 0 / NaN unknown).
 
-    images: np.ndarray
+    `stored` (kept for augmentation): per image (stored pixels, PixelSpec), compacted to at most
+    twice the model's image size; `images` is then None (each step preprocesses its own batch).
+    """
+
+    images: np.ndarray | None
     reports: list[str]
     labels: np.ndarray
     classes: tuple[str, ...]
     paths: list[str]
     sites: list[str]
+    stored: list[tuple[np.ndarray, PixelSpec]] | None = None
 
     def __len__(self) -> int:
         return len(self.reports)
@@ -73,17 +81,56 @@ def preprocess_files(paths: Sequence[Path], image_size: int, chunk: int = 256) -
     return out
 
 
+def load_stored(paths: Sequence[Path], image_size: int) -> list[tuple[np.ndarray, PixelSpec]]:
+    """(stored pixels, PixelSpec) per file, compacted for augmentation (augment.compact: longer
+    side <= 2 * image_size, float images as uint16)."""
+    from radz_train.data.augment import compact
+
+    return [compact(*load_pixels(p), max_side=2 * image_size) for p in paths]
+
+
+AUGMENT_RNG_TAG = 0x617567  # "aug": keeps these streams apart from the epoch-order ones
+
+
+def augmented_batch(
+    data: ImageReportSet,
+    indices: Sequence[int],
+    image_size: int,
+    seed: int,
+    step: int,
+    probabilities: dict | None = None,
+) -> np.ndarray:
+    """Grey [B, S, S] float16 of freshly re-acquired images (augment.augment) through the C++
+    preprocessing. Image i at step t always gets the same variant: the generator is seeded with
+    (seed, t, i), so resumed and distributed runs see what an uninterrupted run would."""
+    from radz_engine import preprocess_batch
+    from radz_train.data.augment import augment
+
+    if data.stored is None:
+        raise ValueError("augmentation needs the stored pixels: load the set with keep_stored=True")
+    pairs = [
+        augment(*data.stored[i], np.random.default_rng([seed, AUGMENT_RNG_TAG, step, int(i)]), probabilities)
+        for i in indices
+    ]
+    batch = preprocess_batch(
+        [px for px, _ in pairs], [spec for _, spec in pairs], image_size, mean=(0.0,), std=(1.0,), dtype="float16"
+    )
+    return batch[:, 0]
+
+
 def load_image_report_set(
     csv_path: str | Path,
     classes: Sequence[str],
     image_size: int,
     labels_from: str = "labeler",
     limit: int | None = None,
+    keep_stored: bool = False,
 ) -> ImageReportSet:
     """Read a CSV of (path, report[, site, label columns]) into memory.
 
     labels_from="labeler": labels from the report text (training); "csv": the CSV's own 0/1
-    columns named like the classes (evaluation ground truth).
+    columns named like the classes (evaluation ground truth). keep_stored: keep the stored
+    pixels for augmentation instead of preprocessing once (`images` is then None).
     """
     csv_path = Path(csv_path)
     rows = read_rows(csv_path)[:limit]
@@ -108,9 +155,10 @@ def load_image_report_set(
         labels = np.array([[float(r[c]) for c in classes] for r in rows], dtype=np.float32)
     else:
         raise ValueError(f"labels_from: must be 'labeler' or 'csv', got {labels_from!r}")
-    images = preprocess_files(paths, image_size)
+    stored = load_stored(paths, image_size) if keep_stored else None
+    images = None if keep_stored else preprocess_files(paths, image_size)
     return ImageReportSet(
-        images, reports, labels, tuple(classes), [str(p) for p in paths], [r.get("site", "") for r in rows]
+        images, reports, labels, tuple(classes), [str(p) for p in paths], [r.get("site", "") for r in rows], stored
     )
 
 

@@ -3,7 +3,8 @@ AMP on GPU, gradient accumulation and checkpointing, DDP under torchrun, exact r
 
 Determinism: the sample order of epoch e is a permutation drawn from a generator seeded with
 (seed, e), and batches are consecutive slices of it, so a resumed run sees exactly the batches
-the uninterrupted run would have seen.
+the uninterrupted run would have seen. With acquisition-shift augmentation (config `augment`)
+image i at step t is re-acquired from a generator seeded with (seed, t, i): the same holds.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from radz_train.model import create_model
 from radz_train.model.trainable import count_parameters, parameter_groups
 from radz_train.training.checkpoint import load_model, load_trainer_state, restore_rng, save_checkpoint
 from radz_train.training.config import TrainConfig
-from radz_train.training.data import ImageReportSet, load_image_report_set, same_text_mask, to_model_input
+from radz_train.training.data import (
+    ImageReportSet,
+    augmented_batch,
+    load_image_report_set,
+    read_rows,
+    same_text_mask,
+    to_model_input,
+)
 
 
 def pick_device(name: str) -> torch.device:
@@ -72,6 +80,25 @@ class Distributed:
         return torch.cat(all_gather(tensor), dim=0)
 
 
+def phantom_sites(sites) -> bool:
+    """True when every site name is one of the phantom generator's (augmentation's auto default)."""
+    from radz_train.data.phantom import SITES
+
+    sites = list(sites)
+    return bool(sites) and all(s in SITES for s in sites)
+
+
+def resolve_augment(config: TrainConfig, data: ImageReportSet | None) -> bool:
+    """config.augment, with None (auto) = on for phantom training sets (that can be augmented)."""
+    if config.augment is not None:
+        if config.augment and data is not None and data.stored is None:
+            raise ValueError("augment: the given training set has no stored pixels (load it with keep_stored=True)")
+        return config.augment
+    if data is not None:
+        return data.stored is not None and phantom_sites(data.sites)
+    return phantom_sites(r.get("site", "") for r in read_rows(config.train_csv)[: config.limit])
+
+
 class Trainer:
     def __init__(
         self, config: TrainConfig, data: ImageReportSet | None = None, resume: str | Path | None = None
@@ -102,8 +129,6 @@ class Trainer:
                 and config.checkpoint is None
                 and config.language_checkpoint is None
             ):
-                from radz_train.training.data import read_rows
-
                 corpus = [r["report"] for r in read_rows(config.train_csv)[: config.limit]]
                 # descriptions of the training classes only: an unseen class stays unseen
                 corpus += [self.knowledge[c] for c in self.classes if c in self.knowledge]
@@ -120,13 +145,20 @@ class Trainer:
             for part in (self.model.decoder, self.model.vision_tower):
                 if hasattr(part, "gradient_checkpointing_enable"):
                     part.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.augment = resolve_augment(config, data)
         self.data = (
             data
             if data is not None
             else load_image_report_set(
-                config.train_csv, self.classes, self.model.config.image_size, "labeler", config.limit
+                config.train_csv,
+                self.classes,
+                self.model.config.image_size,
+                "labeler",
+                config.limit,
+                keep_stored=self.augment,
             )
         )
+        self.augment_seconds = 0.0  # time spent re-acquiring + preprocessing batches (this process)
         self.loss_fn = RadzLoss(self.model.config.tau, config.lam, config.crossed, config.dkam_mode)
         self.optimizer = torch.optim.AdamW(parameter_groups(self.model, config.learning_rates, config.weight_decay))
         self.steps_per_epoch = len(self.data) // config.batch_size
@@ -166,10 +198,26 @@ class Trainer:
         dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float16
         return torch.autocast("cuda", dtype=dtype)
 
+    def batch_grey(self, indices: np.ndarray) -> np.ndarray:
+        """Grey [B, S, S] float16 for these samples: fresh augmented variants, or the preprocessed set."""
+        if not self.augment:
+            return self.data.images[indices]
+        start = time.perf_counter()
+        grey = augmented_batch(
+            self.data,
+            indices,
+            self.model.config.image_size,
+            self.config.seed,
+            self.step,
+            self.config.augment_probabilities,
+        )
+        self.augment_seconds += time.perf_counter() - start
+        return grey
+
     def micro_step(self, indices: np.ndarray, scale: float) -> dict[str, float]:
         model = self.model
         images = to_model_input(
-            torch.from_numpy(self.data.images[indices]).to(self.device),
+            torch.from_numpy(self.batch_grey(indices)).to(self.device),
             model.config.input["mean"],
             model.config.input["std"],
         )
@@ -210,6 +258,7 @@ class Trainer:
         self.step += 1
         totals["grad_norm"] = float(norm)
         totals["lr"] = self.scheduler.get_last_lr()[0]
+        totals["augment_s"] = self.augment_seconds  # cumulative, this process
         return totals
 
     # -- the loop -------------------------------------------------------------------------------
@@ -233,7 +282,8 @@ class Trainer:
             print(
                 f"model {self.model.config.name}: {counts['total'] / 1e6:.2f}M parameters, "
                 f"{counts['trainable'] / 1e6:.2f}M trainable; {len(self.data)} samples; "
-                f"{self.total_steps} steps of {self.config.batch_size} on {self.device}"
+                f"{self.total_steps} steps of {self.config.batch_size} on {self.device}; "
+                f"augmentation {'on' if self.augment else 'off'}"
             )
         bar = None
         if progress and self.dist.main:
