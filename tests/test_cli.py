@@ -173,3 +173,54 @@ def test_synth_without_a_terminal_and_interrupted(tmp_path):
         rows = list(csv.DictReader(handle))
     assert len(rows) >= 20 and f"lists the {len(rows)} images written" in err
     assert all((out / row["path"]).is_file() for row in rows)
+
+
+@pytest.mark.slow  # two training processes (~30 s on 2 cores)
+def test_train_without_a_terminal_then_sigterm_saves_and_resumes(tmp_path):
+    """No terminal: plain progress lines. SIGTERM: stop between two steps, save a checkpoint,
+    print how to resume; --resume continues from it."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from radz_engine.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": f"{root / 'python'}{os.pathsep}{root / 'export'}", "OMP_NUM_THREADS": "1"}
+    data, run = tmp_path / "data", tmp_path / "run"
+    assert main(["synth", "--out", str(data), "--n", "16", "--size", "64", "--quiet"]) == 0
+    train = [sys.executable, "-m", "radz_engine.cli", "train", "--preset", "tiny", "--data", str(data)]
+    train += ["--out", str(run), "--threads", "1", "batch_size=4", "log_every=1"]
+    proc = subprocess.Popen(
+        [*train, "max_steps=100000", "--progress-every", "0.1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines = []
+    for line in proc.stderr:  # wait for two plain progress lines, then stop it
+        lines.append(line)
+        if sum("radz train: step " in x for x in lines) >= 2:
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, tail = proc.communicate(timeout=120)
+    err = "".join(lines) + tail
+    assert proc.returncode == 130, err
+    saved = sorted(run.glob("checkpoint-*"))
+    assert len(saved) == 1 and "\r" not in err and "resume with: radz train" in err
+    step = int(saved[0].name.split("-")[1])
+    assert step >= 2
+    done = subprocess.run(
+        [*train, f"max_steps={step + 1}", "--resume", str(saved[0]), "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (run / f"checkpoint-{step + 1}").is_dir() and (run / "final").resolve().name == f"checkpoint-{step + 1}"

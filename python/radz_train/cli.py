@@ -68,6 +68,12 @@ def build_train_parser() -> argparse.ArgumentParser:
     add_threads(p, help="CPU threads (default: the config's, all cores)")
     p.add_argument("--resume", type=Path, default=None, help="checkpoint folder to continue from")
     add_quiet(p)
+    p.add_argument(
+        "--progress-every",
+        type=float,
+        default=30.0,
+        help="without a terminal (nohup, cron, SLURM): seconds between plain progress lines",
+    )
     return p
 
 
@@ -100,9 +106,99 @@ def train_main(argv: list[str]) -> int:
     except (ValueError, FileNotFoundError, KeyError) as error:
         print(f"radz train: {error}", file=sys.stderr)
         return 2
-    checkpoint = trainer.fit(progress=not args.quiet)
+    interactive = sys.stderr.isatty()
+    stop = _StopAtStepBoundary(trainer, None if args.quiet or interactive else args.progress_every)
+    try:
+        with stop:
+            checkpoint = trainer.fit(progress=not args.quiet and interactive)
+    except KeyboardInterrupt:
+        if not stop.at_boundary or trainer.step == 0:
+            print("radz train: interrupted before a step finished; nothing saved", file=sys.stderr)
+            return 130
+        saved = trainer.save()
+        again = " ".join(["radz train", *(argv_without_resume(argv)), "--resume", str(saved)])
+        print(
+            f"radz train: interrupted at step {trainer.step}; checkpoint saved to {saved}\nresume with: {again}",
+            file=sys.stderr,
+        )
+        return 130
     print(f"checkpoint: {checkpoint}")
     return 0
+
+
+def argv_without_resume(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--resume":
+            skip = True
+        elif not arg.startswith("--resume="):
+            out.append(arg)
+    return out
+
+
+class _StopAtStepBoundary:
+    """Ctrl-C / SIGTERM (kill, SLURM preemption) stop training between two steps, so that the
+    checkpoint saved then resumes exactly; a second signal stops at once. Without a terminal,
+    prints a plain progress line every `every` seconds (no carriage-return bar)."""
+
+    def __init__(self, trainer, every: float | None) -> None:
+        self.trainer, self.every = trainer, every
+        self.requested = False
+        self.at_boundary = False
+        self._previous: dict = {}
+        self._last = self._start = 0.0
+        self._first_step = 0
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:  # the second signal: now
+            raise KeyboardInterrupt
+        self.requested = True
+        print("radz train: stopping after this step (again to stop now)", file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        import signal
+        import threading
+        import time
+
+        original = self.trainer.train_step
+        self._start = self._last = time.perf_counter()
+        self._first_step = self.trainer.step
+
+        def guarded():
+            if self.requested:
+                self.at_boundary = True
+                raise KeyboardInterrupt
+            result = original()
+            now = time.perf_counter()
+            if self.every is not None and (
+                now - self._last >= self.every or self.trainer.step == self.trainer.total_steps
+            ):
+                self._last = now
+                done = self.trainer.step - self._first_step
+                rate = done / max(now - self._start, 1e-9)
+                left = (self.trainer.total_steps - self.trainer.step) / rate if rate > 0 else float("nan")
+                print(
+                    f"radz train: step {self.trainer.step}/{self.trainer.total_steps}, loss {result.get('loss', float('nan')):.4f}, "
+                    f"{rate:.2f} steps/s, about {left:.0f} s left",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            return result
+
+        self.trainer.train_step = guarded
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self.trainer.__dict__.pop("train_step", None)
 
 
 def build_dkam_parser(prompt: str = "GENERATION_PROMPT in radz_train/dkam.py") -> argparse.ArgumentParser:
