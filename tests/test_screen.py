@@ -261,3 +261,11 @@ def test_results_name_their_model(study_folder, tmp_path, capsys):
     rows = _rows(csv_out)
     assert len(rows) == 6 and {r["bundle_name"] for r in rows} == {"other_bundle"}
     assert {r["threshold_cardiomegaly"] for r in rows} == {"0.5"}
+
+
+def test_screen_progress_without_a_terminal(study_folder, tmp_path, capsys):
+    """stderr is not a terminal here: plain progress lines, no carriage-return bar."""
+    out = str(tmp_path / "r.csv")
+    assert screen_main([str(study_folder), "--out", out, "--workers", "0", "--progress-every", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and "radz screen: 6/6 files (1 failed)" in err

@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--summary-json", default=None, help="also write the summary as JSON here")
     add_quiet(p)
+    p.add_argument(
+        "--progress-every",
+        type=float,
+        default=10.0,
+        help="without a terminal (nohup, cron, SLURM): seconds between plain progress lines",
+    )
     ray = p.add_argument_group("Ray (scale-out; pip install 'radz-engine[scale]')")
     ray.add_argument(
         "--ray",
@@ -160,6 +166,29 @@ def _main_ray(args) -> int:
         with open(args.summary_json, "w") as handle:
             json.dump(summary, handle, indent=2)
     return _report_failures(summary, None, summary["out"])
+
+
+class _PlainProgress:
+    """Without a terminal: one plain line on stderr every `every` seconds (no carriage returns)."""
+
+    def __init__(self, total: int, every: float) -> None:
+        self.total, self.every = total, every
+        self.done = self.failed = 0
+        self.start = self.last = time.perf_counter()
+
+    def update(self, ok: bool) -> None:
+        self.done += 1
+        self.failed += not ok
+        now = time.perf_counter()
+        if now - self.last >= self.every:
+            self.last = now
+            rate = self.done / max(now - self.start, 1e-9)
+            print(
+                f"radz screen: {self.done}/{self.total} files ({self.failed} failed), {rate:.1f} images/s, "
+                f"about {(self.total - self.done) / rate:.0f} s left",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -286,15 +315,19 @@ def main(argv: list[str] | None = None) -> int:
         seen = {"ok": 0, "failed": 0, "positives": Counter({name: 0 for name in engine.class_names})}
         first_error = None
         start = time.perf_counter()
+        interactive = sys.stderr.isatty()
+        plain = None if args.quiet or interactive else _PlainProgress(len(set(found.files) - skip), args.progress_every)
         with writer:
             for result in engine.screen(
                 found.files,
-                progress=not args.quiet,
+                progress=not args.quiet and interactive,
                 workers=args.workers,
                 skip=skip,
                 batch_size=args.batch_size,
             ):
                 writer.write(result)
+                if plain is not None:
+                    plain.update(result.ok)
                 if result.ok:
                     seen["ok"] += 1
                     seen["positives"].update(result.positives)
