@@ -74,6 +74,7 @@ def main(argv=None) -> int:
     parser.add_argument("--associations", type=int, default=8)
     parser.add_argument("--per-association", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2, help="model intra-op threads in radz serve")
+    parser.add_argument("--device", default="cpu", help="radz serve --device (cpu, cuda, cuda:N, cuda:0,cuda:1)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -94,13 +95,14 @@ def main(argv=None) -> int:
         args.work / "radz",
         port=free_port(),
         forward=f"ORTHANC@127.0.0.1:{orthanc.dicom_port}",
-        extra=["--threads", str(args.threads)],
+        extra=["--threads", str(args.threads)] + (["--device", args.device] if args.device != "cpu" else []),
     )
     report = {
         "machine": f"{platform.node()} ({platform.processor() or platform.machine()}), "
         f"{__import__('os').cpu_count()} cores",
         "size_px": args.size,
         "model_threads": args.threads,
+        "device": args.device,
     }
     try:
         # 1. low load
