@@ -184,8 +184,12 @@ def test_screen_cli_ray_uri_inputs_and_missing_files(ray_cluster, dicom_folder, 
     assert all(len(r["embedding"]) == 128 if r["ok"] else r["embedding"] is None for r in rows.values())
     assert "absent.dcm" in rows[f"file://{files[4].parent}/absent.dcm"]["error"]
     assert rows[str(tmp_path / "missing.dcm")]["ok"] is False
-    assert screen_main(args) == 0
+    assert screen_main([*args, "--no-retry-failed"]) == 0
     assert "| 0 | 0 | 0 | 6 |" in capsys.readouterr().out
+    assert screen_main(args) == 0  # the two failed files retried (failing again); the other four were fine
+    captured = capsys.readouterr()
+    assert "| 2 | 0 | 2 | 4 |" in captured.out and "2 of 2 files failed" in captured.err
+    assert len(_rows(out)) == 6 and _table(out).num_rows == 6  # their old rows replaced, one row per file
 
 
 def test_screen_cli_ray_rejects_file_outputs(tmp_path, capsys):

@@ -151,6 +151,7 @@ def _main_ray(args) -> int:
             add_classes=add_classes,
             embeddings=args.embeddings,
             resume=not args.no_resume,
+            retry_failed=not args.no_retry_failed,
             rows_per_file=args.ray_rows_per_file,
             progress=not args.quiet,
         )

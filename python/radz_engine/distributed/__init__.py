@@ -49,6 +49,7 @@ def screen_dataset(
     add_classes: dict | None = None,
     embeddings: bool = False,
     resume: bool = True,
+    retry_failed: bool = False,
     decode_batch_size: int = 16,
     rows_per_file: int = 1000,
     progress: bool = False,
@@ -70,11 +71,13 @@ def screen_dataset(
         threads: intra-op threads per CPU actor (and its num_cpus; default 1).
         batch_size: model batch per actor call; decode_batch_size: files per decode task call.
         resume: skip files already in `out` (False: screen them again; rows are appended).
+        retry_failed: when resuming, screen again the files whose rows failed (their old rows
+            are removed from `out` first; `radz screen --ray` does this unless --no-retry-failed).
         rows_per_file: rows gathered per Parquet part file (smaller: finer-grained resume).
         ray_init_kwargs: passed to ray.init (e.g. num_cpus, _temp_dir) when this call connects.
 
     Returns the summary of `radz screen` (files, ok, failed, skipped, seconds, images_per_s,
-    positives) plus "out", "actors" and "device".
+    positives, model) plus "out", "actors", "device" and "retried".
     Raises ImportError naming `pip install 'radz-engine[scale]'` when Ray is missing.
     """
     ray = _require_ray()
@@ -108,6 +111,13 @@ def screen_dataset(
                 f"this run uses {identity['name']} {identity['version']} (hash {identity['hash']}); "
                 "write to a new folder"
             )
+    retried = 0
+    if resume and retry_failed:
+        from radz_engine.distributed.sources import drop_failed_in
+
+        retried = drop_failed_in(out)
+        if retried:
+            log.info("radz_engine.distributed: retrying %d files that failed before", retried)
     skip = done_sources_in(out) if resume else set()
     listed = list_sources(paths)
     sources = [s for s in listed if s not in skip]
@@ -169,7 +179,9 @@ def screen_dataset(
     seconds = time.perf_counter() - start
 
     summary = summarize(_count(out, f"radz-{run_id}_"), seconds, identity)
-    summary.update({"skipped": skipped, "out": out, "actors": plan["actors"], "device": plan["device"]})
+    summary.update(
+        {"skipped": skipped, "out": out, "actors": plan["actors"], "device": plan["device"], "retried": retried}
+    )
     log.info("radz_engine.distributed:\n%s", format_summary(summary))
     return summary
 

@@ -166,3 +166,38 @@ def dataset_models(out: str) -> set[str]:
             continue
         hashes.update(h or "" for h in table.column("bundle_hash").to_pylist())
     return hashes
+
+
+def drop_failed_in(out: str) -> int:
+    """Remove the rows of files that failed (and never succeeded) from the result dataset `out`,
+    so that a rerun screens them again and leaves one row per file. Each part file is rewritten
+    under a '_' name (ignored by readers) and moved over the original; a part file left empty
+    is deleted. Returns the rows removed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    filesystem, files = result_files(out)
+    tables = {}
+    succeeded: set[str] = set()
+    for path in files:
+        try:
+            table = pq.read_table(path, filesystem=filesystem)
+        except Exception:  # noqa: BLE001 - unreadable part files are handled by done_sources_in
+            continue
+        tables[path] = table
+        succeeded.update(s for s, ok in zip(table.column("source").to_pylist(), table.column("ok").to_pylist()) if ok)
+    removed = 0
+    for path, table in tables.items():
+        keep = [s in succeeded for s in table.column("source").to_pylist()]
+        if all(keep):
+            continue
+        removed += len(keep) - sum(keep)
+        if not any(keep):
+            filesystem.delete_file(path)
+            continue
+        head, name = posixpath.split(path)
+        tmp = posixpath.join(head, "_retry_" + name)
+        with filesystem.open_output_stream(tmp) as handle:
+            pq.write_table(table.filter(pa.array(keep)), handle)
+        filesystem.move(tmp, path)
+    return removed
