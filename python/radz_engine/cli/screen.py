@@ -129,6 +129,8 @@ def _main_ray(args) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.overwrite:
+        return _fail("--overwrite is not supported with --ray: write to a new results folder")
     if args.workers is not None:
         print("radz screen: --workers is ignored with --ray (Ray schedules the decoding tasks)", file=sys.stderr)
     add_classes = None
