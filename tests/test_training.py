@@ -100,13 +100,18 @@ def test_training_steps_with_augmentation_on_and_off(phantom_csv_64, tmp_path):
     first, again = on.batch_grey(indices), on.batch_grey(indices)
     assert first.shape == off.data.images[indices].shape and first.dtype == np.float16
     np.testing.assert_array_equal(first, again)
+    assert np.abs(on.batch_grey(indices, step=1).astype(np.float32) - first.astype(np.float32)).mean() > 1e-3
+    # prefetching (the default) hands over exactly the batch the loop would have made itself
+    np.testing.assert_array_equal(on.step_grey(indices), first)
+    assert set(on._ahead) == {1}
     on.step = 1
-    assert np.abs(on.batch_grey(indices).astype(np.float32) - first.astype(np.float32)).mean() > 1e-3
+    np.testing.assert_array_equal(on.step_grey(on.batch_indices(1)), on.batch_grey(on.batch_indices(1), step=1))
     on.step = 0
     for trainer in (on, off):
         metrics = [trainer.train_step() for _ in range(2)]
         assert all(np.isfinite(m["loss"]) for m in metrics)
-    assert metrics[-1]["augment_s"] == 0.0 and on.augment_seconds > 0.0
+        trainer.close()
+    assert metrics[-1]["augment_s"] == 0.0 and on.augment_seconds > 0.0 and on._pool is None
 
 
 def test_augmentation_defaults_to_on_for_phantom_sites_only(phantom_csv_64, tmp_path):

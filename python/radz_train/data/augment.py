@@ -419,3 +419,40 @@ def compact(stored: np.ndarray, spec: PixelSpec, max_side: int) -> tuple[np.ndar
         f = max_side / max(h, w)
         x = area_resize(x, max(1, int(round(h * f))), max(1, int(round(w * f))))
     return np.rint(np.clip(x, 0.0, 1.0) * np.float32(65535)).astype(np.uint16), BASE_SPEC
+
+
+def _time_per_image(argv: list[str] | None = None) -> None:
+    """`python -m radz_train.data.augment [--size 256] [--n 300]`: milliseconds per image of each
+    shift alone, of the whole table, and of the C++ preprocessing to 128 px (one thread)."""
+    import argparse
+    import time
+
+    from radz_engine import preprocess_batch
+    from radz_engine.preprocessing.pixel_spec import spec_for_8bit
+    from radz_train.data.phantom import generate_case
+
+    p = argparse.ArgumentParser(description=_time_per_image.__doc__)
+    p.add_argument("--size", type=int, default=256, help="phantom side in pixels")
+    p.add_argument("--n", type=int, default=300, help="augmented copies per measurement")
+    args = p.parse_args(argv)
+    img = np.rint(generate_case(3, size=args.size).image * 255).astype(np.uint8)  # as a PNG arrives
+    spec = spec_for_8bit()
+
+    def ms(probabilities) -> float:
+        start = time.perf_counter()
+        for seed in range(args.n):
+            augment(img, spec, np.random.default_rng(seed), probabilities)
+        return (time.perf_counter() - start) / args.n * 1e3
+
+    print(f"{args.size}x{args.size} uint8 phantom, {args.n} copies each; ms per image")
+    for s in SHIFTS:
+        print(f"  {s.name:12s} alone (p=1)   {ms({t.name: float(t is s) for t in SHIFTS}):6.2f}")
+    print(f"  {'whole table':12s} (defaults)  {ms(None):6.2f}")
+    pairs = [augment(img, spec, np.random.default_rng(seed)) for seed in range(args.n)]
+    start = time.perf_counter()
+    preprocess_batch([a for a, _ in pairs], [b for _, b in pairs], 128, mean=(0.0,), std=(1.0,), num_threads=1)
+    print(f"  C++ preprocessing to 128 of the augmented images: {(time.perf_counter() - start) / args.n * 1e3:6.2f}")
+
+
+if __name__ == "__main__":
+    _time_per_image()

@@ -59,6 +59,7 @@ class TrainConfig:
     # or None = on when every training row comes from a phantom site (site_a, site_b, ...).
     augment: bool | None = None
     augment_probabilities: dict = field(default_factory=dict)  # per-shift probability overrides
+    augment_prefetch: bool = True  # make the next step's augmented batch in a background thread
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "bf16", "fp16"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -159,6 +160,10 @@ class Trainer:
             )
         )
         self.augment_seconds = 0.0  # time spent re-acquiring + preprocessing batches (this process)
+        self.augment_wait_seconds = 0.0  # of which the training loop waited for (the rest overlapped)
+        self._augment_lock = threading.Lock()
+        self._pool = None  # the prefetch thread, started on the first augmented step
+        self._ahead: dict = {}  # step -> Future of its batch
         self.loss_fn = RadzLoss(self.model.config.tau, config.lam, config.crossed, config.dkam_mode)
         self.optimizer = torch.optim.AdamW(parameter_groups(self.model, config.learning_rates, config.weight_decay))
         self.steps_per_epoch = len(self.data) // config.batch_size
@@ -198,8 +203,9 @@ class Trainer:
         dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float16
         return torch.autocast("cuda", dtype=dtype)
 
-    def batch_grey(self, indices: np.ndarray) -> np.ndarray:
-        """Grey [B, S, S] float16 for these samples: fresh augmented variants, or the preprocessed set."""
+    def batch_grey(self, indices: np.ndarray, step: int | None = None) -> np.ndarray:
+        """Grey [B, S, S] float16 for these samples: fresh augmented variants for `step` (default:
+        the current one), or the set preprocessed at load when augmentation is off."""
         if not self.augment:
             return self.data.images[indices]
         start = time.perf_counter()
@@ -208,16 +214,47 @@ class Trainer:
             indices,
             self.model.config.image_size,
             self.config.seed,
-            self.step,
+            self.step if step is None else step,
             self.config.augment_probabilities,
         )
-        self.augment_seconds += time.perf_counter() - start
+        with self._augment_lock:
+            self.augment_seconds += time.perf_counter() - start
         return grey
 
-    def micro_step(self, indices: np.ndarray, scale: float) -> dict[str, float]:
+    def step_grey(self, indices: np.ndarray) -> np.ndarray:
+        """batch_grey for the current step; with augment_prefetch the next step's batch is made
+        in a background thread meanwhile (same variants: they depend on (seed, step, index) only)."""
+        if not self.augment:
+            return self.data.images[indices]
+        pending = self._ahead.pop(self.step, None)
+        if pending is not None:
+            start = time.perf_counter()
+            grey = pending.result()
+            self.augment_wait_seconds += time.perf_counter() - start
+        else:
+            start = time.perf_counter()
+            grey = self.batch_grey(indices, self.step)
+            self.augment_wait_seconds += time.perf_counter() - start
+        following = self.step + 1
+        if self.config.augment_prefetch and following < self.total_steps:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="radz-augment")
+            self._ahead = {following: self._pool.submit(self.batch_grey, self.batch_indices(following), following)}
+        return grey
+
+    def close(self) -> None:
+        """Stop the augmentation thread (waits for a batch in progress)."""
+        self._ahead = {}
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def micro_step(self, indices: np.ndarray, scale: float, grey: np.ndarray | None = None) -> dict[str, float]:
         model = self.model
         images = to_model_input(
-            torch.from_numpy(self.batch_grey(indices)).to(self.device),
+            torch.from_numpy(self.batch_grey(indices) if grey is None else grey).to(self.device),
             model.config.input["mean"],
             model.config.input["std"],
         )
@@ -244,10 +281,11 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         indices = self.batch_indices(self.step)
-        chunks = np.array_split(indices, self.config.grad_accum)
+        grey = self.step_grey(indices)
+        chunks = np.array_split(np.arange(len(indices)), self.config.grad_accum)
         totals: dict[str, float] = {}
         for chunk in chunks:
-            for key, value in self.micro_step(chunk, 1.0 / len(chunks)).items():
+            for key, value in self.micro_step(indices[chunk], 1.0 / len(chunks), grey[chunk]).items():
                 totals[key] = totals.get(key, 0.0) + value / len(chunks)
         norm = torch.nn.utils.clip_grad_norm_(
             [p for p in self.model.parameters() if p.requires_grad], self.config.max_grad_norm
@@ -258,7 +296,8 @@ class Trainer:
         self.step += 1
         totals["grad_norm"] = float(norm)
         totals["lr"] = self.scheduler.get_last_lr()[0]
-        totals["augment_s"] = self.augment_seconds  # cumulative, this process
+        totals["augment_s"] = self.augment_seconds  # cumulative, this process: making augmented batches
+        totals["augment_wait_s"] = self.augment_wait_seconds  # cumulative: the loop waiting for them
         return totals
 
     # -- the loop -------------------------------------------------------------------------------
@@ -309,6 +348,7 @@ class Trainer:
                     self.save()
         if bar is not None:
             bar.close()
+        self.close()
         if self.dist.main:
             last = self.save()
             final = self.out_dir / "final"
