@@ -7,13 +7,17 @@ Each round runs, in fresh subprocesses and in alternating order:
   - `radz screen DIR --out X.csv --quiet --summary-json S.json` with default settings (and, with
     --int8, `radz screen --int8`): images/s from its own summary (the screening loop, after the
     engine is loaded);
+  - with --variants: screen_paths with decode threads and with processes (one channel), and the
+    loop below with ONNX Runtime's spin-waiting off;
   - the straightforward loop, one process: pydicom dcmread -> pixel_array -> numpy rescale +
     LINEAR window (+ MONOCHROME1) -> cv2.resize INTER_AREA (PIL's box resize without OpenCV) ->
     CLIP normalisation -> ONNX Runtime on the bundle's image_encoder.onnx in batches of 32,
     intra-op threads = the cores (ORT's defaults otherwise) -> the same scorer; timed from the
     first file to the last score, after the session is made.
 Both sides use the same cores (the thread budget of the machine). The scores of the two sides
-are compared file by file (max |difference|). Prints a table and writes JSON.
+are compared file by file (max |difference|). On a shared machine, CPU milliseconds per image
+(the timed section's CPU time, all threads and worker processes) are steadier than images/s;
+they are reported for every side but the CLI's. Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import csv
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,6 +36,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process (all its threads) and of its children that have ended."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def _first(value) -> float:
@@ -80,7 +91,7 @@ def user_loop(folder: Path, batch: int, scores_out: Path, spin: bool = True) -> 
     files = sorted(str(p) for p in folder.iterdir() if p.suffix == ".dcm")
 
     out: dict[str, list[float]] = {}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_s()
     for i in range(0, len(files), batch):
         chunk = files[i : i + batch]
         images = []
@@ -98,9 +109,9 @@ def user_loop(folder: Path, batch: int, scores_out: Path, spin: bool = True) -> 
         names, scores, _ = scorer.score(embeddings)
         for path, row in zip(chunk, scores.tolist()):
             out[path] = row
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, _cpu_s() - cpu
     scores_out.write_text(json.dumps({"classes": list(names), "scores": out}))
-    return {"images": len(files), "seconds": seconds, "images_per_s": len(files) / seconds, "resize": resizer}
+    return {"images_per_s": len(files) / seconds, "cpu_ms": cpu * 1e3 / len(files), "resize": resizer}
 
 
 def engine_screen(folder: Path, processes: bool, scores_out: Path) -> dict:
@@ -110,15 +121,15 @@ def engine_screen(folder: Path, processes: bool, scores_out: Path) -> dict:
     from radz_engine.runtime.screen import screen_paths
 
     with Engine() as engine:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_s()
         results = list(screen_paths(engine, [folder], progress=False, processes=processes))
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, _cpu_s() - cpu
     scores = {r.source: [r.scores[c] for c in engine.class_names] for r in results if r.ok}
     scores_out.write_text(json.dumps({"classes": engine.class_names, "scores": scores}))
-    return {"images_per_s": len(results) / seconds}
+    return {"images_per_s": len(results) / seconds, "cpu_ms": cpu * 1e3 / len(results)}
 
 
-def run_engine(folder: Path, processes: bool, work: Path) -> tuple[float, dict]:
+def run_engine(folder: Path, processes: bool, work: Path) -> tuple[dict, dict]:
     scores = work / "engine_scores.json"
     command = [sys.executable, __file__, str(folder), "--engine-json", str(scores)]
     text = subprocess.run(
@@ -126,7 +137,7 @@ def run_engine(folder: Path, processes: bool, work: Path) -> tuple[float, dict]:
     )
     rows = json.loads(scores.read_text())
     as_rows = {s: {f"score_{c}": v for c, v in zip(rows["classes"], values)} for s, values in rows["scores"].items()}
-    return json.loads(text.stdout.strip().splitlines()[-1])["images_per_s"], as_rows
+    return json.loads(text.stdout.strip().splitlines()[-1]), as_rows
 
 
 def run_radz(folder: Path, extra: list[str], work: Path, tag: str) -> tuple[float, dict]:
@@ -141,13 +152,12 @@ def run_radz(folder: Path, extra: list[str], work: Path, tag: str) -> tuple[floa
     return rate, {r["source"]: r for r in rows}
 
 
-def run_loop(folder: Path, batch: int, work: Path, spin: bool = True) -> tuple[float, dict, str]:
+def run_loop(folder: Path, batch: int, work: Path, spin: bool = True) -> tuple[dict, dict]:
     scores = work / "loop_scores.json"
     command = [sys.executable, __file__, str(folder), "--loop-json", str(scores), "--batch", str(batch)]
     command += [] if spin else ["--no-spin"]
     text = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    info = json.loads(text.strip().splitlines()[-1])
-    return info["images_per_s"], json.loads(scores.read_text()), info["resize"]
+    return json.loads(text.strip().splitlines()[-1]), json.loads(scores.read_text())
 
 
 def max_score_diff(radz_rows: dict, loop: dict) -> float:
@@ -185,6 +195,7 @@ def main() -> None:
         sides["radz screen --int8"] = ["--int8", *args.radz_args.split()]
     extra = ["screen_paths threads", "screen_paths processes (1 ch)", "user loop, ORT no spin"] if args.variants else []
     rates: dict[str, list[float]] = {name: [] for name in [*sides, *extra, "user loop"]}
+    cpu_ms: dict[str, list[float]] = {name: [] for name in rates}  # not for radz screen (CLI)
     radz_rows: dict[str, dict] = {}
     resizer = ""
     with tempfile.TemporaryDirectory(prefix="screen_bench_") as tmp:
@@ -192,15 +203,21 @@ def main() -> None:
         for r in range(args.rounds):
             order = list(rates)
             for name in order if r % 2 == 0 else order[::-1]:
+                info: dict = {}
                 if name == "user loop":
-                    rate, loop, resizer = run_loop(args.folder, args.batch, work)
+                    info, loop = run_loop(args.folder, args.batch, work)
+                    resizer = info["resize"]
                 elif name == "user loop, ORT no spin":
-                    rate, _, _ = run_loop(args.folder, args.batch, work, spin=False)
+                    info, _ = run_loop(args.folder, args.batch, work, spin=False)
                 elif name.startswith("screen_paths"):
-                    rate, radz_rows[name] = run_engine(args.folder, "processes" in name, work)
+                    info, radz_rows[name] = run_engine(args.folder, "processes" in name, work)
                 else:
                     rate, radz_rows[name] = run_radz(args.folder, sides[name], work, str(len(radz_rows)))
+                    info = {"images_per_s": rate}
+                rate = info["images_per_s"]
                 rates[name].append(rate)
+                if "cpu_ms" in info:
+                    cpu_ms[name].append(info["cpu_ms"])
                 print(f"round {r + 1}: {name:<24} {rate:8.1f} images/s", file=sys.stderr)
         agree = {name: max_score_diff(rows, loop) for name, rows in radz_rows.items()}
     loop_rate = statistics.median(rates["user loop"])
@@ -209,18 +226,21 @@ def main() -> None:
     except OSError:  # pragma: no cover
         load = float("nan")
     print(f"\n{len(loop['scores'])} files, {args.rounds} alternated rounds, {os.cpu_count()} CPUs, load ~{load:.1f}")
-    print(f"{'pipeline':<26} {'images/s (median)':>18} {'rounds':>24} {'vs loop':>8} {'max |score diff|':>17}")
+    head = f"{'pipeline':<30} {'images/s (median)':>18} {'rounds':>26} {'vs loop':>8} {'CPU ms/img':>11}"
+    print(f"{head} {'max |score diff|':>17}")
     table = {}
     for name, values in rates.items():
         median = statistics.median(values)
         diff = agree.get(name)
+        cpu = statistics.median(cpu_ms[name]) if cpu_ms[name] else None
         print(
-            f"{name:<26} {median:>18.1f} {', '.join(f'{v:.0f}' for v in values):>24} {median / loop_rate:>7.2f}x"
-            f" {'' if diff is None else f'{diff:.1e}':>17}"
+            f"{name:<30} {median:>18.1f} {', '.join(f'{v:.0f}' for v in values):>26} {median / loop_rate:>7.2f}x"
+            f" {'' if cpu is None else f'{cpu:.2f}':>11} {'' if diff is None else f'{diff:.1e}':>17}"
         )
         table[name] = {
             "images_per_s": round(median, 1),
             "rounds": [round(v, 1) for v in values],
+            "cpu_ms_per_image": None if cpu is None else round(cpu, 3),
             "max_score_diff": diff,
         }
     if args.out:
