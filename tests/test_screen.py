@@ -218,7 +218,7 @@ def test_screen_int8_scores_close_to_fp32(study_folder, tmp_path):
     assert a.keys() == b.keys()
     for source, row in a.items():
         assert row["ok"] == b[source]["ok"]
-        for key in (k for k in row if k.startswith("score_") and row[k]):
+        for key in (k for k in row if k.startswith("score_") and k != "score_ms" and row[k]):  # not the timing
             assert abs(float(row[key]) - float(b[source][key])) < 0.05, (source, key)
 
 
