@@ -198,6 +198,9 @@ def main() -> None:
     cpu_ms: dict[str, list[float]] = {name: [] for name in rates}  # not for radz screen (CLI)
     radz_rows: dict[str, dict] = {}
     resizer = ""
+    for path in args.folder.iterdir():  # warm the page cache: no side pays for the first disk read
+        if path.is_file():
+            path.read_bytes()
     with tempfile.TemporaryDirectory(prefix="screen_bench_") as tmp:
         work = Path(tmp)
         for r in range(args.rounds):
