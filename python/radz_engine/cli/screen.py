@@ -45,7 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="results file: .csv, .jsonl or .parquet (needs pyarrow)")
     add_bundle(p)
-    add_workers(p, help="decoding processes (default: cores - 1; 0: in this process)")
+    add_workers(p, help="decode workers (default: from the thread budget, docs/RUNTIME.md; 0: in this thread)")
+    p.add_argument(
+        "--processes",
+        action="store_true",
+        help="decode in spawned processes instead of threads",
+    )
     add_batch_size(p, default=32)
     p.add_argument("--backend", default="auto", help="auto, onnxruntime or tensorrt")
     p.add_argument(
@@ -327,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                 workers=args.workers,
                 skip=skip,
                 batch_size=args.batch_size,
+                processes=args.processes,
             ):
                 writer.write(result)
                 if plain is not None:

@@ -3,7 +3,7 @@
     eng = Engine("bundle/", backend="auto", device="cpu", max_batch_size=64, max_delay_ms=2)
     eng.classify(images)       -> list[Result]      bulk, in batches of max_batch_size
     eng.submit(image)          -> Future[Result]    low latency, thread-safe, dynamic batching
-    eng.screen(paths)          -> iterator[Result]  files / folders / CSVs, process-pool decoding
+    eng.screen(paths)          -> iterator[Result]  files / folders / CSVs, parallel decoding
     eng.add_classes({...})     zero-shot classes from text (tokenizer + text_encoder.onnx)
     eng.stats()                -> Stats: throughput, latency percentiles, queue depth
 
@@ -287,14 +287,19 @@ class Engine:
         workers: int | None = None,
         skip: Any = (),
         batch_size: int | None = None,
+        processes: bool = False,
     ) -> Iterator[Result]:
-        """Stream Results over files, folders (recursive) and CSV lists (a `path` column):
-        decoding and preprocessing in a process pool, the model here in batches. Per-file errors
-        are Results with `error` set. `skip`: sources to leave out (resuming)."""
+        """Stream Results over files, folders (recursive, found by content) and CSV lists (a
+        `path` column): decoding and preprocessing in parallel workers (threads; spawned
+        processes with `processes=True`, which needs the `if __name__ == "__main__":` guard in
+        scripts), the model here in batches. Per-file errors are Results with `error` set.
+        `workers`: decode workers (None: from the thread budget, docs/RUNTIME.md; 0: in this
+        thread). `skip`: sources to leave out (resuming)."""
         from radz_engine.runtime.screen import screen_paths
 
         self._check_open()
-        return screen_paths(self, paths, progress=progress, workers=workers, skip=skip, batch_size=batch_size)
+        kwargs = {"processes": True} if processes else {}
+        return screen_paths(self, paths, progress=progress, workers=workers, skip=skip, batch_size=batch_size, **kwargs)
 
     # -- classes ---------------------------------------------------------------------------------
     def add_classes(self, classes: dict[str, str]) -> list[str]:
