@@ -85,5 +85,11 @@ def test_operating_points_hand_computed():
     assert 0 <= low <= row["auc"] <= high <= 1
     (never,) = operating_points(labels, scores, ["a"], {"a": None}, rounds=50)
     assert never["tp"] == 0 and never["fn"] == 3
+    from radz_engine.cli.demo_report import _auc
+    from radz_engine.scoring.metrics import binary_auc
+
+    rng = np.random.default_rng(1)  # ties included: the same AUC as the runtime's metric
+    y, s = (rng.random(300) < 0.2).astype(float), np.round(rng.random(300), 1)
+    assert _auc(y, s) == pytest.approx(binary_auc(y, s), abs=1e-12)
     bins = reliability(labels, scores, bins=2)
     assert sum(b["n"] for b in bins) == 7 and bins[0]["observed"] == pytest.approx(1 / 4)

@@ -32,19 +32,12 @@ NOTICE = (
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float:
     """Mann-Whitney AUC (ties count half); NaN without both classes."""
-    pos, neg = s[y == 1], s[y == 0]
+    pos, neg = s[y == 1], np.sort(s[y == 0])
     if pos.size == 0 or neg.size == 0:
         return float("nan")
-    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
-    ranks = np.empty(order.size)
-    values = np.concatenate([pos, neg])[order]
-    ranks[order] = np.arange(1, order.size + 1)
-    # average ranks over ties
-    _, start, counts = np.unique(values, return_index=True, return_counts=True)
-    for first, count in zip(start, counts):
-        if count > 1:
-            ranks[order[first : first + count]] = ranks[order[first : first + count]].mean()
-    return float((ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
+    below = np.searchsorted(neg, pos, side="left")
+    ties = np.searchsorted(neg, pos, side="right") - below
+    return float((below.sum() + 0.5 * ties.sum()) / (pos.size * neg.size))
 
 
 def _rates(y: np.ndarray, positive: np.ndarray) -> dict:
