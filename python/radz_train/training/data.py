@@ -108,6 +108,8 @@ def augmented_batch(
 
     if data.stored is None:
         raise ValueError("augmentation needs the stored pixels: load the set with keep_stored=True")
+    if len(indices) == 0:  # a DDP rank's empty share
+        return np.empty((0, image_size, image_size), dtype=np.float16)
     pairs = [
         augment(*data.stored[i], np.random.default_rng([seed, AUGMENT_RNG_TAG, step, int(i)]), probabilities)
         for i in indices
