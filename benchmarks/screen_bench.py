@@ -175,7 +175,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--int8", action="store_true", help="also time `radz screen --int8`")
-    parser.add_argument("--radz-args", default="", help="extra flags for the radz screen row (e.g. '--threads 1')")
+    parser.add_argument(
+        "--radz-args",
+        action="append",
+        default=[],
+        help="one more radz screen row with these flags (e.g. '--threads 1'); may be repeated",
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--variants", action="store_true", help="also: Engine.screen with processes, loop without spin")
     parser.add_argument("--loop-json", type=Path, help=argparse.SUPPRESS)
@@ -190,9 +195,11 @@ def main() -> None:
         print(json.dumps(engine_screen(args.folder, args.processes, args.engine_json)))
         return
 
-    sides = {"radz screen (defaults)": args.radz_args.split()}
+    sides = {"radz screen (defaults)": []}
     if args.int8:
-        sides["radz screen --int8"] = ["--int8", *args.radz_args.split()]
+        sides["radz screen --int8"] = ["--int8"]
+    for extra_args in args.radz_args:
+        sides[f"radz screen {extra_args}"] = extra_args.split()
     extra = ["screen_paths threads", "screen_paths processes (1 ch)", "user loop, ORT no spin"] if args.variants else []
     rates: dict[str, list[float]] = {name: [] for name in [*sides, *extra, "user loop"]}
     cpu_ms: dict[str, list[float]] = {name: [] for name in rates}  # not for radz screen (CLI)

@@ -138,6 +138,14 @@ def test_default_workers_rule(monkeypatch, cores, model_threads, processes, want
     assert screen.default_workers(model_threads, processes) == want
 
 
+@pytest.mark.parametrize("cores, model, decode", [(1, 1, 1), (2, 1, 1), (4, 2, 2), (8, 4, 4), (16, 12, 4)])
+def test_default_model_threads_leave_the_decode_threads_their_cores(monkeypatch, cores, model, decode):
+    monkeypatch.setattr(screen, "cores", lambda: cores)
+    assert screen.default_model_threads() == model
+    assert screen.default_workers(model) == decode
+    assert model + decode <= max(cores, 2)
+
+
 def test_onnxruntime_session_does_not_spin_by_default(engine):
     from radz_engine.backends.onnxruntime_backend import OnnxRuntimeBackend
 

@@ -33,7 +33,14 @@ from radz_engine.io.inputs import source_name
 from radz_engine.runtime.prepare import Prepared, error_result, prepare
 from radz_engine.runtime.results import Result
 
-__all__ = ["prepare_file", "screen_paths", "run_chunk", "default_workers", "MAX_DECODE_THREADS"]
+__all__ = [
+    "prepare_file",
+    "screen_paths",
+    "run_chunk",
+    "default_workers",
+    "default_model_threads",
+    "MAX_DECODE_THREADS",
+]
 
 MAX_DECODE_THREADS = 4
 
@@ -131,6 +138,16 @@ def default_workers(model_threads: int | None = None, processes: bool = False) -
     if processes:
         return max(1, free if model_threads is not None else n - 1)
     return max(1, min(MAX_DECODE_THREADS, free))
+
+
+def default_model_threads() -> int:
+    """Model (intra-op) threads for an engine made to screen: the cores left after the decode
+    threads a screen would start beside a model on every core, half the cores at most:
+    C - max(1, min(MAX_DECODE_THREADS, C // 2)), at least 1 (2 cores: 1 model + 1 decode thread;
+    8: 4 + 4; 16: 12 + 4). Measured on 2 cores (docs/BENCHMARKS.md): `--threads 1` screens
+    faster than the model on both cores beside a decode thread."""
+    n = cores()
+    return max(1, n - max(1, min(MAX_DECODE_THREADS, n // 2)))
 
 
 def screen_paths(
