@@ -610,3 +610,27 @@ def test_batch_keeps_order_and_records_failures(workers, tmp_path):
     assert results[1].source == "<bytes>" and "not a DICOM file" in results[1].reason
     assert results[2].source == str(missing) and "cannot open" in results[2].reason
     assert np.array_equal(results[3].pixels, ramp())
+
+
+def test_dicom_without_preamble_is_read_by_content(tmp_path):
+    """Older archives store DICOM without the 128-byte preamble and 'DICM': same pixels as the
+    original, from a path and from bytes; random bytes starting like a tag stay unreadable."""
+    from radz_engine.io.images import read_any
+
+    ds = pydicom.dcmread(vendor("RG1_UNCR.dcm"))
+    bare = tmp_path / "1.2.840.999.1"  # archives name files by UID, no suffix
+    buffer = io.BytesIO()
+    ds.file_meta = FileMetaDataset()  # a preamble-less file carries no group 0002 either
+    ds.preamble = None
+    pydicom.dcmwrite(buffer, ds, enforce_file_format=False, implicit_vr=True, little_endian=True)
+    bare.write_bytes(buffer.getvalue())
+    assert bare.read_bytes()[128:132] != b"DICM"
+    expected = read_dicom(vendor("RG1_UNCR.dcm"))
+    for source in (str(bare), bare.read_bytes()):
+        image = read_any(source)
+        np.testing.assert_array_equal(image.pixels, expected.pixels)
+        assert image.spec == expected.spec
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"\x08\x00" + np.random.default_rng(0).bytes(4000))
+    with pytest.raises(DicomInputError, match="not a DICOM file"):
+        read_any(str(junk))

@@ -33,11 +33,11 @@ from typing import Union
 
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, get_decoder, pixel_array
-from pydicom.uid import UID
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from radz_engine.errors import DicomInputError, RadzInputWarning
 from radz_engine.preprocessing.pixel_spec import VOI_FUNCTIONS, PixelSpec
@@ -224,11 +224,37 @@ def _open(source, name: str) -> Dataset:
     try:
         return pydicom.dcmread(target, force=False)
     except InvalidDicomError as exc:
-        raise DicomInputError(name, "not a DICOM file (no 'DICM' marker after the 128-byte preamble)") from exc
+        # DICOM without the 128-byte preamble (older archives write it so): taken only when
+        # pydicom can read it and it names its SOP class, so random bytes are not "DICOM".
+        dataset = _read_without_preamble(target)
+        if dataset is None:
+            raise DicomInputError(name, "not a DICOM file (no 'DICM' marker after the 128-byte preamble)") from exc
+        return dataset
     except OSError as exc:
         raise DicomInputError(name, f"cannot open ({exc.strerror or type(exc).__name__})") from exc
     except EOFError as exc:
         raise DicomInputError(name, "truncated file (ends inside the header)") from exc
+
+
+def _read_without_preamble(target) -> Dataset | None:
+    if hasattr(target, "seek"):
+        target.seek(0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dataset = pydicom.dcmread(target, force=True)
+    except Exception:  # noqa: BLE001 - whatever force=True trips on, it is not DICOM for us
+        return None
+    if "SOPClassUID" not in dataset or "Rows" not in dataset:
+        return None
+    if "TransferSyntaxUID" not in getattr(dataset, "file_meta", {}):
+        # No file meta either: the encoding pydicom detected is the transfer syntax (native only).
+        implicit, little = dataset.original_encoding
+        dataset.file_meta = getattr(dataset, "file_meta", None) or FileMetaDataset()
+        dataset.file_meta.TransferSyntaxUID = (
+            ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+        )
+    return dataset
 
 
 def _check_not_truncated(caught, name: str) -> None:

@@ -136,6 +136,8 @@ def read_any(
         return read_dicom(source, frame=frame, max_pixels=max_pixels, max_side=max_side)
     if kind in ("png", "jpeg"):
         return read_image(source, max_pixels=max_pixels, max_side=max_side)
+    if head[:2] in (b"\x02\x00", b"\x08\x00"):  # a group 0002 / 0008 tag first: DICOM without a preamble?
+        return read_dicom(source, frame=frame, max_pixels=max_pixels, max_side=max_side)
     raise RadzInputError(name, "unrecognised content (not DICOM with a 'DICM' preamble, PNG or JPEG)")
 
 
