@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -76,8 +77,13 @@ def main() -> None:
         "--csv",
         str(calibration / "labels.csv"),
         "--calibrate",
+        "--out",
+        str(args.work / "calibrated"),
     ]
     subprocess.run(calibrate, check=True)
+    # radz eval --calibrate writes a new bundle (never in place): it becomes the shipped one.
+    shutil.rmtree(DEFAULT)
+    shutil.copytree(args.work / "calibrated", DEFAULT)
 
     from radz_train.evaluation.bundle_check import phantom_auc
 
