@@ -421,41 +421,120 @@ def compact(stored: np.ndarray, spec: PixelSpec, max_side: int) -> tuple[np.ndar
     return np.rint(np.clip(x, 0.0, 1.0) * np.float32(65535)).astype(np.uint16), BASE_SPEC
 
 
-def _time_per_image(argv: list[str] | None = None) -> None:
-    """`python -m radz_train.data.augment [--size 256] [--n 300]`: milliseconds per image of each
-    shift alone, of the whole table, and of the C++ preprocessing to 128 px (one thread)."""
-    import argparse
+def _time_per_image(size: int, n: int) -> None:
+    """Milliseconds per image of each shift alone, of the whole table, and of the C++
+    preprocessing to 128 px (one thread), on a uint8 phantom as a PNG arrives."""
     import time
 
     from radz_engine import preprocess_batch
     from radz_engine.preprocessing.pixel_spec import spec_for_8bit
     from radz_train.data.phantom import generate_case
 
-    p = argparse.ArgumentParser(description=_time_per_image.__doc__)
-    p.add_argument("--size", type=int, default=256, help="phantom side in pixels")
-    p.add_argument("--n", type=int, default=300, help="augmented copies per measurement")
-    args = p.parse_args(argv)
-    img = np.rint(generate_case(3, size=args.size).image * 255).astype(np.uint8)  # as a PNG arrives
+    img = np.rint(generate_case(3, size=size).image * 255).astype(np.uint8)
     spec = spec_for_8bit()
 
     def ms(run) -> str:
         wall, cpu = time.perf_counter(), time.process_time()
         run()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        return f"{wall / args.n * 1e3:7.2f} {cpu / args.n * 1e3:7.2f}"
+        return f"{wall / n * 1e3:7.2f} {cpu / n * 1e3:7.2f}"
 
     def table(probabilities):
-        return lambda: [augment(img, spec, np.random.default_rng(seed), probabilities) for seed in range(args.n)]
+        return lambda: [augment(img, spec, np.random.default_rng(seed), probabilities) for seed in range(n)]
 
-    print(f"{args.size}x{args.size} uint8 phantom, {args.n} copies each; ms per image: wall, CPU (this process)")
+    print(f"{size}x{size} uint8 phantom, {n} copies each; ms per image: wall, CPU (this process)")
     for s in SHIFTS:
         print(f"  {s.name:12s} alone (p=1) {ms(table({t.name: float(t is s) for t in SHIFTS}))}")
     print(f"  {'whole table':12s} defaults    {ms(table(None))}")
-    pairs = [augment(img, spec, np.random.default_rng(seed)) for seed in range(args.n)]
+    pairs = [augment(img, spec, np.random.default_rng(seed)) for seed in range(n)]
     images, specs = [a for a, _ in pairs], [b for _, b in pairs]
     run = lambda: preprocess_batch(images, specs, 128, mean=(0.0,), std=(1.0,), num_threads=1)  # noqa: E731
     print(f"  then the C++ preprocessing to 128, one thread: {ms(run)}")
 
 
+def _coverage(n: int, variants: int = 3) -> None:
+    """Model-input statistics (128 px through the C++ preprocessing) of n phantoms per site, stored
+    as the site's DICOMs are, and of `variants` augmented copies of each site_a phantom: which
+    share of site_b / site_c images fall inside the 5-95% range of site_a, and of augmented site_a."""
+    from radz_engine import preprocess_batch
+    from radz_train.data.phantom import SITES, generate_case, to_stored
+
+    def stats(pairs) -> dict[str, np.ndarray]:
+        g = preprocess_batch([a for a, _ in pairs], [b for _, b in pairs], 128, mean=(0.0,), std=(1.0,))[:, 0]
+        g = g.astype(np.float64)
+        flat = g.reshape(len(g), -1)
+        lap = 4 * g[:, 1:-1, 1:-1] - g[:, :-2, 1:-1] - g[:, 2:, 1:-1] - g[:, 1:-1, :-2] - g[:, 1:-1, 2:]
+        k = 4
+        frame = np.concatenate(
+            [g[:, :k], g[:, -k:], g[:, :, :k].transpose(0, 2, 1), g[:, :, -k:].transpose(0, 2, 1)], 1
+        )
+        return {
+            "mean": flat.mean(1),
+            "std": flat.std(1),
+            "p05": np.percentile(flat, 5, axis=1),
+            "p95": np.percentile(flat, 95, axis=1),
+            "laplacian": np.abs(lap).mean((1, 2)),
+            "frame": frame.reshape(len(g), -1).mean(1),
+        }
+
+    def site(name: str, augmented: bool) -> dict[str, np.ndarray]:
+        style, pairs = SITES[name], []
+        for i in range(n):
+            stored, center, width = to_stored(
+                generate_case(i, seed=5, site=name).image, bits=style.bits_stored, monochrome=style.photometric
+            )
+            spec = PixelSpec(
+                window_center=center,
+                window_width=width,
+                invert=style.photometric == "MONOCHROME1",
+                bits_stored=style.bits_stored,
+            )
+            if augmented:
+                pairs += [augment(stored, spec, np.random.default_rng([9, r, i])) for r in range(variants)]
+            else:
+                pairs.append((stored, spec))
+        return stats(pairs)
+
+    a, a_aug, b, c = site("site_a", False), site("site_a", True), site("site_b", False), site("site_c", False)
+
+    def inside(ref, other, key) -> float:
+        lo, hi = np.percentile(ref[key], [5, 95])
+        return float(np.mean((other[key] >= lo) & (other[key] <= hi)))
+
+    def cell(d, key) -> str:
+        lo, mid, hi = np.percentile(d[key], [5, 50, 95])
+        return f"{mid:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    print(f"{n} phantoms per site (seed 5, 256 px), {variants} augmented variants of each site_a phantom")
+    print(
+        "| statistic | site_a | site_a augmented | site_b | site_c | site_b inside: site_a / augmented | "
+        "site_c inside: site_a / augmented |"
+    )
+    print("|---|---|---|---|---|---:|---:|")
+    for key in a:
+        print(
+            f"| {key} | {cell(a, key)} | {cell(a_aug, key)} | {cell(b, key)} | {cell(c, key)} | "
+            f"{inside(a, b, key):.2f} / {inside(a_aug, b, key):.2f} | {inside(a, c, key):.2f} / {inside(a_aug, c, key):.2f} |"
+        )
+
+
+def _main(argv: list[str] | None = None) -> None:
+    """`python -m radz_train.data.augment time|coverage`: the measurements in docs/AUGMENTATION.md."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m radz_train.data.augment", description=_main.__doc__)
+    sub = p.add_subparsers(dest="what", required=True)
+    t = sub.add_parser("time", help="cost per image of each shift and of the whole table")
+    t.add_argument("--size", type=int, default=256, help="phantom side in pixels")
+    t.add_argument("--n", type=int, default=300, help="augmented copies per measurement")
+    c = sub.add_parser("coverage", help="other sites' image statistics against augmented site_a")
+    c.add_argument("--n", type=int, default=150, help="phantoms per site")
+    args = p.parse_args(argv)
+    if args.what == "time":
+        _time_per_image(args.size, args.n)
+    else:
+        _coverage(args.n)
+
+
 if __name__ == "__main__":
-    _time_per_image()
+    _main()
