@@ -332,23 +332,29 @@ class Trainer:
         last = None
         start = time.perf_counter()
         done_at_start = self.step
-        while self.step < self.total_steps:
-            metrics = self.train_step()
-            elapsed = time.perf_counter() - start
-            samples_per_s = (self.step - done_at_start) * self.config.batch_size / max(elapsed, 1e-9)
-            metrics.update(step=self.step, samples_per_s=samples_per_s, elapsed_s=elapsed)
-            if self.dist.main:
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{metrics['loss']:.3f}", samples_s=f"{samples_per_s:.1f}")
-                if self.step % self.config.log_every == 0 or self.step == self.total_steps:
-                    with log_path.open("a") as handle:
-                        handle.write(json.dumps(metrics) + "\n")
-                if self.config.save_every and self.step % self.config.save_every == 0 and self.step < self.total_steps:
-                    self.save()
+        try:  # an interrupt between steps (radz train's Ctrl-C) still stops the prefetch thread
+            while self.step < self.total_steps:
+                metrics = self.train_step()
+                elapsed = time.perf_counter() - start
+                samples_per_s = (self.step - done_at_start) * self.config.batch_size / max(elapsed, 1e-9)
+                metrics.update(step=self.step, samples_per_s=samples_per_s, elapsed_s=elapsed)
+                if self.dist.main:
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{metrics['loss']:.3f}", samples_s=f"{samples_per_s:.1f}")
+                    if self.step % self.config.log_every == 0 or self.step == self.total_steps:
+                        with log_path.open("a") as handle:
+                            handle.write(json.dumps(metrics) + "\n")
+                    if (
+                        self.config.save_every
+                        and self.step % self.config.save_every == 0
+                        and self.step < self.total_steps
+                    ):
+                        self.save()
+        finally:
+            self.close()
         if bar is not None:
             bar.close()
-        self.close()
         if self.dist.main:
             last = self.save()
             final = self.out_dir / "final"
