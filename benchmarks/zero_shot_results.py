@@ -40,6 +40,7 @@ VARIANTS = {
         {"model_overrides.n_image_tokens": 0, "model_overrides.n_text_tokens": 0},
     ),
     "final_layer": ("features from the final layer instead of the penultimate", {"model_overrides.feature_layer": -1}),
+    "augment": ("with acquisition-shift augmentation (docs/AUGMENTATION.md)", {"augment": True}),
     "unseen_class": (f"'{UNSEEN}' never named in training reports nor used as a DKAM class", {}),
 }
 
@@ -105,6 +106,9 @@ def train_config(work: Path, variant: str, steps: int, threads: int, batch: int,
         "log_every": 10,
         "threads": threads,
         "classes": classes,
+        # The study's numbers so far were trained without augmentation (now on by default for
+        # phantoms); the "augment" variant turns it on.
+        "augment": False,
     }
     path = work / "configs" / f"{variant}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
