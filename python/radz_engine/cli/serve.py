@@ -9,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
+from radz_engine.backends import BACKENDS
 from radz_engine.serve.config import ConfigError, ServeConfig, parse_peer
 
 __all__ = ["main"]
@@ -109,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--backend",
-        choices=("auto", "onnxruntime", "tensorrt", "torch"),
+        choices=BACKENDS,
         default="auto",
         help="inference backend (default auto: ONNX Runtime with the best provider for --device; torch needs "
         "PyTorch and --checkpoint)",

@@ -103,7 +103,7 @@ class ServeConfig:
     max_associations: int = 32
     tls_handshake_timeout_s: float = 10.0
     device: str | tuple[str, ...] = "cpu"
-    backend: str = "auto"  # auto | onnxruntime | tensorrt | torch (radz_engine.backends)
+    backend: str = "auto"  # one of radz_engine.backends.BACKENDS
     checkpoint: Path | None = None  # --backend torch: the `radz train` checkpoint folder it runs
     http_port: int | None = 8089  # None: no /healthz, /metrics
     scoring_workers: int = 2
@@ -129,8 +129,10 @@ class ServeConfig:
         if self.secondary_capture not in ("chest", "any"):
             raise ConfigError(f"--secondary-capture: 'chest' or 'any', not {self.secondary_capture!r}")
         self.device = _check_device(self.device)
-        if self.backend not in ("auto", "onnxruntime", "tensorrt", "torch"):
-            raise ConfigError(f"--backend: auto, onnxruntime, tensorrt or torch, not {self.backend!r}")
+        from radz_engine.backends import BACKENDS
+
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"--backend: one of {', '.join(BACKENDS)}, not {self.backend!r}")
         if (self.backend == "torch") != (self.checkpoint is not None):
             raise ConfigError(
                 "--checkpoint (a `radz train` checkpoint folder) goes with --backend torch, and only with it"
