@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="cpu, cuda, cuda:N or auto (default: cpu; with --ray: auto, GPUs when the cluster has them)",
     )
-    add_threads(p, help="model intra-op threads (default: all cores)")
+    add_threads(p, help="model intra-op threads (default on CPU: the cores the decode threads leave, docs/RUNTIME.md)")
     p.add_argument("--add-classes", default=None, help="JSON file {name: knowledge description} to add zero-shot")
     p.add_argument("--embeddings", action="store_true", help="also write each image's embedding")
     p.add_argument("--no-resume", action="store_true", help="do not skip files already in --out (appends)")
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             backend=args.backend,
             device=args.device or "cpu",
             max_batch_size=args.batch_size,
-            threads=args.threads,
+            threads=_model_threads(args),
             backend_options={"int8": True} if args.int8 else None,
         )
     except (ValueError, RuntimeError, ImportError, FileNotFoundError) as error:
@@ -354,3 +354,15 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _model_threads(args) -> int | None:
+    """--threads, else on CPU the thread budget's share for the model (decode threads get the
+    rest: decode, preprocessing and the model never oversubscribe the cores)."""
+    if args.threads is not None:
+        return args.threads
+    if (args.device or "cpu") != "cpu":
+        return None
+    from radz_engine.runtime.screen import default_model_threads
+
+    return default_model_threads()
