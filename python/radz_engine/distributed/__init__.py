@@ -97,7 +97,6 @@ def screen_dataset(
     # Hashes checked here, before any cluster work; the ONNX sessions only in the actors.
     loaded = load_bundle(bundle, check_onnx=False)
     args = loaded.preprocess_args()
-    channels = int(loaded.input_spec["channels"])
 
     start = time.perf_counter()
     identity = loaded.identity()
@@ -152,7 +151,7 @@ def screen_dataset(
                 decode_batch,
                 batch_size=int(decode_batch_size),
                 batch_format="numpy",
-                fn_kwargs={"args": args, "channels": channels},
+                fn_kwargs={"args": args},
                 num_cpus=plan["decode_cpus"],
             )
             ds = ds.map_batches(

@@ -17,15 +17,18 @@ from radz_engine.runtime.results import Result
 __all__ = ["decode_batch", "EngineActor", "result_schema", "plan_actors"]
 
 
-def decode_batch(batch: dict, args: dict, channels: int) -> dict:
-    """Ray Data UDF (CPU task): {"source"} -> {"source", "pixels" [B, C, H, W], "error" ("" = ok),
-    "metadata" (JSON), "decode_ms", "preprocess_ms"}. A bad file becomes an error, never a raise;
-    its pixels are zeros (a tensor column needs one shape) and are never run."""
+def decode_batch(batch: dict, args: dict) -> dict:
+    """Ray Data UDF (CPU task): {"source"} -> {"source", "pixels" [B, 1, H, W] intensities,
+    "error" ("" = ok), "metadata" (JSON), "decode_ms", "preprocess_ms"}. One channel crosses to
+    the engine actors, not the model's three (they differ only by mean/std): the actor
+    normalises. A bad file becomes an error, never a raise; its pixels are zeros (a tensor column
+    needs one shape) and are never run."""
     from radz_engine.distributed.sources import prepare_source
 
-    prepared = [prepare_source(str(s), args) for s in batch["source"]]
+    one_channel = {**args, "mean": (0.0,), "std": (1.0,)}
+    prepared = [prepare_source(str(s), one_channel) for s in batch["source"]]
     height, width = args["out_size"]
-    pixels = np.zeros((len(prepared), channels, height, width), np.float32)
+    pixels = np.zeros((len(prepared), 1, height, width), np.float32)
     for i, p in enumerate(prepared):
         if isinstance(p, Prepared):
             pixels[i] = p.tensor
@@ -71,18 +74,20 @@ class EngineActor:
         if add_classes:
             self.engine.add_classes(add_classes)
         self.classes = list(self.engine.class_names)
+        self.args = self.engine.bundle.preprocess_args()
         self.embeddings = embeddings
         self.schema = result_schema(self.classes, embeddings)
 
     def __call__(self, batch: dict):
         import pyarrow as pa
 
-        from radz_engine.runtime.screen import run_chunk
+        from radz_engine.runtime.screen import normalise, run_chunk
 
+        mean, std = self.args["mean"], self.args["std"]
         chunk = [
             Result(source=str(s), error=e, metadata=json.loads(m))
             if e
-            else Prepared(str(s), x, json.loads(m), float(d), float(p))
+            else normalise(Prepared(str(s), x, json.loads(m), float(d), float(p)), mean, std)
             for s, x, m, e, d, p in zip(
                 batch["source"],
                 batch["pixels"],
