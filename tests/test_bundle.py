@@ -32,7 +32,7 @@ def test_written_bundle_loads(tiny_bundle):
     bundle = load_bundle(out)
     assert isinstance(bundle, Bundle)
     manifest = bundle.manifest
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2 and manifest["card"]["intended_use"] == "research"
     assert bundle.class_names == manifest["classes"] and len(bundle.class_names) == 9
     assert bundle.anchors.shape == (10, 64) and bundle.anchors.dtype == np.float32  # + no_finding row
     assert manifest["anchors"]["background_row"] == 9 and manifest["anchors"]["rows"][-1] == "no_finding"
@@ -76,8 +76,8 @@ def test_hash_mismatch_names_the_file(tiny_bundle, tmp_path):
 
 def test_wrong_format_version(tiny_bundle, tmp_path):
     folder = _copy(tiny_bundle, tmp_path)
-    _edit_manifest(folder, lambda m: m.update(format_version=2))
-    with pytest.raises(BundleError, match=r"manifest\.json: format_version 2 is not supported"):
+    _edit_manifest(folder, lambda m: m.update(format_version=3))
+    with pytest.raises(BundleError, match=r"manifest\.json: format_version 3 is not supported"):
         load_bundle(folder)
     (folder / "manifest.json").write_text("{not json")
     with pytest.raises(BundleError, match=r"manifest\.json: not valid JSON"):

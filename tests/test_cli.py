@@ -16,6 +16,7 @@ PARSERS = {
     "screen": ("radz_engine.cli.screen", "build_parser"),
     "demo": ("radz_engine.cli.demo", "build_parser"),
     "preprocess": ("radz_engine.cli.preprocess", "build_parser"),
+    "bundle info": ("radz_engine.cli.bundle", "build_info_parser"),
     "eval --bundle": ("radz_engine.cli.bundle_eval", "build_parser"),
     "train": ("radz_train.cli", "build_train_parser"),
     "train dkam-generate": ("radz_train.cli", "build_dkam_parser"),

@@ -129,6 +129,8 @@ def test_torchscript_exporter_and_cli(tiny_export_model, tmp_path, capsys):
             "0",
             "--threads",
             "1",
+            "--intended-use",
+            "research",
         ]
     )
     printed = capsys.readouterr().out
@@ -139,6 +141,7 @@ def test_torchscript_exporter_and_cli(tiny_export_model, tmp_path, capsys):
     assert manifest["onnx"]["image_encoder"]["exporter"] == "torchscript"
     assert manifest["classes"] == ["cardiomegaly", "edema"]
     assert {"torch", "onnx", "onnxruntime", "transformers", "radz_engine"} <= set(manifest["versions"])
+    assert manifest["card"]["intended_use"] == "research" and manifest["card"]["name"] == "bundle"
 
 
 def test_cli_refuses_a_non_bundle_folder(tiny_export_model, tmp_path, capsys):
@@ -148,9 +151,10 @@ def test_cli_refuses_a_non_bundle_folder(tiny_export_model, tmp_path, capsys):
     checkpoint = save_checkpoint(tmp_path / "ckpt", tiny_export_model, {}, step=0)
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
-    assert main([str(checkpoint), "--out", str(tmp_path / "busy"), "--skip-parity"]) == 2
+    use = ["--intended-use", "research"]
+    assert main([str(checkpoint), "--out", str(tmp_path / "busy"), "--skip-parity", *use]) == 2
     assert "not empty and holds no bundle" in capsys.readouterr().err
-    assert main([str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 2
+    assert main([str(tmp_path / "nope"), "--out", str(tmp_path / "x"), *use]) == 2
 
 
 def test_tensorrt_helpers_without_tensorrt():

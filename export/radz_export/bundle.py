@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from radz_engine.bundle.card import INTENDED_USES, PRIVATE_CODES_LIMITATION, CardError, validate_card
 from radz_engine.bundle.format import FILES, FORMAT_VERSION, FP16_FILE, MANIFEST, PROMPT_BLOCKS, write_manifest
 from radz_export import onnx_export, parity
 
@@ -142,6 +143,78 @@ def _classes_doc(model, classes: Sequence[str], knowledge: dict[str, str], backg
     return doc
 
 
+def load_card_file(path: str | Path) -> dict:
+    """A model card JSON file (`radz export --card FILE`): an object with the card's fields."""
+    path = Path(path)
+    try:
+        card = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"--card {path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"--card {path}: not valid JSON ({error})") from None
+    if not isinstance(card, dict):
+        raise ValueError(f"--card {path}: must be a JSON object with the card's fields (docs/MODEL_CARD.md)")
+    return card
+
+
+def build_card(
+    card: dict | None,
+    *,
+    name: str,
+    version: str,
+    train: dict,
+    command: str,
+    auc: dict | None = None,
+    require_intended_use: bool = False,
+) -> dict:
+    """The card written into the manifest: the given fields, completed where they can be derived
+    (name: the bundle folder; version: radz-engine's; training data: the checkpoint's training CSV;
+    evaluation: the export's zero-shot AUC parity check on phantoms; the private-codes limitation
+    always). The intended use is never derived: without it, require_intended_use raises, else the
+    card says "research". Raises CardError naming the field."""
+    card = dict(card or {})
+    if not card.get("intended_use"):
+        if require_intended_use:
+            raise CardError(
+                "card.intended_use",
+                f"missing: give --intended-use ({' | '.join(INTENDED_USES)}) or an 'intended_use' in --card",
+            )
+        card["intended_use"] = "research"
+    card.setdefault("name", name)
+    card.setdefault("version", version)
+    card.setdefault("licence", "not stated")
+    data = card.get("training_data")
+    if data is None or isinstance(data, str):
+        described = data or (
+            f"the training CSV {train['train_csv']} (not described further)"
+            if train.get("train_csv")
+            else "not recorded (exported from an in-memory model)"
+        )
+        card["training_data"] = {"description": described, "synthetic": False}
+    elif isinstance(data, dict):
+        card["training_data"] = {"synthetic": False, **data}
+    evaluation = card.get("evaluation")
+    if evaluation is None:
+        if auc:
+            card["evaluation"] = {
+                "summary": f"zero-shot AUC on {auc['n']} phantoms, measured by the export's parity check "
+                "(phantoms only: says nothing about real images)",
+                "metrics": {"zero_shot_auc": {mode: row["bundle"] for mode, row in auc["modes"].items()}},
+                "command": command,
+            }
+        else:
+            card["evaluation"] = {"summary": "not evaluated", "metrics": {}, "command": ""}
+    limitations = card.get("limitations")
+    if limitations is None:
+        limitations = []
+    elif isinstance(limitations, str):
+        limitations = [limitations]
+    if isinstance(limitations, list) and PRIVATE_CODES_LIMITATION not in limitations:
+        limitations = [*limitations, PRIVATE_CODES_LIMITATION]
+    card["limitations"] = limitations
+    return validate_card(card)
+
+
 def write_bundle(
     checkpoint_dir_or_model,
     out_dir,
@@ -157,6 +230,8 @@ def write_bundle(
     external_data_threshold: int = onnx_export.EXTERNAL_DATA_THRESHOLD,
     command: str | None = None,
     threads: int = 1,
+    card: dict | None = None,
+    require_intended_use: bool = False,
 ) -> ExportReport:
     """Export a model to a bundle folder; returns an ExportReport (manifest + parity rows).
 
@@ -174,6 +249,9 @@ def write_bundle(
         exporter: "dynamo" (default) or "torchscript".
         external_data: force (True) / forbid (False) ONNX external data; None decides by size.
         command: the command line to record (the CLI passes its argv).
+        card: the model card's fields (docs/MODEL_CARD.md); missing ones are derived where they
+            can be (build_card). Without an intended use the card says "research", or, with
+            require_intended_use (`radz export`), nothing is written and CardError is raised.
     """
     from radz_train.data.phantom import FINDINGS
     from radz_train.dkam import load_knowledge
@@ -189,6 +267,15 @@ def write_bundle(
     if not isinstance(knowledge, dict):
         knowledge = load_knowledge(knowledge or train.get("knowledge"))
     out = Path(out_dir)
+    command = command or (
+        f"radz_export.write_bundle({source!r}, {str(out)!r}, classes={classes!r}, "
+        f"scoring_mode={scoring_mode!r}, fp16={fp16})"
+    )
+    import radz_engine
+
+    card_args = {"name": out.resolve().name, "version": radz_engine.__version__, "train": train, "command": command}
+    # Checked before any work: a bundle without intended use is never written.
+    build_card(card, require_intended_use=require_intended_use, **card_args)
     _prepare_out_dir(out)
 
     kwargs = {"exporter": exporter, "external_data": external_data, "external_data_threshold": external_data_threshold}
@@ -217,6 +304,7 @@ def write_bundle(
     size = config.image_size
     manifest = {
         "format_version": FORMAT_VERSION,
+        "card": build_card(card, **card_args),
         "model": {
             "name": config.name,
             "source": source,
@@ -265,9 +353,7 @@ def write_bundle(
         },
         "export": onnx_export.export_summary(model),
         "versions": _tool_versions(),
-        "command": command
-        or f"radz_export.write_bundle({source!r}, {str(out)!r}, classes={classes!r}, "
-        f"scoring_mode={scoring_mode!r}, fp16={fp16})",
+        "command": command,
         "parity": {"graph": parity.rows_to_json(rows)},
     }
     write_manifest(out, manifest)
@@ -280,7 +366,9 @@ def write_bundle(
         rows += text_rows
         manifest["parity"]["graph"] = parity.rows_to_json(rows)
         if auc_phantoms:
-            manifest["parity"]["zero_shot_auc"] = parity.auc_parity(model, out, n=auc_phantoms, threads=threads)
+            auc = parity.auc_parity(model, out, n=auc_phantoms, threads=threads)
+            manifest["parity"]["zero_shot_auc"] = auc
+            manifest["card"] = build_card(card, auc=auc, **card_args)
         write_manifest(out, manifest)
     return ExportReport(out, manifest, rows)
 
@@ -293,4 +381,4 @@ def command_line(argv: Sequence[str] | None = None) -> str:
     return "radz export " + " ".join(shlex.quote(a) for a in args)
 
 
-__all__ = ["write_bundle", "ExportReport", "FILES", "FORMAT_VERSION", "command_line"]
+__all__ = ["write_bundle", "build_card", "load_card_file", "ExportReport", "FILES", "FORMAT_VERSION", "command_line"]

@@ -1,7 +1,8 @@
 """`radz export CHECKPOINT --out BUNDLE`: a trained checkpoint -> a runtime bundle.
 
-The `radz` dispatcher calls `main(argv)` with the arguments after "export". Prints the parity
-table; exit status 1 when a parity check fails (the bundle folder is left for inspection, but
+The `radz` dispatcher calls `main(argv)` with the arguments after "export". The model card
+(docs/MODEL_CARD.md) comes from --card FILE.json and/or the --card-* flags (flags win); without an
+intended use nothing is written (exit status 2). Prints the parity table; exit status 1 when a parity check fails (the bundle folder is left for inspection, but
 its manifest records no passing parity), 2 for usage errors.
 """
 
@@ -50,13 +51,75 @@ def build_parser() -> argparse.ArgumentParser:
         "--exporter", default="dynamo", choices=("dynamo", "torchscript"), help="torch.onnx exporter to use"
     )
     parser.add_argument("--external-data", action="store_true", help="always write weights as ONNX external data")
+    from radz_engine.bundle.card import INTENDED_USES
+
+    card = parser.add_argument_group("model card (docs/MODEL_CARD.md; --intended-use or a card file is required)")
+    card.add_argument("--card", type=Path, default=None, help="a JSON file with the card's fields")
+    card.add_argument("--intended-use", choices=tuple(INTENDED_USES), default=None, help="what results may be used for")
+    card.add_argument("--card-name", default=None, help="model name (default: the --out folder's name)")
+    card.add_argument("--card-version", default=None, help="model version (default: radz-engine's version)")
+    card.add_argument("--training-data", default=None, help="datasets, sites and counts the model was trained on")
+    card.add_argument(
+        "--synthetic-data", action="store_true", help="the training data is synthetic (the notice says so)"
+    )
+    card.add_argument("--limitation", action="append", default=None, help="a known limitation (repeatable)")
+    card.add_argument("--licence", default=None, help="the model's licence")
+    card.add_argument("--regulatory", default=None, help="the clearance a 'clinical' intended use rests on")
     add_threads(parser, help="CPU threads for torch and ONNX Runtime (default: all cores)")
     return parser
+
+
+def card_from_args(args) -> dict:
+    """The card's fields from --card FILE and the flags (flags override the file)."""
+    from radz_export.bundle import load_card_file
+
+    card = load_card_file(args.card) if args.card else {}
+    for key, value in (
+        ("intended_use", args.intended_use),
+        ("name", args.card_name),
+        ("version", args.card_version),
+        ("licence", args.licence),
+        ("regulatory", args.regulatory),
+    ):
+        if value:
+            card[key] = value
+    if args.training_data or args.synthetic_data:
+        data = card.get("training_data")
+        data = dict(data) if isinstance(data, dict) else ({"description": data} if data else {})
+        if args.training_data:
+            data["description"] = args.training_data
+        if args.synthetic_data:
+            data["synthetic"] = True
+        card["training_data"] = data
+    if args.limitation:
+        card["limitations"] = list(card.get("limitations") or []) + list(args.limitation)
+    return card
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    from radz_engine.bundle.card import INTENDED_USES, CardError
+
+    try:
+        card = card_from_args(args)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"radz export: {error}", file=sys.stderr)
+        return 2
+    if not card.get("intended_use"):
+        print(
+            f"radz export: no intended use: give --intended-use ({' | '.join(INTENDED_USES)}) or an "
+            "'intended_use' in --card FILE (docs/MODEL_CARD.md); no bundle written",
+            file=sys.stderr,
+        )
+        return 2
+    from radz_export.bundle import build_card
+
+    try:  # before the model is loaded: a bad card costs nothing
+        build_card(card, name="-", version="-", train={}, command="", require_intended_use=True)
+    except CardError as error:
+        print(f"radz export: model card: {error}; no bundle written", file=sys.stderr)
+        return 2
     if not args.checkpoint.is_dir():
         print(f"radz export: {args.checkpoint}: not a checkpoint folder", file=sys.stderr)
         return 2
@@ -82,10 +145,15 @@ def main(argv: list[str] | None = None) -> int:
             external_data=True if args.external_data else None,
             command=command_line(argv),
             threads=args.threads or 1,
+            card=card,
+            require_intended_use=True,
         )
     except ExportParityError as error:
         print(f"radz export: parity check FAILED\n{error}", file=sys.stderr)
         return 1
+    except CardError as error:
+        print(f"radz export: model card: {error}; no bundle written", file=sys.stderr)
+        return 2
     except (FileNotFoundError, FileExistsError, ValueError, KeyError) as error:
         print(f"radz export: {error}", file=sys.stderr)
         return 2

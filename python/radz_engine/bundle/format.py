@@ -12,6 +12,7 @@ from pathlib import Path
 
 __all__ = [
     "FORMAT_VERSION",
+    "READABLE_VERSIONS",
     "MANIFEST",
     "FILES",
     "FP16_FILE",
@@ -23,7 +24,10 @@ __all__ = [
     "write_manifest",
 ]
 
-FORMAT_VERSION = 1
+# 2: the manifest carries a model card ("card", radz_engine/bundle/card.py). 1 still loads
+# (with a BundleFormatWarning) and is treated as research use.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 # Roles every bundle has, with the file names export gives them (the manifest maps role -> file).
 FILES = {

@@ -2,7 +2,7 @@
 
 A bundle is a folder written by `radz export`:
 
-    manifest.json        format_version, model config, input spec, pooling, tau, scoring mode,
+    manifest.json        format_version, model card (format 2), model config, input spec, pooling, tau, scoring mode,
                          classes, text template, ONNX io spec, SHA-256 of every other file
     image_encoder.onnx   pixel_values [B, 3, S, S] float32 -> image_embedding [B, D]
     text_encoder.onnx    input_ids, attention_mask [B, L] int64 -> text_embedding [B, D]
@@ -21,12 +21,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from radz_engine.bundle.format import FORMAT_VERSION, MANIFEST, PROMPT_BLOCKS, REQUIRED_ROLES, sha256_file
+from radz_engine.bundle.card import BundleFormatWarning, CardError, legacy_card, validate_card
+from radz_engine.bundle.format import (
+    FORMAT_VERSION,
+    MANIFEST,
+    PROMPT_BLOCKS,
+    READABLE_VERSIONS,
+    REQUIRED_ROLES,
+    sha256_file,
+)
 from radz_engine.errors import BundleError
 
 __all__ = ["FORMAT_VERSION", "Bundle", "BundleError", "content_hash", "load_bundle", "sha256_file"]
@@ -45,16 +54,20 @@ class Bundle:
 
     @property
     def name(self) -> str:
-        """The manifest's "name", else the bundle folder's name (the shipped one: "default")."""
-        return str(self.manifest.get("name") or self.path.resolve().name)
+        """The manifest's "name", else its card's, else the bundle folder's name (the shipped
+        one: "default")."""
+        card = self.manifest.get("card") or {}
+        return str(self.manifest.get("name") or card.get("name") or self.path.resolve().name)
 
     @property
     def version(self) -> str:
-        """The manifest's "version". Bundles without one get a derived version: the radz-engine
-        version that exported them (manifest "versions"), "0" if that is not recorded either.
-        The content hash, not the version, tells two bundles apart."""
+        """The manifest's "version", else its card's. Bundles without one get a derived version:
+        the radz-engine version that exported them (manifest "versions"), "0" if that is not
+        recorded either. The content hash, not the version, tells two bundles apart."""
         if self.manifest.get("version"):
             return str(self.manifest["version"])
+        if (self.manifest.get("card") or {}).get("version"):
+            return str(self.manifest["card"]["version"])
         versions = self.manifest.get("versions") or {}
         return str(versions.get("radz-engine") or versions.get("radz_engine") or "0")
 
@@ -68,6 +81,19 @@ class Bundle:
     def identity(self) -> dict:
         """{"name", "version", "hash"}: what every Result, output row and run summary records."""
         return {"name": self.name, "version": self.version, "hash": self.content_hash}
+
+    def card(self) -> dict:
+        """The model card (docs/MODEL_CARD.md) with the content hash added ("hash"); a format-1
+        bundle's is the default research card (marked "legacy": true)."""
+        card = self.manifest.get("card")
+        if card is None:
+            card = legacy_card(self.manifest, self.name, self.version)
+        return {**card, "hash": self.content_hash}
+
+    @property
+    def intended_use(self) -> str:
+        """The card's intended use: "research", "clinical-evaluation" or "clinical"."""
+        return str((self.manifest.get("card") or {}).get("intended_use") or "research")
 
     @property
     def class_names(self) -> list[str]:
@@ -140,13 +166,25 @@ def _read_manifest(path: Path) -> dict:
     if not isinstance(manifest, dict):
         raise _fail(path, MANIFEST, "must be a JSON object")
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise _fail(
             path,
             MANIFEST,
-            f"format_version {version!r} is not supported (this runtime reads {FORMAT_VERSION}); "
+            f"format_version {version!r} is not supported (this runtime reads {', '.join(map(str, READABLE_VERSIONS))}); "
             "re-export the bundle with a matching radz version",
         )
+    if version == 1:
+        warnings.warn(
+            f"bundle {path}: format_version 1 has no model card; treated as intended use 'research' "
+            "(re-export it, or add a card: docs/MODEL_CARD.md)",
+            BundleFormatWarning,
+            stacklevel=3,
+        )
+    else:
+        try:
+            validate_card(manifest.get("card"))
+        except CardError as error:
+            raise _fail(path, MANIFEST, str(error)) from None
     for key in ("files", "sha256", "onnx", "embedding_dim", "tau", "scoring_mode", "input", "text", "anchors"):
         if key not in manifest:
             raise _fail(path, MANIFEST, f"missing key {key!r}")

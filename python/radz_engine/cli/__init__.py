@@ -85,6 +85,10 @@ COMMANDS = {
         _command("bench", "radz_bench.cli"),
         "throughput against PyTorch eager across backends, batch sizes, precisions and GPUs (JSON, Markdown, PNG)",
     ),
+    "bundle": (
+        _command("bundle", "radz_engine.cli.bundle"),
+        "`radz bundle info B`: a bundle's model card (intended use, training data, evaluation, limitations)",
+    ),
     "preprocess": (
         _command("preprocess", "radz_engine.cli.preprocess"),
         "DICOM/PNG/JPEG files -> one model-ready .npy tensor, errors recorded",
