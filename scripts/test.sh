@@ -13,7 +13,7 @@ fi
 python -m pip install -q --upgrade pip
 # The CPU wheel that lies on the build machine's disk; a bare `torch` would pull a CUDA build.
 python -m pip install -q torch==2.13.0
-python -m pip install -q ".[dicom,train,export,runtime,serve,scale,report,openvino,test]"
+python -m pip install -q ".[dicom,codecs,train,export,runtime,serve,scale,report,openvino,test]"
 
 echo "== lint and format: ruff check, ruff format --check, clang-format"
 ruff check python export tests benchmarks scripts
