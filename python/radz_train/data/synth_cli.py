@@ -1,7 +1,7 @@
 """`radz synth`: write a folder of phantom radiographs with reports and labels.
 
     radz synth --out DIR --n N [--seed S] [--sites site_a,site_b,site_c] [--size SIDE]
-               [--format png|npy|dicom] [--workers K]
+               [--format png|npy|dicom] [--transfer-syntax NAME] [--workers K]
     python -m radz_train.data.synth_cli ...   (same options)
 
 Writes DIR/images/<index>.<ext> and DIR/labels.csv with columns
@@ -9,6 +9,9 @@ Writes DIR/images/<index>.<ext> and DIR/labels.csv with columns
 where `path` is relative to DIR and `findings_json` holds severity / laterality / location /
 size of each finding. PNG is 8-bit grayscale, npy is float32 in [0, 1], dicom is a CR or DX
 file (the site decides); --size is the image side for every format. Case i is acquired at sites[i % len(sites)].
+--transfer-syntax (dicom only) encodes the pixels as explicit-le (default, uncompressed), rle,
+jpeg-lossless, jpeg-baseline, jpeg-ls, j2k-lossless, j2k or htj2k-lossless, like real archives
+(see radz_train.data.dicom_out; jpeg-baseline and j2k are lossy).
 """
 
 from __future__ import annotations
@@ -22,6 +25,18 @@ import time
 from collections.abc import Sequence
 
 from radz_train.data.phantom import FINDINGS, SITES, generate_case
+
+# The names of radz_train.data.dicom_out.TRANSFER_SYNTAXES (not imported here: it needs pydicom).
+TRANSFER_SYNTAX_NAMES = (
+    "explicit-le",
+    "rle",
+    "jpeg-lossless",
+    "jpeg-baseline",
+    "jpeg-ls",
+    "j2k-lossless",
+    "j2k",
+    "htj2k-lossless",
+)
 
 __all__ = ["main", "build_parser", "CSV_COLUMNS"]
 
@@ -46,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="image side in pixels (default: 256 for png/npy, 1024 for dicom)",
     )
     alias(p, "--dicom-size", "dicom_size", type=int, default=None)  # old: the side of dicom images
+    p.add_argument(
+        "--transfer-syntax",
+        choices=TRANSFER_SYNTAX_NAMES,
+        default="explicit-le",
+        help="DICOM pixel encoding (--format dicom only); jpeg-baseline and j2k are lossy",
+    )
     p.add_argument("--workers", type=workers_type, default=1, help="processes (0 or 1: in this process)")
     add_quiet(p)
     p.add_argument(
@@ -78,6 +99,8 @@ def _check(args: argparse.Namespace) -> list[str]:
     if args.seed < 0 or args.start < 0:
         raise ValueError(f"--seed and --start must be >= 0, got {args.seed}, {args.start}")
     args.workers = max(1, args.workers)
+    if args.transfer_syntax != "explicit-le" and args.format != "dicom":
+        raise ValueError(f"--transfer-syntax {args.transfer_syntax} needs --format dicom, got --format {args.format}")
     args.size = _resolve_size(args)
     if not 32 <= args.size <= 4096:
         raise ValueError(f"--size must be in 32..4096, got {args.size}")
@@ -90,7 +113,7 @@ def _check(args: argparse.Namespace) -> list[str]:
 
 def _write_one(job: tuple) -> dict:
     """Generate and write one case; returns its CSV row. Runs in worker processes."""
-    index, seed, site, size, fmt, out_dir, withhold = job
+    index, seed, site, size, fmt, out_dir, withhold, syntax = job
     case = generate_case(index, seed=seed, site=site, size=size, withhold=withhold)
     rel = os.path.join("images", f"{index:07d}.{_EXT[fmt]}")
     path = os.path.join(out_dir, rel)
@@ -106,7 +129,7 @@ def _write_one(job: tuple) -> dict:
     else:
         from radz_train.data.dicom_out import write_case
 
-        write_case(case, path)
+        write_case(case, path, transfer_syntax=syntax)
     row = {
         "path": rel,
         "report": case.report,
@@ -188,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--withhold must name findings from {FINDINGS}, got {bad}")
     os.makedirs(os.path.join(args.out, "images"), exist_ok=True)
     jobs = [
-        (i, args.seed, sites[i % len(sites)], size, args.format, args.out, withhold)
+        (i, args.seed, sites[i % len(sites)], size, args.format, args.out, withhold, args.transfer_syntax)
         for i in range(args.start, args.start + args.n)
     ]
     bar = _progress(len(jobs), not args.quiet, args.progress_every)
@@ -218,10 +241,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     dt = time.perf_counter() - t0
     _write_labels(args.out, rows)
     print(
-        f"wrote {len(rows)} images ({args.format}, {size}x{size}) and labels.csv to {args.out} "
+        f"wrote {len(rows)} images ({_format_name(args)}, {size}x{size}) and labels.csv to {args.out} "
         f"in {dt:.1f}s: {len(rows) / max(dt, 1e-9):.1f} images/s with {args.workers} worker(s)"
     )
     return 0
+
+
+def _format_name(args: argparse.Namespace) -> str:
+    return f"dicom {args.transfer_syntax}" if args.format == "dicom" else args.format
 
 
 def _generate(jobs: list, workers: int, rows: list, bar) -> None:
