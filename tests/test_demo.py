@@ -39,6 +39,10 @@ def test_demo_screens_a_phantom_dicom_set_and_writes_a_report(tmp_path):
     for section in ("Model card", "Operating point", "Reliability (calibration)", "Worst misses", "Notice."):
         assert section in report, section
     assert "trained on synthetic phantom radiographs only" in report and "hash " in report
+    # The model card is the bundle's card (issue 18): intended use, its notice, limitations, licence.
+    for text in ("research: research use only", "model trained on synthetic data", "never seen a real radiograph"):
+        assert text in report, text
+    assert "Apache-2.0" in report and "anchor 0.873839" in report
     assert "<svg" in report and "<script" not in report
     _open_in_chromium(tmp_path / "report.html", tmp_path / "report.png")
 

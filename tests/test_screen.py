@@ -13,7 +13,7 @@ pytest.importorskip("onnxruntime")
 
 from radz_engine.cli.screen import main as screen_main  # noqa: E402
 from radz_engine.io.discover import expand_paths  # noqa: E402
-from radz_engine.runtime.screen_output import done_sources  # noqa: E402
+from radz_engine.runtime.screen_output import done_sources, read_output_card  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +206,10 @@ def test_screen_parquet_resumes(study_folder, tmp_path, capsys):
     assert pq.read_table(out).num_rows == 6 and "| 0 | 0 | 0 | 6 |" in capsys.readouterr().out
     assert screen_main(args) == 0  # the broken file is retried, its row replaced
     assert pq.read_table(out).num_rows == 6 and "| 1 | 0 | 1 | 5 |" in capsys.readouterr().out
+    meta = pq.read_schema(out).metadata  # the model card's notice in the key-value metadata (issue 18)
+    assert meta[b"radz.notice"] == b"For research use only; not for diagnostic use; model trained on synthetic data"
+    assert json.loads(meta[b"radz.card"])["intended_use"] == "research"
+    assert read_output_card(out)["card"]["name"] == "default" and not (tmp_path / "results.parquet.card.json").exists()
 
 
 def test_screen_int8_scores_close_to_fp32(study_folder, tmp_path):
@@ -236,16 +240,25 @@ def test_results_name_their_model(study_folder, tmp_path, capsys):
     out, summary = tmp_path / "r.jsonl", tmp_path / "summary.json"
     common = ["--workers", "0", "--threads", "1", "--quiet"]
     assert screen_main([str(study_folder), "--out", str(out), "--summary-json", str(summary), *common]) == 0
-    assert f"bundle: default 0.1.0 (hash {identity['hash']})" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"bundle: default 0.1.0 (hash {identity['hash']}), intended use research" in printed
+    notice = "For research use only; not for diagnostic use; model trained on synthetic data"
+    assert printed.startswith(f"NOTICE: {notice}\n")
+    # The model card travels with the output (issue 18): a sidecar beside .jsonl / .csv.
+    sidecar = json.loads((tmp_path / "r.jsonl.card.json").read_text())
+    assert sidecar["notice"] == notice and sidecar["intended_use"] == "research"
+    assert sidecar["card"]["hash"] == identity["hash"] and read_output_card(out) == sidecar
     docs = [json.loads(line) for line in out.read_text().splitlines()]
     assert all(d["model"] == identity for d in docs)  # failed rows too
     assert all(d["thresholds"]["cardiomegaly"] == pytest.approx(0.099329, abs=1e-6) for d in docs)
     doc = json.loads(summary.read_text())
     assert doc["model"] == identity and set(doc["thresholds"]) == set(doc["positives"])
+    assert doc["notice"] == notice and doc["intended_use"] == "research"
     csv_out = tmp_path / "r.csv"
     assert screen_main([str(study_folder), "--out", str(csv_out), *common]) == 0
     rows = _rows(csv_out)
     assert all(r["bundle_hash"] == identity["hash"] and r["threshold_edema"] for r in rows)
+    assert read_output_card(csv_out)["notice"] == notice  # the CSV itself stays plain CSV (resume reads it)
 
     other = tmp_path / "other_bundle"  # the same model with one threshold changed: another hash
     shutil.copytree(default_bundle_path(), other)

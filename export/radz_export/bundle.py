@@ -271,9 +271,9 @@ def write_bundle(
         f"radz_export.write_bundle({source!r}, {str(out)!r}, classes={classes!r}, "
         f"scoring_mode={scoring_mode!r}, fp16={fp16})"
     )
-    import radz_engine
-
-    card_args = {"name": out.resolve().name, "version": radz_engine.__version__, "train": train, "command": command}
+    versions = _tool_versions()
+    version = versions.get("radz-engine") or versions["radz_engine"]  # what Bundle.version derives
+    card_args = {"name": out.resolve().name, "version": version, "train": train, "command": command}
     # Checked before any work: a bundle without intended use is never written.
     build_card(card, require_intended_use=require_intended_use, **card_args)
     _prepare_out_dir(out)
@@ -304,6 +304,9 @@ def write_bundle(
     size = config.image_size
     manifest = {
         "format_version": FORMAT_VERSION,
+        # The identity (Bundle.name / version) is the card's name and version when given, else
+        # the folder's name and radz-engine's version, which the derived card holds too.
+        **{key: str(card[key]) for key in ("name", "version") if (card or {}).get(key)},
         "card": build_card(card, **card_args),
         "model": {
             "name": config.name,
@@ -352,7 +355,7 @@ def write_bundle(
             for role, e in exported.items()
         },
         "export": onnx_export.export_summary(model),
-        "versions": _tool_versions(),
+        "versions": versions,
         "command": command,
         "parity": {"graph": parity.rows_to_json(rows)},
     }

@@ -54,20 +54,18 @@ class Bundle:
 
     @property
     def name(self) -> str:
-        """The manifest's "name", else its card's, else the bundle folder's name (the shipped
-        one: "default")."""
-        card = self.manifest.get("card") or {}
-        return str(self.manifest.get("name") or card.get("name") or self.path.resolve().name)
+        """The manifest's "name" (export writes the card's name there when one was given), else
+        the bundle folder's name (the shipped one: "default")."""
+        return str(self.manifest.get("name") or self.path.resolve().name)
 
     @property
     def version(self) -> str:
-        """The manifest's "version", else its card's. Bundles without one get a derived version:
-        the radz-engine version that exported them (manifest "versions"), "0" if that is not
-        recorded either. The content hash, not the version, tells two bundles apart."""
+        """The manifest's "version" (export writes the card's version there when one was given).
+        Bundles without one get a derived version: the radz-engine version that exported them
+        (manifest "versions"), "0" if that is not recorded either. The content hash, not the
+        version, tells two bundles apart."""
         if self.manifest.get("version"):
             return str(self.manifest["version"])
-        if (self.manifest.get("card") or {}).get("version"):
-            return str(self.manifest["card"]["version"])
         versions = self.manifest.get("versions") or {}
         return str(versions.get("radz-engine") or versions.get("radz_engine") or "0")
 

@@ -1,8 +1,9 @@
 """The HTML report of `radz demo`, one self-contained file (images inlined as base64 PNG, the
 reliability diagram as inline SVG; no script, so nothing can fail in the browser):
 
-- the model card: bundle name, version, content hash, training data, intended use, and the
-  notice that the shipped model was trained on phantoms (research and engineering use only);
+- the model card (the bundle's "card", docs/MODEL_CARD.md): name, version, content hash,
+  intended use and its notice, training data, evaluation with its command, known limitations,
+  licence; and the notice that the shipped model was trained on phantoms (research use only);
 - per class, the operating point at the bundle's threshold: sensitivity, specificity, PPV, NPV
   with 95% bootstrap confidence intervals, and the confusion counts (TP, FP, FN, TN);
 - per class AUC (in %) with its 95% bootstrap confidence interval;
@@ -169,24 +170,57 @@ def _ci(pair: tuple[float, float]) -> str:
     return "" if low != low else f" <small>({100 * low:.1f}-{100 * high:.1f})</small>"
 
 
+def _metrics_text(metrics: dict, prefix: str = "") -> str:
+    parts = []
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            parts.append(_metrics_text(value, f"{prefix}{key} "))
+        else:
+            parts.append(f"{prefix}{key} {value}")
+    return ", ".join(p for p in parts if p)
+
+
 def model_card_rows(identity: dict, manifest: dict) -> list[tuple[str, str]]:
-    """(field, value) rows of the model card, from a bundle's identity and manifest."""
-    provenance = manifest.get("provenance") or {}
-    commands = provenance.get("commands") or []
-    training = next((c for c in commands if " synth " in f" {c} "), None)
+    """(field, value) rows of the model card, from a bundle's identity and manifest: its
+    "card" (docs/MODEL_CARD.md); a format-1 bundle (no card) as research use."""
+    from radz_engine.bundle.card import INTENDED_USES, legacy_card, notice
+
+    card = manifest.get("card") or legacy_card(manifest, str(identity.get("name")), str(identity.get("version")))
     model = manifest.get("model") or {}
-    return [
+    data = card.get("training_data") or {}
+    datasets = "; ".join(
+        f"{d.get('name', 'dataset')}: {d.get('count', '?')} images"
+        + (f", sites {', '.join(d['sites'])}" if d.get("sites") else "")
+        for d in data.get("datasets") or []
+        if isinstance(d, dict)
+    )
+    evaluation = card.get("evaluation") or {}
+    shown_eval = evaluation.get("summary") or _metrics_text(evaluation.get("metrics") or {}) or "not evaluated"
+    if evaluation.get("command"):
+        shown_eval += f" (command: {evaluation['command']})"
+    use = card.get("intended_use", "research")
+    rows = [
         ("bundle", f"{identity.get('name')} {identity.get('version')} (hash {identity.get('hash')})"),
+        ("intended use", f"{use}: {INTENDED_USES.get(use, 'unknown')}"),
+    ]
+    if notice(card):
+        rows.append(("notice on every result", notice(card)))
+    if card.get("regulatory"):
+        rows.append(("regulatory", card["regulatory"]))
+    rows += [
         ("model", f"{model.get('name', '?')} preset, scoring mode {manifest.get('scoring_mode', '?')}"),
         ("classes", ", ".join(manifest.get("classes") or [])),
-        ("training data", training or "not recorded in the bundle"),
+        ("training data", str(data.get("description", "not recorded")) + (f" ({datasets})" if datasets else "")),
+        ("evaluation", shown_eval),
         (
             "calibration",
             (manifest.get("calibration") or {}).get("method", "none recorded")
             + (f" on {manifest['calibration'].get('n_images')} images" if manifest.get("calibration") else ""),
         ),
-        ("intended use", "research and engineering: testing the software, its speed and its integration"),
+        ("known limitations", " | ".join(card.get("limitations") or []) or "none recorded"),
+        ("licence", str(card.get("licence", "not recorded"))),
     ]
+    return rows
 
 
 def _png_base64(grey: np.ndarray, size: int = 160) -> str:

@@ -5,7 +5,9 @@ DICOM included; skipped files are counted on stderr); CSV lists need a `path` co
 Resumable: files already in --out are skipped, failed ones retried (--no-retry-failed keeps
 them); an --out written by another bundle is refused (--overwrite replaces it). A bad file is a
 row with `error` set, never a crash. Prints a summary table (files, ok, failed, images/s,
-positives per class) at the end. Exit status: 0 done (a stderr line counts any failed files),
+positives per class) at the end, headed by the model card's notice ("For research use only; ...",
+docs/MODEL_CARD.md), which the output carries too (Parquet metadata, or `<out>.card.json` beside a
+.csv / .jsonl). Exit status: 0 done (a stderr line counts any failed files),
 1 every file failed, 2 a usage error (missing path, nothing to screen, bad flag).
 
 With --ray [ADDRESS] the work runs on a Ray cluster (radz_engine.distributed; needs
@@ -169,6 +171,11 @@ def _main_ray(args) -> int:
         f"radz screen: {summary['actors']} {summary['device']} actor(s) on Ray, results in {summary['out']}",
         file=sys.stderr,
     )
+    from radz_engine.bundle.card import notice
+    from radz_engine.bundle.loader import load_bundle
+
+    card = load_bundle(args.bundle, verify_hashes=False, check_onnx=False).card()
+    summary = {"intended_use": card["intended_use"], "notice": notice(card), **summary}
     print(format_summary(summary))
     if args.summary_json:
         with open(args.summary_json, "w") as handle:
@@ -317,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
                 embeddings=args.embeddings,
                 model=engine.model_info,
                 thresholds=engine.thresholds(),
+                card=engine.bundle.card(),
             )
         except (ValueError, ImportError) as error:
             return _fail(str(error))
@@ -344,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
                     seen["failed"] += 1
                     first_error = first_error or result.error
         seen["skipped"] = len(skip)
-        summary = summarize(seen, time.perf_counter() - start, engine.model_info, engine.thresholds())
+        summary = summarize(
+            seen, time.perf_counter() - start, engine.model_info, engine.thresholds(), card=engine.bundle.card()
+        )
     print(format_summary(summary))
     if args.summary_json:
         with open(args.summary_json, "w") as handle:

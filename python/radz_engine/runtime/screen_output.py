@@ -1,5 +1,9 @@
 """Screening results on disk: .csv / .jsonl appended row by row, .parquet at the end; the
-sources already done (resuming); the run summary."""
+sources already done (resuming); the run summary.
+
+The model card's intended use and notice (docs/MODEL_CARD.md) travel with the output: Parquet
+key-value metadata ("radz.card": the card as JSON, "radz.notice"), and for .csv / .jsonl a
+sidecar `<out>.card.json` (a comment line would break CSV readers and resuming)."""
 
 from __future__ import annotations
 
@@ -22,6 +26,8 @@ __all__ = [
     "drop_failed",
     "summarize",
     "format_summary",
+    "card_sidecar",
+    "read_output_card",
 ]
 
 OUTPUT_FORMATS = (".csv", ".jsonl", ".parquet")
@@ -47,6 +53,39 @@ def _require_pyarrow():
 
 def _partial(out: Path) -> Path:
     return out.with_name(out.name + ".partial.jsonl")
+
+
+def card_sidecar(out: str | Path) -> Path:
+    """The sidecar JSON that carries the model card and notice of a .csv / .jsonl output."""
+    out = Path(out)
+    return out.with_name(out.name + ".card.json")
+
+
+def _card_doc(card: dict) -> dict:
+    from radz_engine.bundle.card import notice
+
+    return {"notice": notice(card), "intended_use": card.get("intended_use"), "card": card}
+
+
+def read_output_card(out: str | Path) -> dict | None:
+    """{"notice", "intended_use", "card"} recorded with an output (Parquet metadata or the
+    sidecar), None when it has none."""
+    out = Path(out)
+    if _format(out) == "parquet":
+        if not out.exists():
+            return None
+        pa = _require_pyarrow()
+        meta = pa.parquet.read_schema(out).metadata or {}
+        if b"radz.card" not in meta:
+            return None
+        card = json.loads(meta[b"radz.card"])
+        return {
+            "notice": meta.get(b"radz.notice", b"").decode() or None,
+            "intended_use": card.get("intended_use"),
+            "card": card,
+        }
+    sidecar = card_sidecar(out)
+    return json.loads(sidecar.read_text()) if sidecar.exists() else None
 
 
 def _iter_jsonl(path: Path):
@@ -195,7 +234,7 @@ def remove_output(out: str | Path) -> None:
     """Delete an output file and its unfinished sidecar (--overwrite)."""
     out = Path(out)
     _format(out)
-    for path in (out, _partial(out)):
+    for path in (out, _partial(out), card_sidecar(out)):
         if path.exists():
             path.unlink()
 
@@ -210,7 +249,8 @@ class ResultWriter:
 
     model, thresholds: the engine's bundle identity and thresholds, for rows of Results that do
     not carry them; with `model`, an existing output written by another bundle is refused
-    (OutputMismatch)."""
+    (OutputMismatch). card: the bundle's model card (Bundle.card()): its notice and card go into
+    the Parquet metadata, or the `<out>.card.json` sidecar of a .csv / .jsonl output."""
 
     def __init__(
         self,
@@ -220,8 +260,10 @@ class ResultWriter:
         embeddings: bool = False,
         model: dict | None = None,
         thresholds: dict | None = None,
+        card: dict | None = None,
     ) -> None:
         self.out = Path(out)
+        self.card = dict(card) if card else None
         self.kind = _format(self.out)
         self.classes = list(classes)
         self.embeddings = embeddings
@@ -232,6 +274,11 @@ class ResultWriter:
         if model:
             check_output_model(self.out, self.model)
         self.out.parent.mkdir(parents=True, exist_ok=True)
+        if self.card is not None and self.kind != "parquet":
+            sidecar = card_sidecar(self.out)
+            tmp = sidecar.with_name(sidecar.name + ".tmp")
+            tmp.write_text(json.dumps(_card_doc(self.card), indent=2) + "\n")
+            tmp.replace(sidecar)
         target = _partial(self.out) if self.kind == "parquet" else self.out
         self._csv = None
         if self.kind == "csv":
@@ -299,6 +346,12 @@ class ResultWriter:
         if self.out.exists():
             old = pq.read_table(self.out)
             table = pa.concat_tables([old, table.select(old.column_names).cast(old.schema)]) if rows else old
+        if self.card is not None:
+            doc = _card_doc(self.card)
+            meta = dict(table.schema.metadata or {})
+            meta[b"radz.card"] = json.dumps(doc["card"]).encode()
+            meta[b"radz.notice"] = (doc["notice"] or "").encode()
+            table = table.replace_schema_metadata(meta)
         tmp = self.out.with_name(self.out.name + ".tmp")
         pq.write_table(table, tmp)
         tmp.replace(self.out)
@@ -312,11 +365,23 @@ class ResultWriter:
 
 
 # -- summary ------------------------------------------------------------------------------------
-def summarize(results_seen: dict, seconds: float, model: dict | None = None, thresholds: dict | None = None) -> dict:
+def summarize(
+    results_seen: dict,
+    seconds: float,
+    model: dict | None = None,
+    thresholds: dict | None = None,
+    card: dict | None = None,
+) -> dict:
     """{"files", "ok", "failed", "skipped", "images_per_s", "positives": {class: n}, "model":
-    {"name", "version", "hash"}, "thresholds": {class: threshold}}."""
+    {"name", "version", "hash"}, "thresholds": {class: threshold}}; with the bundle's card also
+    "intended_use" and "notice" (None for a model cleared for clinical use)."""
     ok = results_seen["ok"]
+    marks = {}
+    if card is not None:
+        doc = _card_doc(card)
+        marks = {"intended_use": doc["intended_use"], "notice": doc["notice"]}
     return {
+        **marks,
         "model": dict(model or {}),
         "thresholds": {k: _threshold(v) for k, v in (thresholds or {}).items()},
         "files": ok + results_seen["failed"],
@@ -330,7 +395,10 @@ def summarize(results_seen: dict, seconds: float, model: dict | None = None, thr
 
 
 def format_summary(summary: dict) -> str:
-    lines = [f"bundle: {describe_model(summary['model'])}", ""] if summary.get("model") else []
+    lines = [f"NOTICE: {summary['notice']}", ""] if summary.get("notice") else []
+    if summary.get("model"):
+        use = f", intended use {summary['intended_use']}" if summary.get("intended_use") else ""
+        lines += [f"bundle: {describe_model(summary['model'])}{use}", ""]
     lines += [
         "| files | ok | failed | skipped (resumed) | seconds | images/s |",
         "|---|---|---|---|---|---|",
