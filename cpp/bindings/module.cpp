@@ -7,6 +7,7 @@ void register_pixel_spec(py::module_& m);
 void register_thread_pool(py::module_& m);
 void register_preprocess(py::module_& m);
 void register_batcher(py::module_& m);
+void register_j2k_decode(py::module_& m);
 #ifdef RADZ_HAVE_FAISS
 void register_anchor_index(py::module_& m);
 #endif
@@ -17,6 +18,7 @@ PYBIND11_MODULE(_core, m) {
   register_thread_pool(m);
   register_preprocess(m);
   register_batcher(m);
+  register_j2k_decode(m);
 #ifdef RADZ_HAVE_FAISS
   register_anchor_index(m);
   m.attr("HAVE_FAISS") = true;
