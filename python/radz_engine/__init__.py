@@ -62,6 +62,7 @@ __all__ = [
     "QueueFull",
     "DeadlineExceeded",
     "RequestCancelled",
+    "build_info",
     "__version__",
 ]
 
@@ -74,6 +75,58 @@ _LAZY = {
     "preprocess": "radz_engine.preprocessing.native",
     "preprocess_batch": "radz_engine.preprocessing.native",
 }
+
+
+# Transfer syntaxes a radiology archive holds, for build_info()'s decoder list.
+_DECODER_SYNTAXES = {
+    "rle": "1.2.840.10008.1.2.5",
+    "jpeg-lossless": "1.2.840.10008.1.2.4.70",
+    "jpeg-baseline": "1.2.840.10008.1.2.4.50",
+    "jpeg-ls": "1.2.840.10008.1.2.4.80",
+    "j2k-lossless": "1.2.840.10008.1.2.4.90",
+    "j2k": "1.2.840.10008.1.2.4.91",
+    "htj2k-lossless": "1.2.840.10008.1.2.4.201",
+}
+
+
+def build_info() -> dict[str, Any]:
+    """What this installation was built with and can use, as plain values:
+
+    core (the C++ extension is importable), faiss (its FAISS AnchorIndex), openjpeg (the OpenJPEG
+    version the core decodes JPEG 2000 / HTJ2K with at a reduced resolution, or None: then pydicom
+    decodes them at full size), cuda (ONNX Runtime's CUDA provider is available; the C++ core
+    itself has no CUDA code), decoders ({transfer syntax name: what decodes it: "openjpeg
+    (reduced resolution)", "pydicom" (its plugins) or None when nothing is installed}).
+    """
+    info: dict[str, Any] = {"version": __version__, "core": False, "faiss": False, "openjpeg": None, "cuda": False}
+    try:
+        from radz_engine import _core
+
+        info["core"] = True
+        info["faiss"] = bool(getattr(_core, "HAVE_FAISS", False))
+        if getattr(_core, "HAVE_OPENJPEG", False):
+            info["openjpeg"] = str(_core.OPENJPEG_VERSION)
+    except ImportError:
+        pass
+    try:
+        import onnxruntime
+
+        info["cuda"] = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    except ImportError:
+        pass
+    decoders: dict[str, str | None] = {}
+    try:
+        from pydicom.pixels import get_decoder
+
+        for name, uid in _DECODER_SYNTAXES.items():
+            decoders[name] = "pydicom" if get_decoder(uid).is_available else None
+    except ImportError:
+        decoders = dict.fromkeys(_DECODER_SYNTAXES)
+    if info["openjpeg"]:
+        for name in ("j2k-lossless", "j2k", "htj2k-lossless"):
+            decoders[name] = "openjpeg (reduced resolution)"
+    info["decoders"] = decoders
+    return info
 
 
 def __getattr__(name: str) -> Any:

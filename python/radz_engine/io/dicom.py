@@ -13,7 +13,11 @@ express them:
   onto [0, 1]. Images whose three channels are identical are grey already and keep channel 0.
 
 Compressed transfer syntaxes are decoded by pydicom's pixel data plugins (pylibjpeg with
-pylibjpeg-libjpeg / -openjpeg / -rle, pyjpegls, Pillow). Every failure on a bad input becomes a
+pylibjpeg-libjpeg / -openjpeg / -rle, pyjpegls, Pillow). With `min_size` (the model's input side),
+JPEG 2000 and HTJ2K grayscale frames are decoded by the C++ core through OpenJPEG at the coarsest
+resolution level whose sides are still >= min_size (the wavelet pyramid's low-pass image: a
+2048-px frame needed at 224 px decodes at 256 px); the pixels are then smaller than Rows x
+Columns. Without OpenJPEG in the build, or for anything it does not handle, pydicom decodes. Every failure on a bad input becomes a
 `DicomInputError` naming the source and the reason; reasons never contain patient data.
 """
 
@@ -42,7 +46,15 @@ from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, Implic
 from radz_engine.errors import DicomInputError, RadzInputWarning
 from radz_engine.preprocessing.pixel_spec import VOI_FUNCTIONS, PixelSpec
 
-__all__ = ["DicomImage", "DicomSource", "METADATA_KEYS", "dicom_spec", "read_dicom", "read_dicom_many"]
+__all__ = [
+    "DicomImage",
+    "DicomSource",
+    "METADATA_KEYS",
+    "dicom_spec",
+    "native_j2k_available",
+    "read_dicom",
+    "read_dicom_many",
+]
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +109,7 @@ def read_dicom(
     frame: str = "first",
     max_pixels: int = 50_000_000,
     max_side: int = 16384,
+    min_size: int | None = None,
 ) -> DicomImage:
     """Read one DICOM image (a path, the file's bytes, or a pydicom Dataset).
 
@@ -104,6 +117,9 @@ def read_dicom(
         frame: "first" returns frame 0 of a multi-frame object; "error" rejects multi-frame.
         max_pixels, max_side: limits on Rows * Columns and on each side, checked before any
             pixel data is decoded (protects workers from absurd or hostile headers).
+        min_size: the side the consumer resizes to (the model's input size). JPEG 2000 / HTJ2K
+            frames are then decoded at a reduced resolution whose sides stay >= min_size (C++
+            core, OpenJPEG); None decodes every syntax at full resolution.
 
     Raises:
         DicomInputError: the input is not DICOM, has no or truncated pixel data, needs a
@@ -124,7 +140,7 @@ def read_dicom(
             warnings.simplefilter("always")
             ds = _open(source, name)
             _check_not_truncated(caught, name)
-            image = _decode(ds, name, frame, max_pixels, max_side, notes)
+            image = _decode(ds, name, frame, max_pixels, max_side, notes, min_size)
     except DicomInputError:
         raise
     except MemoryError:
@@ -264,7 +280,9 @@ def _check_not_truncated(caught, name: str) -> None:
             raise DicomInputError(name, "truncated file (encapsulated pixel data ends before its delimiter)")
 
 
-def _decode(ds: Dataset, name: str, frame: str, max_pixels: int, max_side: int, notes: list) -> DicomImage:
+def _decode(
+    ds: Dataset, name: str, frame: str, max_pixels: int, max_side: int, notes: list, min_size: int | None = None
+) -> DicomImage:
     if not any(keyword in ds for keyword in _PIXEL_KEYWORDS):
         raise DicomInputError(name, "no PixelData element (not an image, or the file is truncated)")
     rows, columns = _int_tag(ds, "Rows"), _int_tag(ds, "Columns")
@@ -280,10 +298,12 @@ def _decode(ds: Dataset, name: str, frame: str, max_pixels: int, max_side: int, 
     tsuid = _transfer_syntax(ds, name)
     _check_decoder(tsuid, name)
 
+    arr = _reduced_j2k(ds, tsuid, frames, min_size) if min_size and tsuid in _J2K_SYNTAXES else None
     try:
         # Unused high bits are left as stored: every consumer masks to BitsStored (the C++ core, the
         # numpy reference); pydicom's own pass over the array costs ~20% of a native decode.
-        arr = pixel_array(ds, index=0, correct_unused_bits=False)
+        if arr is None:
+            arr = pixel_array(ds, index=0, correct_unused_bits=False)
     except ValueError as exc:
         if "less than expected" in str(exc):
             raise DicomInputError(name, "truncated pixel data (fewer bytes than Rows x Columns x frames need)") from exc
@@ -306,6 +326,54 @@ def _decode(ds: Dataset, name: str, frame: str, max_pixels: int, max_side: int, 
         raise DicomInputError(name, f"unexpected decoded shape {arr.shape} for {photometric}")
     spec = _spec_from_tags(ds, name, notes, pixels=pixels, colour_bits=colour_bits)
     return DicomImage(pixels=pixels, spec=spec, metadata=_metadata(ds, tsuid, frames), source=name)
+
+
+_J2K_SYNTAXES = frozenset(
+    UID(uid)
+    for uid in (
+        "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
+        "1.2.840.10008.1.2.4.91",  # JPEG 2000
+        "1.2.840.10008.1.2.4.201",  # HTJ2K Lossless
+        "1.2.840.10008.1.2.4.202",  # HTJ2K Lossless RPCL
+        "1.2.840.10008.1.2.4.203",  # HTJ2K
+    )
+)
+
+
+def native_j2k_available() -> bool:
+    """True when the C++ core was built with OpenJPEG (reduced-resolution JPEG 2000 decoding)."""
+    try:
+        from radz_engine import _core
+    except ImportError:
+        return False
+    return bool(getattr(_core, "HAVE_OPENJPEG", False))
+
+
+def _reduced_j2k(ds: Dataset, tsuid: UID, frames: int, min_size: int) -> np.ndarray | None:
+    """Frame 0 decoded by the core at a reduced resolution, or None for pydicom to decode it
+    (no OpenJPEG in the build, colour, unusual bit layouts, or data OpenJPEG rejects: pydicom then
+    gives the usual error)."""
+    if not native_j2k_available():
+        return None
+    if (_int_tag(ds, "SamplesPerPixel") or 1) != 1 or _photometric(ds) not in ("MONOCHROME1", "MONOCHROME2"):
+        return None
+    allocated, signed = _int_tag(ds, "BitsAllocated"), _int_tag(ds, "PixelRepresentation") == 1
+    if allocated not in (8, 16) or "PixelData" not in ds:
+        return None
+    from pydicom.encaps import get_frame
+
+    from radz_engine import _core
+
+    try:
+        data = get_frame(ds.PixelData, 0, number_of_frames=frames)
+        arr, _reduce, precision = _core.j2k_decode(data, int(min_size))
+    except Exception:  # noqa: BLE001 - pydicom decodes it (or names the problem) instead
+        return None
+    if (arr.dtype == np.int16) != signed or precision > allocated:
+        return None  # the codestream disagrees with the tags: pydicom's rules resolve that
+    if allocated == 16 and arr.dtype == np.uint8:
+        arr = arr.astype(np.uint16)
+    return arr
 
 
 def _transfer_syntax(ds: Dataset, name: str) -> UID:

@@ -111,9 +111,15 @@ def sniff_format(head: bytes) -> str | None:
 
 
 def read_any(
-    source, *, frame: str = "first", max_pixels: int = 50_000_000, max_side: int = 16384
+    source,
+    *,
+    frame: str = "first",
+    max_pixels: int = 50_000_000,
+    max_side: int = 16384,
+    min_size: int | None = None,
 ) -> DicomImage | RasterImage:
     """Read DICOM, PNG or JPEG, chosen by content. A pydicom Dataset goes to `read_dicom`.
+    `min_size` (DICOM only): see `read_dicom` (JPEG 2000 decoded at a reduced resolution).
 
     Returns a `DicomImage` or a `RasterImage`; both have `pixels`, `spec`, `metadata`, `source`.
     Raises `RadzInputError` (`DicomInputError` for DICOM) for anything unreadable.
@@ -121,7 +127,7 @@ def read_any(
     from pydicom.dataset import Dataset  # pydicom is imported by .dicom already; cheap here
 
     if isinstance(source, Dataset):
-        return read_dicom(source, frame=frame, max_pixels=max_pixels, max_side=max_side)
+        return read_dicom(source, frame=frame, max_pixels=max_pixels, max_side=max_side, min_size=min_size)
     name = _source_name(source)
     if name == "<bytes>":
         head = bytes(source[:132])
@@ -133,11 +139,11 @@ def read_any(
             raise RadzInputError(name, f"cannot open ({exc.strerror or type(exc).__name__})") from exc
     kind = sniff_format(head)
     if kind == "dicom":
-        return read_dicom(source, frame=frame, max_pixels=max_pixels, max_side=max_side)
+        return read_dicom(source, frame=frame, max_pixels=max_pixels, max_side=max_side, min_size=min_size)
     if kind in ("png", "jpeg"):
         return read_image(source, max_pixels=max_pixels, max_side=max_side)
     if head[:2] in (b"\x02\x00", b"\x08\x00"):  # a group 0002 / 0008 tag first: DICOM without a preamble?
-        return read_dicom(source, frame=frame, max_pixels=max_pixels, max_side=max_side)
+        return read_dicom(source, frame=frame, max_pixels=max_pixels, max_side=max_side, min_size=min_size)
     raise RadzInputError(name, "unrecognised content (not DICOM with a 'DICM' preamble, PNG or JPEG)")
 
 

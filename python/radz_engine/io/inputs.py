@@ -67,14 +67,17 @@ def source_name(item, index: int | None = None) -> str:
     return f"<array{suffix}>"
 
 
-def decode(item, index: int | None = None) -> Decoded:
-    """One input -> Decoded. Raises RadzInputError (a ValueError) naming the source."""
+def decode(item, index: int | None = None, min_size: int | None = None) -> Decoded:
+    """One input -> Decoded. Raises RadzInputError (a ValueError) naming the source.
+
+    `min_size`: the model's input side; a JPEG 2000 / HTJ2K DICOM is then decoded at a reduced
+    resolution whose sides stay >= min_size (see `read_dicom`). None: full resolution."""
     start = time.perf_counter()
     name = source_name(item, index)
     if isinstance(item, (str, os.PathLike, bytes, bytearray, memoryview)) or _is_dataset(item):
         from radz_engine.io.images import read_any
 
-        image = read_any(item)
+        image = read_any(item, min_size=min_size)
         pixels, spec, metadata = image.pixels, image.spec, dict(image.metadata)
     elif isinstance(item, np.ndarray):
         pixels, spec, metadata = item, None, {}
