@@ -12,6 +12,7 @@ import typing
 
 import numpy
 import numpy.typing
+import typing_extensions
 
 class VoiFunction:
     """
@@ -349,6 +350,16 @@ class AnchorIndex:
     @property
     def tau(self) -> float: ...
 
+def j2k_decode(
+    data: typing_extensions.Buffer, min_size: typing.SupportsInt | typing.SupportsIndex = 0
+) -> tuple[numpy.ndarray, int, int]:
+    """
+    Decode one JPEG 2000 / HTJ2K codestream (or JP2 file) at the largest resolution reduction that
+    keeps both sides >= min_size (<= 0: full resolution), GIL released. Returns (pixels, reduce,
+    precision): pixels uint8 (precision <= 8), uint16, or int16 (signed). Raises ValueError on data
+    that is not a single-component 1..16-bit JPEG 2000 image, RuntimeError without OpenJPEG.
+    """
+
 def preprocess(pixels: numpy.ndarray, spec: PixelSpec, output: OutputSpec, out: numpy.ndarray) -> None:
     """
     Stored pixels [H, W] -> out [C, H, W] (GIL released).
@@ -366,3 +377,5 @@ def preprocess_batch(
     """
 
 HAVE_FAISS: bool = True
+HAVE_OPENJPEG: bool = True
+OPENJPEG_VERSION: str = "2.5.0"
