@@ -180,6 +180,7 @@ class RadzServe:
             str(self.http_port),
             "--threads",
             "1",
+            "--research-use",  # the shipped bundle is research use (its model card)
         ]
         if forward:
             self.args += ["--forward", forward]

@@ -198,6 +198,87 @@ def test_sr_answers_the_source_instance(tmp_path):
         assert not dump.stderr.strip(), dump.stderr
 
 
+def _sr_text_items(sr) -> dict:
+    return {
+        item.ConceptNameCodeSequence[0].CodeMeaning: item.TextValue
+        for item in sr.ContentSequence
+        if item.ValueType == "TEXT"
+    }
+
+
+def test_sr_carries_the_model_card_and_passes_dciodvfy(tmp_path):
+    """Issue 18: a research model's SR, as the server writes it, says so (a text item, the series
+    description) and names the algorithm and device from the model card; dciodvfy (dicom3tools)
+    finds no error in it."""
+    from pydicom import dcmread
+
+    from radz_engine.bundle.loader import load_bundle
+    from radz_engine.serve.sr import build_sr
+
+    source = dcmread(phantom_dicoms(tmp_path / "d", 1, seed=9)[0])
+    card = load_bundle(check_onnx=False).card()
+    text = "For research use only; not for diagnostic use; model trained on synthetic data"
+    server = _server(tmp_path)  # --research-use given; no --forward: the SR stays in the spool
+    try:
+        assert server.notice == text and _send(server.port, [source]) == [0]
+        assert server.wait_idle(60)
+        (sr_file,) = (tmp_path / "work" / "spool" / "sr").glob("*.dcm")
+        out = tmp_path / "sr.dcm"
+        shutil.copy(sr_file, out)
+    finally:
+        server.stop()
+    back = dcmread(out)
+    texts = _sr_text_items(back)
+    assert texts["Comment"] == text
+    assert texts["Algorithm Name"] == card["name"] == "default"
+    assert texts["Algorithm Version"] == f"0.1.0 sha256:{card['hash']}"
+    assert texts["Device Observer Manufacturer"] == back.Manufacturer == "radz_engine project"
+    assert texts["Device Observer Model Name"] == back.ManufacturerModelName == "default"
+    assert back.SeriesDescription == "RESEARCH USE ONLY - NOT FOR DIAGNOSIS: radz findings (default)"
+    assert back.SoftwareVersions == f"0.1.0 sha256:{card['hash']}"
+    assert back.CodingSchemeIdentificationSequence[0].CodingSchemeDesignator == "99RADZ"
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dciodvfy not installed (apt install dicom3tools; .ci/run installs it)")
+    check = subprocess.run(["dciodvfy", str(out)], capture_output=True, text=True, timeout=60)
+    lines = (check.stdout + check.stderr).splitlines()
+    errors = [line for line in lines if line.startswith("Error")]
+    assert not errors, errors
+    # Only warnings about the private finding codes (a scheme dciodvfy cannot know): nothing else.
+    assert all("99RADZ" in line for line in lines if line.startswith("Warning")), lines
+    # A clinical-evaluation card: its own notice; a clinical one: none, and a plain description.
+    from radz_engine.runtime.results import Result
+
+    result = Result(source="x", scores={"edema": 0.5}, positives=["edema"])
+    other = build_sr(
+        source,
+        result,
+        "m",
+        "1",
+        {},
+        notice="For clinical evaluation only; not for diagnostic use",
+        intended_use="clinical-evaluation",
+    )
+    assert other.SeriesDescription.startswith("CLINICAL EVALUATION ONLY - NOT FOR DIAGNOSIS")
+    plain = build_sr(source, result, "m", "1", {})
+    assert "Comment" not in _sr_text_items(plain) and plain.SeriesDescription == "radz findings (m)"
+
+
+def test_serve_refuses_a_research_bundle_without_research_use(tmp_path, capsys):
+    from radz_engine.cli.serve import main
+    from radz_engine.serve.server import RadzServer
+
+    with pytest.raises(
+        ConfigError,
+        match=r"--research-use: the bundle's model card \(default 0\.1\.0, hash \w{12}\) "
+        r"says intended use 'research'",
+    ):
+        RadzServer(ServeConfig(tmp_path / "work", port=0, http_port=None))
+    assert not (tmp_path / "work").exists()  # refused before anything was created or loaded
+    assert main(["--work-dir", str(tmp_path / "cli"), "--port", "0", "--http-port", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "radz serve: --research-use:" in err and "For research use only" in err and "Traceback" not in err
+
+
 def test_spool_writes_atomically_and_hides_uids(tmp_path):
     from radz_engine.serve.spool import Spool, uid_hash
 
@@ -228,7 +309,7 @@ def _server(tmp_path, **engine_options):
     from radz_engine.runtime.engine import Engine
     from radz_engine.serve.server import RadzServer
 
-    config = ServeConfig(tmp_path / "work", port=0, http_port=None, max_in_flight=4)
+    config = ServeConfig(tmp_path / "work", port=0, http_port=None, max_in_flight=4, research_use=True)
     return RadzServer(config, engine=Engine(threads=1, **engine_options)).start()
 
 

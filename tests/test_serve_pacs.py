@@ -132,6 +132,20 @@ def test_storescu_to_orthanc_to_radz_and_the_sr_back_in_orthanc(tmp_path, peers)
             want = expected[uid].scores
             assert probabilities.keys() == want.keys()
             np.testing.assert_allclose([probabilities[k] for k in want], list(want.values()), atol=1e-5)
+        # The research notice as the PACS shows it (issue 18), read back through Orthanc's REST API:
+        # the series description and a text item of the content tree; the algorithm from the card.
+        notice = "For research use only; not for diagnostic use; model trained on synthetic data"
+        instance = orthanc.instances("SR")[0]
+        series = orthanc.get(f"/instances/{instance}/series")
+        assert series["MainDicomTags"]["SeriesDescription"].startswith("RESEARCH USE ONLY - NOT FOR DIAGNOSIS")
+        tags = orthanc.get(f"/instances/{instance}/simplified-tags")
+        texts = {
+            item.get("ConceptNameCodeSequence", [{}])[0].get("CodeMeaning"): item.get("TextValue")
+            for item in tags["ContentSequence"]
+        }
+        assert texts["Comment"] == notice and texts["Algorithm Name"] == "default"
+        assert texts["Algorithm Version"].startswith("0.1.0 sha256:") and tags["ManufacturerModelName"] == "default"
+        assert "--research-use" in radz.args
         wait_for(lambda: _journal_counts(radz.work_dir).get("delivered") == len(files), 30, "journal: delivered")
         health = radz.health()
         assert health["ok"] and health["journal"]["delivered"] == len(files)

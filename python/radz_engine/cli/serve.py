@@ -31,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--bundle", type=Path, default=None, help="model bundle (default: the shipped one)")
     p.add_argument(
+        "--research-use",
+        action="store_true",
+        help="serve a bundle whose model card says intended use 'research' (the shipped one does); every SR then "
+        "carries the notice 'For research use only; not for diagnostic use' in its content and series description",
+    )
+    p.add_argument(
         "--work-dir",
         type=Path,
         default=Path("radz-serve"),
@@ -192,6 +198,7 @@ def config_from_args(args) -> ServeConfig:
         engine_threads=args.threads,
         keep_spool=args.keep_spool,
         int8=args.int8,
+        research_use=args.research_use,
     )
 
 
@@ -231,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         + (f", forwarding SRs to {config.forward}" if config.forward else ""),
         flush=True,
     )
+    if server.notice:
+        print(f"radz serve: every SR says: {server.notice}", file=sys.stderr, flush=True)
     stop.wait()
     print("radz serve: stopping (finishing received work)", file=sys.stderr, flush=True)
     server.stop()

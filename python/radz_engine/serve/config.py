@@ -112,7 +112,8 @@ class ServeConfig:
     int8: bool = False  # the bundle's int8 image encoder (radz quantize)
     retry_base_s: float = 1.0
     retry_max_s: float = 60.0
-    model_name: str | None = None
+    model_name: str | None = None  # the SR's Algorithm Name (default: the model card's name)
+    research_use: bool = False  # --research-use: serve a bundle whose intended use is "research"
     keep_spool: bool = False  # keep received datasets and SRs after use (default: delete once done)
 
     def __post_init__(self) -> None:

@@ -28,6 +28,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from radz_engine.bundle.card import notice
 from radz_engine.serve.checks import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, Rejection, check_dataset, check_size
 from radz_engine.serve.config import SCORED_SOP_CLASSES, ServeConfig
 from radz_engine.serve.delivery import Deliverer
@@ -54,11 +55,32 @@ def _log_exception(future) -> None:
         log.error("radz serve task failed: %s", describe_error(future.exception()))
 
 
+def check_intended_use(card: dict, config: ServeConfig) -> dict:
+    """Refuse (ConfigError) to serve a research-use model unless --research-use was given: its
+    SRs would reach a PACS beside clinical results. Returns the card."""
+    from radz_engine.serve.config import ConfigError
+
+    if card.get("intended_use") == "research" and not config.research_use:
+        raise ConfigError(
+            f"--research-use: the bundle's model card ({card.get('name')} {card.get('version')}, hash "
+            f"{card.get('hash')}) says intended use 'research' ({notice(card)}); `radz serve` sends its results to "
+            "a PACS only with --research-use, and then every SR says so (`radz bundle info` shows the card)"
+        )
+    return card
+
+
 class RadzServer:
     """The whole node. `engine`: an Engine to use (default: one made from config.bundle)."""
 
     def __init__(self, config: ServeConfig, engine=None) -> None:
         self.config = config
+        if engine is None:  # the card is checked before anything is loaded or created
+            from radz_engine.bundle.loader import load_bundle
+
+            card = load_bundle(config.bundle, verify_hashes=False, check_onnx=False).card()
+        else:
+            card = engine.bundle.card()
+        check_intended_use(card, config)
         config.work_dir.mkdir(parents=True, exist_ok=True)
         config.results_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(config.work_dir / "journal.sqlite")
@@ -77,9 +99,12 @@ class RadzServer:
                 or None,
             )
         self.engine = engine
-        manifest = engine.bundle.manifest
-        self.model_name = config.model_name or Path(engine.bundle.path).name  # the SR's Algorithm Name
-        self.model_version = f"radz {manifest.get('format_version', '?')} sha256:{self._bundle_digest(manifest)}"
+        # The SR's algorithm identification comes from the model card (docs/MODEL_CARD.md); the card
+        # of the engine's bundle, as it was loaded (its content hash).
+        self.card = engine.bundle.card()
+        self.model_name = config.model_name or str(self.card["name"])  # the SR's Algorithm Name
+        self.model_version = f"{self.card['version']} sha256:{self.card['hash']}"
+        self.notice = notice(self.card)
         self.metrics = Metrics(self.journal)
         self._results_lock = threading.Lock()
         self._results = (config.results_dir / "results.jsonl").open("a", encoding="utf-8")
@@ -103,12 +128,6 @@ class RadzServer:
 
     def _uid_lock(self, sop_uid: str) -> threading.Lock:
         return self._uid_locks[int(uid_hash(sop_uid)[:4], 16) % len(self._uid_locks)]
-
-    @staticmethod
-    def _bundle_digest(manifest: dict) -> str:
-        import hashlib
-
-        return hashlib.sha256(json.dumps(manifest.get("sha256", {}), sort_keys=True).encode()).hexdigest()[:12]
 
     # -- life cycle --------------------------------------------------------------------------
     def _warm_up(self) -> None:
@@ -480,7 +499,16 @@ class RadzServer:
         left_out = clean_header(ds)  # malformed demographics: left out of the SR, never blocking it
         if left_out:
             log.info("instance %s: left out of the SR (malformed): %s", uid_hash(entry.sop_uid), ", ".join(left_out))
-        sr = build_sr(ds, result, self.model_name, self.model_version, thresholds)
+        sr = build_sr(
+            ds,
+            result,
+            self.model_name,
+            self.model_version,
+            thresholds,
+            manufacturer=str(self.card.get("manufacturer") or "radz_engine"),
+            notice=self.notice,
+            intended_use=self.card["intended_use"],
+        )
         buffer = io.BytesIO()
         sr.save_as(buffer, enforce_file_format=True)
         record = {

@@ -3,8 +3,13 @@
 Content tree (TID 2000-like "Diagnostic Imaging Report"):
 
     CONTAINER (18748-4, LN, "Diagnostic Imaging Report")
-      HAS OBS CONTEXT  TEXT  (111001, DCM, "Algorithm Name")     model name
-      HAS OBS CONTEXT  TEXT  (111003, DCM, "Algorithm Version")  bundle version / hash
+      HAS OBS CONTEXT  TEXT  (111001, DCM, "Algorithm Name")     the model card's name
+      HAS OBS CONTEXT  TEXT  (111003, DCM, "Algorithm Version")  card version + content hash
+      HAS OBS CONTEXT  CODE  (121005, DCM, "Observer Type") = Device, then the device observer
+                       (TID 1004): UID (derived from the model), Name, Manufacturer, Model Name
+      CONTAINS         TEXT  (121106, DCM, "Comment")            the intended-use notice, first,
+                                                                 when the card is not cleared for
+                                                                 clinical use ("For research use only; ...")
       CONTAINS         IMAGE (121112, DCM, "Source of Measurement")  the scored instance
       CONTAINS         CONTAINER (<finding>, 99RADZ)  one per class:
           CONTAINS  NUM  (probability, 99RADZ)  calibrated probability, unit {ratio}
@@ -12,7 +17,12 @@ Content tree (TID 2000-like "Diagnostic Imaging Report"):
           CONTAINS  CODE (call, 99RADZ)         (373066001, SCT, "Yes") | (373067005, SCT, "No")
 
 Findings use the private coding scheme 99RADZ (code value = the bundle's class name): a mapping
-to SNOMED CT needs clinical review and is not made here. Same Study Instance UID as the source
+to SNOMED CT needs clinical review and is not made here (every model card says so). The device:
+Manufacturer from the card ("manufacturer", default "radz_engine"), Manufacturer's Model Name the
+card's name, Software Versions the card's version and content hash. The notice is also the start
+of the Series Description ("RESEARCH USE ONLY - NOT FOR DIAGNOSIS: radz findings (default)").
+The private scheme is declared in the Coding Scheme Identification Sequence. dciodvfy (dicom3tools)
+reports no errors (tests/test_serve.py), only a warning per 99RADZ code (a scheme it cannot know). Same Study Instance UID as the source
 (highdicom copies patient and study from the evidence), a new series. The SR's SOP Instance
 UID is derived from the source SOP Instance UID and the model, so re-scoring or re-sending the
 same instance gives the same SR and the PACS keeps one.
@@ -23,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-__all__ = ["FINDING_SCHEME", "build_sr", "sr_uids"]
+__all__ = ["FINDING_SCHEME", "build_sr", "series_description", "sr_uids"]
 
 FINDING_SCHEME = "99RADZ"
 _SERIES_NUMBER = 9901  # radz result series; constant so viewers group them
@@ -43,10 +53,38 @@ def sr_uids(source_sop_uid: str, source_series_uid: str, model_id: str) -> dict:
     }
 
 
-def build_sr(source, result, model_name: str, model_version: str, thresholds: dict, manufacturer: str = "radz_engine"):
+_SHORT_NOTICE = {
+    "research": "RESEARCH USE ONLY - NOT FOR DIAGNOSIS",
+    "clinical-evaluation": "CLINICAL EVALUATION ONLY - NOT FOR DIAGNOSIS",
+}
+
+
+def series_description(model_name: str, intended_use: str | None) -> str:
+    """The SR series' description (LO, 64 characters at most): the short notice first, so that
+    it shows in every series list even when cut."""
+    text = f"radz findings ({model_name})"
+    short = _SHORT_NOTICE.get(intended_use or "")
+    return (f"{short}: {text}" if short else text)[:64]
+
+
+def build_sr(
+    source,
+    result,
+    model_name: str,
+    model_version: str,
+    thresholds: dict,
+    manufacturer: str = "radz_engine",
+    *,
+    notice: str | None = None,
+    intended_use: str | None = None,
+    software_version: str | None = None,
+):
     """The Comprehensive SR (a pydicom Dataset) for `result` (a radz_engine Result) of `source`
-    (the received pydicom Dataset). `thresholds`: {class: threshold or None (never positive)}."""
+    (the received pydicom Dataset). `thresholds`: {class: threshold or None (never positive)}.
+    notice / intended_use: the model card's (radz_engine.bundle.card.notice); a notice becomes a
+    text item of the content tree and, shortened, the start of the series description."""
     import highdicom as hd
+    from pydicom.sr.codedict import codes
     from pydicom.sr.coding import Code
 
     def private(value: str, meaning: str) -> Code:
@@ -62,6 +100,17 @@ def build_sr(source, result, model_name: str, model_version: str, thresholds: di
         hd.sr.TextContentItem(
             Code("111003", "DCM", "Algorithm Version"), model_version[:64], relationship_type=rel.HAS_OBS_CONTEXT
         ),
+    ]
+    device = hd.sr.DeviceObserverIdentifyingAttributes(
+        uid=_uid("radz-device", model_name, model_version),
+        name=f"radz_engine {model_name}"[:64],
+        manufacturer_name=manufacturer[:64],
+        model_name=model_name[:64],
+    )
+    items += hd.sr.ObserverContext(observer_type=codes.DCM.Device, observer_identifying_attributes=device)
+    if notice:
+        items.append(hd.sr.TextContentItem(Code("121106", "DCM", "Comment"), notice, relationship_type=rel.CONTAINS))
+    items += [
         hd.sr.ImageContentItem(
             Code("121112", "DCM", "Source of Measurement"),
             source.SOPClassUID,
@@ -94,7 +143,7 @@ def build_sr(source, result, model_name: str, model_version: str, thresholds: di
     root = hd.sr.ContainerContentItem(Code("18748-4", "LN", "Diagnostic Imaging Report"))
     root.ContentSequence = hd.sr.ContentSequence(items, is_root=False)
     uids = sr_uids(str(source.SOPInstanceUID), str(source.SeriesInstanceUID), f"{model_name}/{model_version}")
-    return hd.sr.ComprehensiveSR(
+    sr = hd.sr.ComprehensiveSR(
         evidence=[source],
         content=root,
         series_instance_uid=uids["series"],
@@ -105,5 +154,15 @@ def build_sr(source, result, model_name: str, model_version: str, thresholds: di
         is_complete=True,
         is_final=False,
         is_verified=False,
-        series_description=f"radz zero-shot findings ({model_name})"[:64],
+        series_description=series_description(model_name, intended_use if notice else None),
     )
+    from pydicom.dataset import Dataset
+
+    scheme = Dataset()
+    scheme.CodingSchemeDesignator = FINDING_SCHEME
+    scheme.CodingSchemeName = "radz_engine findings (private; code value = the bundle's class name)"
+    scheme.CodingSchemeResponsibleOrganization = "radz_engine project"
+    sr.CodingSchemeIdentificationSequence = [scheme]
+    sr.ManufacturerModelName = model_name[:64]
+    sr.SoftwareVersions = (software_version or model_version)[:64]
+    return sr
