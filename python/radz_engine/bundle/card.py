@@ -38,7 +38,7 @@ INTENDED_USES = {
 REQUIRED_FIELDS = ("name", "version", "intended_use", "training_data", "evaluation", "limitations", "licence")
 
 PRIVATE_CODES_LIMITATION = (
-    "Findings are coded in the private 'RADZ' coding scheme (codes are the class names); no mapping to "
+    "Findings are coded in the private '99RADZ' coding scheme (code values are the class names); no mapping to "
     "SNOMED CT / RadLex exists yet, so downstream systems cannot interpret them as clinical concepts."
 )
 
