@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from radz_engine.backends import BACKENDS
+from radz_engine.cli.options import alias
 from radz_engine.serve.config import ConfigError, ServeConfig, parse_peer
 
 __all__ = ["main"]
@@ -58,7 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="AE",
         help="calling AE title allowed to connect (repeat; required when --bind is not loopback)",
     )
-    p.add_argument("--results-dir", type=Path, default=None, help="JSON lines of results (default WORK_DIR/results)")
+    p.add_argument(
+        "--out",
+        dest="results_dir",
+        type=Path,
+        default=None,
+        help="folder of JSON-lines results (default WORK_DIR/results)",
+    )
+    alias(p, "--results-dir", "results_dir", type=Path)
     p.add_argument("--webhook", default=None, metavar="URL", help="POST each result as JSON here (best effort)")
     p.add_argument("--tls-cert", type=Path, default=None, help="TLS certificate (PEM); with --tls-key")
     p.add_argument("--tls-key", type=Path, default=None, help="TLS private key (PEM)")
@@ -130,7 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=8089,
         help="/healthz and /metrics on 127.0.0.1 (0: any free port, -1: off; default 8089)",
     )
-    p.add_argument("--scoring-workers", type=int, default=2, help="threads decoding received images (default 2)")
+    p.add_argument(
+        "--workers", dest="scoring_workers", type=int, default=2, help="threads decoding received images (default 2)"
+    )
+    alias(p, "--scoring-workers", "scoring_workers", type=int)
     p.add_argument(
         "--max-in-flight",
         type=int,
@@ -140,7 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="model intra-op threads (default: all cores)")
     p.add_argument("--int8", action="store_true", help="the bundle's int8 image encoder (radz quantize; faster on CPU)")
     p.add_argument("--keep-spool", action="store_true", help="keep received datasets and SRs after use")
-    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    p.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="serve.log detail (default INFO)",
+    )
     return p
 
 

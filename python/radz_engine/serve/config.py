@@ -157,7 +157,7 @@ class ServeConfig:
             ("--max-dataset-mb", self.max_dataset_mb),
             ("--max-rows", self.max_rows),
             ("--max-columns", self.max_columns),
-            ("--scoring-workers", self.scoring_workers),
+            ("--workers", self.scoring_workers),
             ("--max-in-flight", self.max_in_flight),
             ("--retry-base-s", self.retry_base_s),
             ("--retry-max-s", self.retry_max_s),
