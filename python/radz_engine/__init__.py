@@ -94,11 +94,19 @@ def build_info() -> dict[str, Any]:
 
     core (the C++ extension is importable), faiss (its FAISS AnchorIndex), openjpeg (the OpenJPEG
     version the core decodes JPEG 2000 / HTJ2K with at a reduced resolution, or None: then pydicom
-    decodes them at full size), cuda (ONNX Runtime's CUDA provider is available; the C++ core
+    decodes them at full size), libjpeg (the core decodes 8-bit grayscale JPEG baseline with DCT
+    scaling), cuda (ONNX Runtime's CUDA provider is available; the C++ core
     itself has no CUDA code), decoders ({transfer syntax name: what decodes it: "openjpeg
-    (reduced resolution)", "pydicom" (its plugins) or None when nothing is installed}).
+    (reduced resolution)", "libjpeg (DCT scaling)", "pydicom" (its plugins) or None when nothing is installed}).
     """
-    info: dict[str, Any] = {"version": __version__, "core": False, "faiss": False, "openjpeg": None, "cuda": False}
+    info: dict[str, Any] = {
+        "version": __version__,
+        "core": False,
+        "faiss": False,
+        "openjpeg": None,
+        "libjpeg": False,
+        "cuda": False,
+    }
     try:
         from radz_engine import _core
 
@@ -106,6 +114,7 @@ def build_info() -> dict[str, Any]:
         info["faiss"] = bool(getattr(_core, "HAVE_FAISS", False))
         if getattr(_core, "HAVE_OPENJPEG", False):
             info["openjpeg"] = str(_core.OPENJPEG_VERSION)
+        info["libjpeg"] = bool(getattr(_core, "HAVE_LIBJPEG", False))
     except ImportError:
         pass
     try:
@@ -125,6 +134,8 @@ def build_info() -> dict[str, Any]:
     if info["openjpeg"]:
         for name in ("j2k-lossless", "j2k", "htj2k-lossless"):
             decoders[name] = "openjpeg (reduced resolution)"
+    if info["libjpeg"]:
+        decoders["jpeg-baseline"] = "libjpeg (DCT scaling)"
     info["decoders"] = decoders
     return info
 

@@ -360,6 +360,15 @@ def j2k_decode(
     that is not a single-component 1..16-bit JPEG 2000 image, RuntimeError without OpenJPEG.
     """
 
+def jpeg_decode(
+    data: typing_extensions.Buffer, min_size: typing.SupportsInt | typing.SupportsIndex = 0
+) -> tuple[numpy.ndarray, int]:
+    """
+    Decode one 8-bit grayscale JPEG at the largest 1/2, 1/4 or 1/8 DCT scale that keeps both sides
+    >= min_size (<= 0: full size), GIL released. Returns (pixels uint8, scale_denom). Raises
+    ValueError on data that is not such a JPEG, RuntimeError without libjpeg.
+    """
+
 def preprocess(pixels: numpy.ndarray, spec: PixelSpec, output: OutputSpec, out: numpy.ndarray) -> None:
     """
     Stored pixels [H, W] -> out [C, H, W] (GIL released).
@@ -377,5 +386,6 @@ def preprocess_batch(
     """
 
 HAVE_FAISS: bool = True
+HAVE_LIBJPEG: bool = True
 HAVE_OPENJPEG: bool = True
 OPENJPEG_VERSION: str = "2.5.0"

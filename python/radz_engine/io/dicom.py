@@ -16,8 +16,10 @@ Compressed transfer syntaxes are decoded by pydicom's pixel data plugins (pylibj
 pylibjpeg-libjpeg / -openjpeg / -rle, pyjpegls, Pillow). With `min_size` (the model's input side),
 JPEG 2000 and HTJ2K grayscale frames are decoded by the C++ core through OpenJPEG at the coarsest
 resolution level whose sides are still >= min_size (the wavelet pyramid's low-pass image: a
-2048-px frame needed at 224 px decodes at 256 px); the pixels are then smaller than Rows x
-Columns. Without OpenJPEG in the build, or for anything it does not handle, pydicom decodes. Every failure on a bad input becomes a
+2048-px frame needed at 224 px decodes at 256 px), and 8-bit grayscale JPEG baseline through
+libjpeg-turbo's DCT scaling (1/2, 1/4, 1/8: at 1/8 each 8x8 block's mean); the pixels are then
+smaller than Rows x Columns. Without the library in the build, or for anything it does not
+handle, pydicom decodes. Every failure on a bad input becomes a
 `DicomInputError` naming the source and the reason; reasons never contain patient data.
 """
 
@@ -52,6 +54,7 @@ __all__ = [
     "METADATA_KEYS",
     "dicom_spec",
     "native_j2k_available",
+    "native_jpeg_available",
     "read_dicom",
     "read_dicom_many",
 ]
@@ -298,7 +301,11 @@ def _decode(
     tsuid = _transfer_syntax(ds, name)
     _check_decoder(tsuid, name)
 
-    arr = _reduced_j2k(ds, tsuid, frames, min_size) if min_size and tsuid in _J2K_SYNTAXES else None
+    arr = None
+    if min_size and tsuid in _J2K_SYNTAXES:
+        arr = _reduced_j2k(ds, tsuid, frames, min_size)
+    elif min_size and tsuid == _JPEG_BASELINE:
+        arr = _scaled_jpeg(ds, frames, min_size)
     try:
         # Unused high bits are left as stored: every consumer masks to BitsStored (the C++ core, the
         # numpy reference); pydicom's own pass over the array costs ~20% of a native decode.
@@ -338,6 +345,38 @@ _J2K_SYNTAXES = frozenset(
         "1.2.840.10008.1.2.4.203",  # HTJ2K
     )
 )
+
+
+_JPEG_BASELINE = UID("1.2.840.10008.1.2.4.50")
+
+
+def native_jpeg_available() -> bool:
+    """True when the C++ core was built with libjpeg (DCT-scaled JPEG baseline decoding)."""
+    try:
+        from radz_engine import _core
+    except ImportError:
+        return False
+    return bool(getattr(_core, "HAVE_LIBJPEG", False))
+
+
+def _scaled_jpeg(ds: Dataset, frames: int, min_size: int) -> np.ndarray | None:
+    """Frame 0 of an 8-bit grayscale JPEG baseline image, DCT-scaled by the core, or None for
+    pydicom to decode it (no libjpeg in the build, colour, or data libjpeg rejects)."""
+    if not native_jpeg_available():
+        return None
+    if (_int_tag(ds, "SamplesPerPixel") or 1) != 1 or _photometric(ds) not in ("MONOCHROME1", "MONOCHROME2"):
+        return None
+    if _int_tag(ds, "BitsAllocated") != 8 or _int_tag(ds, "PixelRepresentation") == 1 or "PixelData" not in ds:
+        return None
+    from pydicom.encaps import get_frame
+
+    from radz_engine import _core
+
+    try:
+        arr, _denom = _core.jpeg_decode(get_frame(ds.PixelData, 0, number_of_frames=frames), int(min_size))
+    except Exception:  # noqa: BLE001 - pydicom decodes it (or names the problem) instead
+        return None
+    return arr
 
 
 def native_j2k_available() -> bool:
