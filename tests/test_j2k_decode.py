@@ -190,3 +190,22 @@ def test_jpeg_bad_streams():
         _core.jpeg_decode(b"GIF89a not a jpeg", 64)
     with pytest.raises(ValueError, match="JPEG decode failed"):
         _core.jpeg_decode(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", 64)
+
+
+def test_concurrent_decodes_in_threads_agree(cases):
+    """The screening pipeline decodes on threads: the core's decoders hold no shared state."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from radz_engine import _core
+
+    j2k = _frame(case_dataset(cases[0], transfer_syntax="j2k-lossless"))
+    expected = _core.j2k_decode(j2k, 64)[0]
+    with ThreadPoolExecutor(4) as pool:
+        outputs = list(pool.map(lambda _: _core.j2k_decode(j2k, 64)[0], range(16)))
+    assert all(np.array_equal(o, expected) for o in outputs)
+    if dicom_module.native_jpeg_available():
+        jpeg = _frame(case_dataset(cases[0], transfer_syntax="jpeg-baseline"))
+        expected = _core.jpeg_decode(jpeg, 64)[0]
+        with ThreadPoolExecutor(4) as pool:
+            outputs = list(pool.map(lambda _: _core.jpeg_decode(jpeg, 64)[0], range(16)))
+        assert all(np.array_equal(o, expected) for o in outputs)
