@@ -221,3 +221,17 @@ def test_train_without_a_terminal_then_sigterm_saves_and_resumes(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert (run / f"checkpoint-{step + 1}").is_dir() and (run / "final").resolve().name == f"checkpoint-{step + 1}"
+
+
+def test_progress_without_a_terminal_prints_plain_lines_only_when_asked(capsys):
+    """radz bench (and any caller) without a terminal: plain lines every N seconds, no \\r bars."""
+    from radz_engine.runtime.progress import progress
+
+    assert list(progress(range(5), total=5, desc="quiet")) == [0, 1, 2, 3, 4]
+    assert capsys.readouterr().err == ""  # not asked: silent, as before
+    assert list(progress(range(5), total=5, desc="radz bench", unit="config", plain_every=0.0)) == [0, 1, 2, 3, 4]
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 5 and lines[-1].startswith("radz bench: 5/5 config, ") and "\r" not in "".join(lines)
+    list(progress(range(3), total=3, desc="radz bench", plain_every=3600.0))
+    lines = capsys.readouterr().err.splitlines()  # a long interval: only the closing line
+    assert len(lines) == 1 and lines[0].startswith("radz bench: 3/3 img, ")

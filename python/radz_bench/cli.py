@@ -99,6 +99,9 @@ def _throughput_parser() -> argparse.ArgumentParser:
     p.add_argument("--scaling-images", type=int, default=2048, help="images per multi-device scaling point")
     p.add_argument("--out", default="radz_bench", help="output path without suffix (.json, .md, .png are added)")
     add_quiet(p)
+    p.add_argument(
+        "--progress-every", type=float, default=30.0, help="without a terminal: a plain progress line every N seconds"
+    )
     return p
 
 
@@ -184,6 +187,7 @@ def throughput_main(argv: list[str]) -> int:
         threads=args.threads,
         peak_size=args.peak_size,
         progress=not args.quiet,
+        progress_every=args.progress_every,
     )
     try:
         report = run_throughput(opts)

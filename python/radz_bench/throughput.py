@@ -52,6 +52,7 @@ class BenchOptions:
     threads: int | None = None
     peak_size: int | None = None
     progress: bool = True
+    progress_every: float = 30.0  # without a terminal: a plain progress line this often (seconds)
 
 
 @dataclass
@@ -158,7 +159,7 @@ def run_throughput(opts: BenchOptions) -> dict:
 
     report = {
         "kind": "throughput",
-        "options": {k: v for k, v in vars(opts).items() if k != "progress"},
+        "options": {k: v for k, v in vars(opts).items() if k not in ("progress", "progress_every")},
         "machine": machine_info([device]),
         "device": device,
         "model": {
@@ -232,7 +233,11 @@ def run_throughput(opts: BenchOptions) -> dict:
     plan = [(p, b) for p in opts.precisions for b in opts.batches]
     from radz_engine.runtime.progress import progress
 
-    for p, b in progress(plan, total=len(plan), desc="radz bench", unit="config") if opts.progress else plan:
+    for p, b in (
+        progress(plan, total=len(plan), desc="radz bench", unit="config", plain_every=opts.progress_every)
+        if opts.progress
+        else plan
+    ):
         x = rng.standard_normal((b, *shape), dtype=np.float32)
         here = [s for s in sides if s.precision == p]
         _measure(report, here, "model", p, b, lambda s: s.model_fn(x), opts, flops)  # noqa: B023 (called at once)
