@@ -98,9 +98,11 @@ class Submitter:
             _resolve(pending.future, error=EngineClosed("the engine closed before the request ran"))
 
     # -- runner threads ------------------------------------------------------------------------
-    def _take(self, ids) -> list[Pending]:
+    def _take(self, ids) -> list[Pending | None]:
+        """The requests of these ids, out of the table; None for one close() already ended
+        (a runner that outlived close's join timeout must not fail on it)."""
         with self._lock:
-            return [self._pending.pop(i) for i in ids]
+            return [self._pending.pop(i, None) for i in ids]
 
     def _run(self, backend) -> None:
         batcher = self._batcher
@@ -116,16 +118,21 @@ class Submitter:
                 (batch.dropped, EngineClosed, "the engine closed before the request ran"),
             ):
                 for pending in self._take(ids):
-                    _resolve(pending.future, error=error(reason))
+                    if pending is not None:
+                        _resolve(pending.future, error=error(reason))
             if len(batch):
                 self._run_batch(batcher, backend, batch)
 
     def _run_batch(self, batcher, backend, batch) -> None:
         popped = time.perf_counter()
-        requests = self._take(batch.ids)
+        taken = self._take(batch.ids)
+        rows = [k for k, pending in enumerate(taken) if pending is not None]
+        requests = [taken[k] for k in rows]
         try:
             start = time.perf_counter()
             embeddings = backend.run(np.asarray(batch.inputs))
+            if len(rows) != len(taken):
+                embeddings = embeddings[rows]
             results = self._score(embeddings, requests, (time.perf_counter() - start) * 1000.0)
             batcher.complete(batch)
         except Exception as error:  # a failing batch fails its requests, never the runner
