@@ -7,6 +7,7 @@ token auth with a token held in the environment, no usage stats) and stopped by 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -111,6 +112,8 @@ def test_screen_dataset_one_row_per_file_scores_match_engine_and_resumes(ray_clu
     assert summary["device"] == "cpu" and summary["actors"] == 2  # 2 CPUs, 1 thread each, no GPU
     rows = _rows(out)
     assert sorted(rows) == sorted(sources)  # every file exactly once, nothing lost, nothing extra
+    card = json.loads((out / "_radz_card.json").read_text())  # the model card beside the part files
+    assert card["intended_use"] == "research" and "research use only" in card["notice"].lower()
 
     with Engine(threads=1, max_batch_size=32) as engine:
         reference = {r.source: r for r in engine.classify(sources)}

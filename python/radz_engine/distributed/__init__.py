@@ -176,6 +176,7 @@ def screen_dataset(
         if owned:
             ray.shutdown()
     seconds = time.perf_counter() - start
+    _write_card(out, loaded.card())
 
     summary = summarize(_count(out, f"radz-{run_id}_"), seconds, identity)
     summary.update(
@@ -183,6 +184,26 @@ def screen_dataset(
     )
     log.info("radz_engine.distributed:\n%s", format_summary(summary))
     return summary
+
+
+CARD_FILE = "_radz_card.json"  # '_': dataset readers skip it, as they skip Ray's own files
+
+
+def _write_card(out: str, card: dict) -> None:
+    """The model card and its notice beside the part files (radz screen's .card.json sidecar)."""
+    import json
+    import posixpath
+
+    from pyarrow import fs
+
+    from radz_engine.distributed.sources import _from_uri, is_uri
+    from radz_engine.runtime.screen_output import card_document
+
+    out = str(out)
+    filesystem, inner = _from_uri(out)[:2] if is_uri(out) else (fs.LocalFileSystem(), os.path.abspath(out))
+    filesystem.create_dir(inner, recursive=True)
+    with filesystem.open_output_stream(posixpath.join(inner, CARD_FILE)) as handle:
+        handle.write((json.dumps(card_document(card), indent=2) + "\n").encode())
 
 
 def _count(out: str, prefix: str) -> dict:

@@ -61,7 +61,8 @@ def card_sidecar(out: str | Path) -> Path:
     return out.with_name(out.name + ".card.json")
 
 
-def _card_doc(card: dict) -> dict:
+def card_document(card: dict) -> dict:
+    """{"notice", "intended_use", "card"}: what an output records of its model card."""
     from radz_engine.bundle.card import notice
 
     return {"notice": notice(card), "intended_use": card.get("intended_use"), "card": card}
@@ -277,7 +278,7 @@ class ResultWriter:
         if self.card is not None and self.kind != "parquet":
             sidecar = card_sidecar(self.out)
             tmp = sidecar.with_name(sidecar.name + ".tmp")
-            tmp.write_text(json.dumps(_card_doc(self.card), indent=2) + "\n")
+            tmp.write_text(json.dumps(card_document(self.card), indent=2) + "\n")
             tmp.replace(sidecar)
         target = _partial(self.out) if self.kind == "parquet" else self.out
         self._csv = None
@@ -347,7 +348,7 @@ class ResultWriter:
             old = pq.read_table(self.out)
             table = pa.concat_tables([old, table.select(old.column_names).cast(old.schema)]) if rows else old
         if self.card is not None:
-            doc = _card_doc(self.card)
+            doc = card_document(self.card)
             meta = dict(table.schema.metadata or {})
             meta[b"radz.card"] = json.dumps(doc["card"]).encode()
             meta[b"radz.notice"] = (doc["notice"] or "").encode()
@@ -378,7 +379,7 @@ def summarize(
     ok = results_seen["ok"]
     marks = {}
     if card is not None:
-        doc = _card_doc(card)
+        doc = card_document(card)
         marks = {"intended_use": doc["intended_use"], "notice": doc["notice"]}
     return {
         **marks,
