@@ -279,6 +279,9 @@ TEST(AnchorIndex, ConcurrentReadersAndWriter) {
     });
   }
   std::thread writer([&] {
+    // Start writing once every reader is reading: on a loaded machine the writer could otherwise
+    // finish before any reader ran, and nothing would have been tested concurrently.
+    while (reads.load() < 3) std::this_thread::yield();
     for (int i = 0; i < 200; ++i) {
       const std::string name = "extra" + std::to_string(i % 3);
       index.add_class(name, anchor(unit(i)));
