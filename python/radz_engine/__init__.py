@@ -32,6 +32,7 @@ from radz_engine.errors import (
     RadzInputError,
     RadzInputWarning,
     RequestCancelled,
+    SimilarIndexError,
 )
 from radz_engine.preprocessing.pixel_spec import PixelSpec
 
@@ -62,6 +63,7 @@ __all__ = [
     "QueueFull",
     "DeadlineExceeded",
     "RequestCancelled",
+    "SimilarIndexError",
     "build_info",
     "__version__",
 ]

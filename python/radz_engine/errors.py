@@ -22,6 +22,7 @@ __all__ = [
     "QueueFull",
     "DeadlineExceeded",
     "RequestCancelled",
+    "SimilarIndexError",
 ]
 
 
@@ -94,3 +95,16 @@ class DeadlineExceeded(RadzError, TimeoutError):
 
 class RequestCancelled(RadzError, RuntimeError):
     """A request was cancelled before a runner took it; it never ran."""
+
+
+class SimilarIndexError(RadzError, ValueError):
+    """A similar-case index could not be built, opened or queried. str() is "<where>: <reason>",
+    where names the index file or the argument at fault (e.g. "idx/vectors.npy", "k")."""
+
+    def __init__(self, where: str | Path, reason: str) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.where = str(where)
+        self.reason = str(reason)
+
+    def __reduce__(self):
+        return (type(self), (self.where, self.reason))

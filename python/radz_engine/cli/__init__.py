@@ -81,6 +81,14 @@ COMMANDS = {
         _command("serve", "radz_engine.cli.serve", needs=("pynetdicom", "highdicom"), extra="serve"),
         "a DICOM node: C-STORE in, scored DICOM SR back to the PACS (durable journal)",
     ),
+    "index": (
+        _command("index", "radz_engine.cli.index"),
+        "similar-case index from `radz screen --embeddings` outputs: build, add, info (FAISS in the C++ core)",
+    ),
+    "similar": (
+        _command("similar", "radz_engine.cli.similar"),
+        "the indexed images most similar to an image, with their findings (needs `radz index build`)",
+    ),
     "bench": (
         _command("bench", "radz_bench.cli"),
         "throughput against PyTorch eager across backends, batch sizes, precisions and GPUs (JSON, Markdown, PNG)",
