@@ -152,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8", action="store_true", help="the bundle's int8 image encoder (radz quantize; faster on CPU)")
     p.add_argument("--keep-spool", action="store_true", help="keep received datasets and SRs after use")
     p.add_argument(
+        "--similar-index",
+        type=Path,
+        default=None,
+        help="a similar-case index (radz index build) of this bundle: each SR and result lists the nearest "
+        "indexed cases (their sources and findings, no patient data)",
+    )
+    p.add_argument("--neighbours", type=int, default=3, help="similar cases per SR with --similar-index")
+    p.add_argument(
         "--log-level",
         default="INFO",
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
@@ -215,6 +223,8 @@ def config_from_args(args) -> ServeConfig:
         keep_spool=args.keep_spool,
         int8=args.int8,
         research_use=args.research_use,
+        similar_index=args.similar_index,
+        neighbours=args.neighbours,
     )
 
 

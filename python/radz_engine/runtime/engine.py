@@ -5,6 +5,7 @@
     eng.submit(image)          -> Future[Result]    low latency, thread-safe, dynamic batching
     eng.screen(paths)          -> iterator[Result]  files / folders / CSVs, parallel decoding
     eng.add_classes({...})     zero-shot classes from text (tokenizer + text_encoder.onnx)
+    eng.similar(image, k=10, index="idx")  -> list[Neighbour]  similar indexed cases (radz index build)
     eng.stats()                -> Stats: throughput, latency percentiles, queue depth
 
 Every input goes through the one `prepare` step (runtime/prepare.py): decode + preprocess, or an
@@ -64,6 +65,10 @@ class Engine:
         max_queue, backpressure ("block" or "reject"), block_timeout_ms: the batcher's queue.
         backend_options: passed to the backend (e.g. {"checkpoint": ...} for torch).
         verify_hashes: check the bundle's SHA-256s on load.
+        similar_index: a similar-case index folder (radz index build) or SimilarIndex, built with
+            this bundle: every Result then carries its `neighbours` nearest indexed cases
+            (source, similarity, findings; never patient data). See attach_index().
+        neighbours: how many neighbours each Result carries with similar_index (>= 1).
     """
 
     def __init__(
@@ -84,6 +89,8 @@ class Engine:
         adaptive_delay: bool = True,
         backend_options: dict | None = None,
         verify_hashes: bool = True,
+        similar_index: Any = None,
+        neighbours: int = 3,
     ) -> None:
         if int(max_batch_size) < 1:
             raise ValueError(f"max_batch_size: must be >= 1, got {max_batch_size!r}")
@@ -142,6 +149,9 @@ class Engine:
         self._closing = False
         self._closed = False
         self._stats = EngineStats()
+        self._similar: tuple[Any, int] | None = None
+        if similar_index is not None:
+            self.attach_index(similar_index, k=neighbours)
         log.info(
             "radz_engine: bundle %s, backend %s on %s, scoring %s (%s)",
             self.bundle.path,
@@ -183,6 +193,8 @@ class Engine:
         batch's model and score milliseconds."""
         start = time.perf_counter()
         names, scores, positives = self.scorer.score(embeddings)
+        similar = self._similar
+        found = similar[0].search(embeddings, similar[1]) if similar is not None else None
         score_ms = (time.perf_counter() - start) * 1000.0
         thresholds = self.thresholds()
         out = []
@@ -199,6 +211,7 @@ class Engine:
                     metadata=request.metadata,
                     model=dict(self.model_info),
                     thresholds=dict(thresholds),
+                    neighbours=[n.to_json() for n in found[i]] if found is not None else [],
                 )
             )
         return out
@@ -325,6 +338,50 @@ class Engine:
         self.scorer.add(names, softmax, positive, negative, anchors)
         log.info("radz_engine: classes added: %s", names)
         return self.class_names
+
+    # -- similar cases -------------------------------------------------------------------------
+    def attach_index(self, index: Any, k: int = 3) -> None:
+        """Attach a similar-case index (a folder or an opened SimilarIndex; None detaches):
+        every Result from classify, submit and screen then carries its k nearest indexed cases
+        in `Result.neighbours`. An index built with another bundle is refused (SimilarIndexError)."""
+        if index is None:
+            self._similar = None
+            return
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"neighbours: must be an integer >= 1, got {k!r}")
+        index = self._open_index(index)
+        self._similar = (index, int(k))
+        log.info("radz_engine: similar-case index %s attached (%d neighbours per result)", index.path, k)
+
+    def _open_index(self, index: Any):
+        from radz_engine.retrieval.index import SimilarIndex, open_index
+
+        if not isinstance(index, SimilarIndex):
+            index = open_index(index)
+        index.check_bundle(self.model_info)
+        return index
+
+    def similar(self, image: Any, k: int = 10, index: Any = None) -> list:
+        """The k indexed images most similar to `image` (anything classify() takes, one image),
+        best first: a list of radz_engine.retrieval.Neighbour (source, similarity, distance,
+        findings). index: a folder or SimilarIndex (default: the attached one). Raises
+        RadzInputError for an unreadable image, SimilarIndexError for a bad index or k."""
+        from radz_engine.errors import RadzInputError, SimilarIndexError
+
+        if index is None:
+            if self._similar is None:
+                raise SimilarIndexError("index", "no index given and none attached (Engine(similar_index=...))")
+            index = self._similar[0]
+        else:
+            index = self._open_index(index)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise SimilarIndexError("k", f"must be an integer >= 1, got {k!r}")
+        if not is_single_image(image):
+            raise ValueError("image: similar() takes one image; call it per image, or use radz similar for many")
+        result = self.classify(image)[0]
+        if not result.ok:
+            raise RadzInputError(result.source, (result.error or "unreadable").removeprefix(f"{result.source}: "))
+        return index.search(result.embedding, k)[0]
 
     def remove_class(self, name: str) -> None:
         self.scorer.remove(name)

@@ -38,6 +38,9 @@ class Result:
         model: the bundle that scored it: {"name", "version", "hash"} (radz_engine.bundle.loader
             Bundle.identity(); "hash" is a short content hash of the bundle).
         thresholds: {class name: positive threshold} in force (None: never positive).
+        neighbours: the nearest indexed cases when the engine has a similar-case index
+            (Engine(similar_index=...)): [{"id", "source", "similarity", "distance", "findings",
+            "findings_from"}], best first; empty otherwise.
     """
 
     source: str
@@ -49,6 +52,7 @@ class Result:
     metadata: dict = field(default_factory=dict)
     model: dict = field(default_factory=dict)
     thresholds: dict = field(default_factory=dict)
+    neighbours: list = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -97,6 +101,8 @@ class Result:
             "model": dict(self.model),
             "thresholds": {k: _threshold(v) for k, v in self.thresholds.items()},
         }
+        if self.neighbours:
+            out["neighbours"] = [dict(n) for n in self.neighbours]
         if embedding:
             out["embedding"] = None if self.embedding is None else [float(v) for v in self.embedding]
         return out

@@ -115,6 +115,8 @@ class ServeConfig:
     model_name: str | None = None  # the SR's Algorithm Name (default: the model card's name)
     research_use: bool = False  # --research-use: serve a bundle whose intended use is "research"
     keep_spool: bool = False  # keep received datasets and SRs after use (default: delete once done)
+    similar_index: Path | None = None  # a similar-case index (radz index build): neighbours in each SR
+    neighbours: int = 3  # similar cases per SR with similar_index
 
     def __post_init__(self) -> None:
         self.work_dir = Path(self.work_dir)
@@ -138,6 +140,10 @@ class ServeConfig:
             raise ConfigError(
                 "--checkpoint (a `radz train` checkpoint folder) goes with --backend torch, and only with it"
             )
+        if self.similar_index is not None and not (Path(self.similar_index) / "manifest.json").is_file():
+            raise ConfigError(f"--similar-index: {self.similar_index} is not an index folder (radz index build)")
+        if int(self.neighbours) < 1:
+            raise ConfigError(f"--neighbours: must be >= 1, got {self.neighbours}")
         if self.checkpoint is not None and not Path(self.checkpoint).is_dir():
             raise ConfigError(f"--checkpoint: {self.checkpoint} is not a folder")
         if not _is_loopback(self.bind) and not self.allowed_callers:

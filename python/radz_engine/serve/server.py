@@ -97,7 +97,11 @@ class RadzServer:
                 backend_options=({"int8": True} if config.int8 else {})
                 | ({"checkpoint": str(config.checkpoint)} if config.checkpoint else {})
                 or None,
+                similar_index=config.similar_index,
+                neighbours=config.neighbours,
             )
+        elif config.similar_index is not None:
+            engine.attach_index(config.similar_index, k=config.neighbours)
         self.engine = engine
         # The SR's algorithm identification comes from the model card (docs/MODEL_CARD.md); the card
         # of the engine's bundle, as it was loaded (its content hash).
@@ -518,6 +522,7 @@ class RadzServer:
             "model": self.model_name,
             "scores": result.scores,
             "positives": result.positives,
+            **({"neighbours": result.neighbours} if result.neighbours else {}),
             "thresholds": thresholds,
             "timings_ms": result.timings,
             "received_at": entry.received_at,

@@ -140,6 +140,25 @@ def build_sr(
         )
         finding.ContentSequence = hd.sr.ContentSequence(children, is_root=False)
         items.append(finding)
+    neighbours = getattr(result, "neighbours", None) or []
+    if neighbours:  # similar indexed cases (Engine similar_index): their sources and findings only
+        similar = hd.sr.ContainerContentItem(
+            private("similar", "Similar indexed cases"), relationship_type=rel.CONTAINS
+        )
+        similar.ContentSequence = hd.sr.ContentSequence(
+            [
+                hd.sr.TextContentItem(
+                    private("similar_case", "Similar case"),
+                    f"{n['source']}: findings {', '.join(n.get('findings') or []) or 'none'}"
+                    f"{'' if n.get('findings_from') == 'labels' else ' (model, unconfirmed)'}; "
+                    f"similarity {float(n['similarity']):.3f}",
+                    relationship_type=rel.CONTAINS,
+                )
+                for n in neighbours
+            ],
+            is_root=False,
+        )
+        items.append(similar)
     root = hd.sr.ContainerContentItem(Code("18748-4", "LN", "Diagnostic Imaging Report"))
     root.ContentSequence = hd.sr.ContentSequence(items, is_root=False)
     uids = sr_uids(str(source.SOPInstanceUID), str(source.SeriesInstanceUID), f"{model_name}/{model_version}")

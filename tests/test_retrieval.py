@@ -1,0 +1,272 @@
+"""Similar-case retrieval: radz index build/add, radz similar, Engine.similar, neighbours on
+results; exact numpy search as the reference of the FAISS path; bad index folders and arguments."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from radz_engine import SimilarIndexError
+from radz_engine.retrieval import index as index_module
+from radz_engine.retrieval import open_index
+from radz_engine.retrieval.vectors import EXACT_LIMIT, ExactVectors, have_faiss
+
+
+def _screen(paths, out: Path, extra=()) -> Path:
+    from radz_engine.cli.screen import main as screen_main
+
+    assert screen_main([*map(str, paths), "--out", str(out), "--embeddings", "--quiet", "--workers", "0", *extra]) == 0
+    return out
+
+
+def _write_phantom_pngs(folder: Path, n: int, seed: int) -> Path:
+    """n phantom radiographs as 8-bit PNGs + labels.csv (the `radz synth` columns)."""
+    import csv
+
+    from PIL import Image
+
+    from radz_train.data.phantom import generate_cases
+
+    (folder / "images").mkdir(parents=True)
+    rows = []
+    for case in generate_cases(n, seed=seed, sites=("site_a",), size=96):
+        path = f"images/{case.index:05d}.png"
+        Image.fromarray((np.clip(case.image, 0, 1) * 255).astype(np.uint8)).save(folder / path)
+        rows.append({"path": path, "report": case.report, "site": case.site, **case.labels})
+    with (folder / "labels.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder / "labels.csv"
+
+
+@pytest.fixture(scope="module")
+def screened(tmp_path_factory):
+    """(labels CSV, 64 phantom PNGs, a .parquet screening of the first 48 with embeddings, a
+    .jsonl screening of the last 16)."""
+    labels = _write_phantom_pngs(tmp_path_factory.mktemp("phantoms"), 64, seed=21)
+    paths = sorted((labels.parent / "images").glob("*.png"))
+    out = tmp_path_factory.mktemp("screened")
+    return (
+        labels,
+        paths,
+        _screen(paths[:48], out / "first.parquet"),
+        _screen(paths[48:], out / "rest.jsonl"),
+    )
+
+
+@pytest.fixture(scope="module")
+def built(screened, tmp_path_factory):
+    labels, _, first, _ = screened
+    out = tmp_path_factory.mktemp("index") / "idx"
+    index = index_module.build_index([first], out, labels=labels)
+    return out, index
+
+
+def _reference(vectors: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
+    sims = q.astype(np.float32) @ vectors.astype(np.float32).T
+    return np.argsort(-sims, axis=1, kind="stable")[:, :k]
+
+
+def test_exact_vectors_match_brute_force_on_random_data():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((500, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q = rng.standard_normal((20, 16)).astype(np.float32)
+    sims, ids = ExactVectors(x).search(q, 7)
+    np.testing.assert_array_equal(ids, _reference(x, q, 7))
+    assert np.all(np.diff(sims, axis=1) <= 0)
+    sims, ids = ExactVectors(x[:3]).search(q[0], 5)  # fewer vectors than k: -1 padded
+    assert ids.shape == (1, 5) and (ids[0, 3:] == -1).all() and sorted(ids[0, :3]) == [0, 1, 2]
+
+
+def test_build_search_and_findings_from_labels(screened, built):
+    labels, paths, first, _ = screened
+    out, index = built
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["count"] == 48 and index.size == 48 and index.dim == manifest["embedding_dim"]
+    assert manifest["search"]["backend"] == ("faiss" if have_faiss() else "numpy")
+    assert manifest["search"]["factory"] == "Flat"  # 48 images: exact
+    assert set(manifest["sha256"]) >= {"vectors.npy", "rows.jsonl"}
+    vectors = np.load(out / "vectors.npy")
+    assert vectors.dtype == np.float16 and vectors.shape == (48, index.dim)
+    # Each indexed image finds itself first; the order equals exact search over the stored vectors.
+    found = index.search(vectors[:10], k=5)
+    np.testing.assert_array_equal([[n.id for n in row] for row in found], _reference(vectors, vectors[:10], 5))
+    for i, row in enumerate(found):
+        assert row[0].id == i and row[0].similarity == pytest.approx(1.0, abs=2e-3)
+        assert row[0].findings_from == "labels"
+    # Findings are the labels CSV's 0/1 columns of that image.
+    import csv
+
+    with labels.open() as handle:
+        truth = {Path(r["path"]).name: r for r in csv.DictReader(handle)}
+    for i in range(48):
+        row = index.row(i)
+        expected = truth[Path(row["source"]).name]
+        skip = {"path", "report", "site", "no_finding"}
+        assert sorted(row["findings"]) == sorted(n for n, v in expected.items() if n not in skip and v in ("1", "1.0"))
+
+
+def test_engine_similar_and_neighbours_on_results(screened, built):
+    from radz_engine import Engine
+
+    _, paths, _, _ = screened
+    out, _ = built
+    with Engine() as engine:
+        neighbours = engine.similar(paths[3], k=4, index=out)
+        assert len(neighbours) == 4 and Path(neighbours[0].source).name == paths[3].name
+        assert neighbours[0].distance == pytest.approx(0.0, abs=2e-3)
+        with pytest.raises(SimilarIndexError, match="k"):
+            engine.similar(paths[3], k=0, index=out)
+        with pytest.raises(SimilarIndexError, match="no index"):
+            engine.similar(paths[3])
+        engine.attach_index(out, k=2)
+        result = engine.classify([paths[50]])[0]
+        assert len(result.neighbours) == 2 and {"source", "similarity", "findings"} <= set(result.neighbours[0])
+        assert result.to_json()["neighbours"] == result.neighbours
+        submitted = engine.submit(paths[5]).result(timeout=30)
+        assert Path(submitted.neighbours[0]["source"]).name == paths[5].name
+
+
+def test_add_appends_and_skips_known_sources(screened, built, tmp_path):
+    labels, _, first, rest = screened
+    out = tmp_path / "idx"
+    shutil.copytree(built[0], out)
+    index, added, skipped = index_module.add_to_index(out, [rest, first], labels=labels)
+    assert (added, skipped) == (16, 48) and index.size == 64
+    reopened = open_index(out)  # hashes rewritten with the new files
+    assert reopened.size == 64 and json.loads((out / "manifest.json").read_text())["count"] == 64
+    vectors = np.load(out / "vectors.npy")
+    found = reopened.search(vectors[60], k=3)[0]
+    assert found[0].id == 60
+
+
+def test_cli_build_add_info_similar(screened, tmp_path, capsys):
+    from radz_engine.cli import main
+
+    labels, paths, first, rest = screened
+    out = tmp_path / "cli_idx"
+    assert main(["index", "build", str(first), "--out", str(out), "--labels", str(labels), "--quiet"]) == 0
+    assert "48 images" in capsys.readouterr().out
+    assert main(["index", "build", str(first), "--out", str(out)]) == 2  # exists
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["index", "add", str(out), str(rest), "--quiet"]) == 0
+    assert "added 16 images" in capsys.readouterr().out
+    assert main(["index", "info", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == 64
+    assert (
+        main(["similar", str(paths[7]), str(tmp_path / "missing.png"), "--index", str(out), "--k", "3", "--json"]) == 0
+    )
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 2 and Path(lines[0]["neighbours"][0]["source"]).name == paths[7].name
+    assert len(lines[0]["neighbours"]) == 3 and lines[1]["error"]
+    with pytest.raises(SystemExit) as exited:
+        main(["similar", str(paths[7]), "--index", str(out), "--k", "0"])
+    assert exited.value.code == 2 and "--k" in capsys.readouterr().err
+    assert main(["similar", str(paths[7]), "--index", str(out)]) == 0
+    assert "| 1 |" in capsys.readouterr().out
+
+
+# -- bad input -----------------------------------------------------------------------------------
+def test_missing_or_modified_files_are_named(built, tmp_path):
+    for name in ("vectors.npy", "rows.jsonl"):
+        copy = tmp_path / f"missing_{name}"
+        shutil.copytree(built[0], copy)
+        (copy / name).unlink()
+        with pytest.raises(SimilarIndexError, match=f"{name}: missing"):
+            open_index(copy)
+        copy = tmp_path / f"modified_{name}"
+        shutil.copytree(built[0], copy)
+        with (copy / name).open("ab") as handle:
+            handle.write(b"\n")
+        with pytest.raises(SimilarIndexError, match=f"{name}: modified"):
+            open_index(copy)
+    with pytest.raises(SimilarIndexError, match="manifest.json: missing"):
+        open_index(tmp_path)
+    with pytest.raises(SimilarIndexError, match="no such index folder"):
+        open_index(tmp_path / "nowhere")
+
+
+def test_dimension_mismatch_k_and_other_bundle(built, tmp_path):
+    out, index = built
+    with pytest.raises(SimilarIndexError, match="dimension mismatch"):
+        index.search(np.ones(index.dim + 1, dtype=np.float32), 3)
+    with pytest.raises(SimilarIndexError, match="k: must be"):
+        index.search(np.ones(index.dim, dtype=np.float32), 0)
+    with pytest.raises(SimilarIndexError, match="NaN"):
+        index.search(np.full(index.dim, np.nan, dtype=np.float32), 3)
+    # A vectors.npy whose shape disagrees with the manifest (rewritten consistently otherwise).
+    copy = tmp_path / "wrongdim"
+    shutil.copytree(out, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["embedding_dim"] = index.dim * 2
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(SimilarIndexError, match="vectors.npy: dimension mismatch"):
+        open_index(copy)
+    # An index built with another bundle is refused, naming both.
+    other = tmp_path / "other"
+    shutil.copytree(out, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["bundle"]["hash"] = "0123456789ab"
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    from radz_engine import Engine
+
+    with Engine() as engine:
+        with pytest.raises(SimilarIndexError, match="built with bundle .*0123456789ab"):
+            engine.attach_index(other)
+
+
+def test_empty_and_unmatched_inputs(screened, tmp_path):
+    labels, paths, first, _ = screened
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    failed = tmp_path / "failed.jsonl"
+    from radz_engine.cli.screen import main as screen_main
+
+    screen_main([str(bad), "--out", str(failed), "--embeddings", "--quiet", "--workers", "0"])
+    with pytest.raises(SimilarIndexError, match="no screened images"):
+        index_module.build_index([failed], tmp_path / "empty")
+    other_labels = tmp_path / "labels.csv"
+    other_labels.write_text("path,findings\nnowhere/1.png,effusion\n")
+    with pytest.raises(SimilarIndexError, match="matches none"):
+        index_module.build_index([first], tmp_path / "unmatched", labels=other_labels)
+    no_path = tmp_path / "nopath.csv"
+    no_path.write_text("file,findings\na.png,x\n")
+    with pytest.raises(SimilarIndexError, match="'path' column"):
+        index_module.build_index([first], tmp_path / "nopath", labels=no_path)
+    assert not (tmp_path / "empty").exists() and not (tmp_path / "unmatched").exists()
+
+
+def test_without_faiss_exact_numpy_then_a_clear_limit(screened, tmp_path, monkeypatch, caplog):
+    _, _, first, _ = screened
+    monkeypatch.setattr(index_module, "have_faiss", lambda: False)
+    with caplog.at_level("WARNING"):
+        index = index_module.build_index([first], tmp_path / "np_idx")
+    assert index.backend == "numpy" and "no FAISS" in caplog.text
+    assert "index.faiss" not in json.loads((tmp_path / "np_idx" / "manifest.json").read_text())["sha256"]
+    with pytest.raises(SimilarIndexError, match="needs FAISS"):
+        index_module.build_index([first], tmp_path / "np_hnsw", factory="HNSW32,Flat")
+    big = np.zeros((EXACT_LIMIT + 1, 4), dtype=np.float16)
+    with pytest.raises(SimilarIndexError, match="100,000"):
+        index_module._make_searcher(big, None, None)
+
+
+@pytest.mark.skipif(not have_faiss(), reason="the extension was built without FAISS")
+def test_faiss_and_numpy_indexes_agree(screened, built, tmp_path, monkeypatch):
+    _, _, first, _ = screened
+    faiss_index = built[1]
+    monkeypatch.setattr(index_module, "have_faiss", lambda: False)
+    numpy_index = index_module.build_index([first], tmp_path / "np_idx")
+    vectors = np.load(built[0] / "vectors.npy").astype(np.float32)
+    rng = np.random.default_rng(3)
+    q = vectors[rng.choice(len(vectors), 8)] + rng.normal(0, 0.05, (8, vectors.shape[1])).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    a = faiss_index.search(q, 6)
+    b = numpy_index.search(q, 6)
+    for ra, rb in zip(a, b):
+        np.testing.assert_allclose([n.similarity for n in ra], [n.similarity for n in rb], atol=1e-4)
