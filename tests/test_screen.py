@@ -113,7 +113,7 @@ def test_screen_jsonl_and_engine_stream(study_folder, tmp_path, capsys):
     assert len(docs) == 6 and sum(d["ok"] for d in docs) == 5
     good = next(d for d in docs if d["ok"] and d["source"].endswith(".dcm"))
     assert (
-        len(good["embedding"]) == 128
+        len(good["embedding_f16"]) == 344  # base64 of 128 float16 values (tests/test_screen_embeddings.py)
         and good["metadata"]["SOPInstanceUID"]
         and set(good["timings"]) >= {"decode", "model"}
     )

@@ -68,7 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_threads(p, help="model intra-op threads (default on CPU: the cores the decode threads leave, docs/RUNTIME.md)")
     p.add_argument("--add-classes", default=None, help="JSON file {name: knowledge description} to add zero-shot")
-    p.add_argument("--embeddings", action="store_true", help="also write each image's embedding")
+    p.add_argument(
+        "--embeddings",
+        action="store_true",
+        help="also store each image's embedding (float16): Parquet column 'embedding', .csv/.jsonl 'embedding_f16' "
+        "(base64); read back with radz_engine.runtime.embeddings.read_embeddings",
+    )
     p.add_argument("--no-resume", action="store_true", help="do not skip files already in --out (appends)")
     p.add_argument(
         "--no-retry-failed",
@@ -325,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
                 model=engine.model_info,
                 thresholds=engine.thresholds(),
                 card=engine.bundle.card(),
+                embedding_dim=engine.bundle.embedding_dim,
             )
         except (ValueError, ImportError) as error:
             return _fail(str(error))

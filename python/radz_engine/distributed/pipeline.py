@@ -1,7 +1,9 @@
 """The Ray Data pipeline: sources -> decode + preprocess (CPU tasks) -> engine actors -> Parquet.
 
 Each stage reuses the single-machine code: `prepare_file` (screen.py) decodes and preprocesses,
-`screen.run_chunk` runs `Engine.run_prepared` on a batch (error Results pass through), and `Result.to_row` makes the same columns as `radz screen`.
+`screen.run_chunk` runs `Engine.run_prepared` on a batch (error Results pass through), and
+`Result.to_row` makes the same columns as `radz screen` (the embedding: a fixed_size_list<float16>
+column, runtime/embeddings.py).
 Ray is imported by the caller (radz_engine.distributed), never at module import.
 """
 
@@ -43,25 +45,13 @@ def decode_batch(batch: dict, args: dict) -> dict:
     }
 
 
-def result_schema(classes, embeddings: bool):
-    """The Arrow schema of `radz screen`'s rows (Result.to_row), fixed so that every part file
-    agrees even when a batch has only errors (all-null columns)."""
-    import pyarrow as pa
+def result_schema(classes, embeddings: bool, embedding_dim: int | None = None):
+    """The Arrow schema of `radz screen`'s rows (screen_output.result_schema: Result.to_row's
+    columns, + `embedding` fixed_size_list<float16>[D]), fixed so that every part file agrees even
+    when a batch has only errors (all-null columns)."""
+    from radz_engine.runtime.screen_output import result_schema as schema
 
-    types = {
-        "source": pa.string(),
-        "ok": pa.bool_(),
-        "error": pa.string(),
-        "positives": pa.string(),
-        "sop_instance_uid": pa.string(),
-        "study_instance_uid": pa.string(),
-        "bundle_name": pa.string(),
-        "bundle_version": pa.string(),
-        "bundle_hash": pa.string(),
-        "embedding": pa.list_(pa.float64()),
-    }
-    columns = Result(source="").to_row(classes, embedding=embeddings)
-    return pa.schema([(name, types.get(name, pa.float64())) for name in columns])
+    return schema(classes, embeddings, embedding_dim)
 
 
 class EngineActor:
@@ -76,7 +66,7 @@ class EngineActor:
         self.classes = list(self.engine.class_names)
         self.args = self.engine.bundle.preprocess_args()
         self.embeddings = embeddings
-        self.schema = result_schema(self.classes, embeddings)
+        self.schema = result_schema(self.classes, embeddings, self.engine.bundle.embedding_dim)
 
     def __call__(self, batch: dict):
         import pyarrow as pa
@@ -98,11 +88,16 @@ class EngineActor:
             )
         ]
         model, thresholds = self.engine.model_info, self.engine.thresholds()
-        rows = [
-            r.to_row(self.classes, embedding=self.embeddings, model=model, thresholds=thresholds)
-            for r in run_chunk(self.engine, chunk)
-        ]
-        return pa.Table.from_pylist(rows, schema=self.schema)
+        results = run_chunk(self.engine, chunk)
+        rows = [r.to_row(self.classes, model=model, thresholds=thresholds) for r in results]
+        if not self.embeddings:
+            return pa.Table.from_pylist(rows, schema=self.schema)
+        from radz_engine.runtime.embeddings import EMBEDDING_COLUMN, embedding_array
+
+        field = self.schema.field(EMBEDDING_COLUMN)
+        table = pa.Table.from_pylist(rows, schema=pa.schema([f for f in self.schema if f.name != EMBEDDING_COLUMN]))
+        column = embedding_array([r.embedding for r in results], field.type.list_size).cast(field.type)
+        return table.append_column(field, column)
 
 
 def plan_actors(resources: dict, device: str, actors: int | None, threads: int | None) -> dict:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from radz_engine.runtime.embeddings import EMBEDDING_TEXT_COLUMN, encode_f16
+
 __all__ = ["Result", "TIMING_KEYS", "MODEL_KEYS"]
 
 TIMING_KEYS = ("decode", "preprocess", "queue", "model", "score")
@@ -29,7 +31,9 @@ class Result:
         source: a file name, "<array>", "<Dataset>" or "<array 3>" (position in a classify call).
         scores: {class name: probability in [0, 1]} in the bundle's class order (empty on error).
         positives: class names whose score reaches the class threshold.
-        embedding: [D] float32 L2-normalised image embedding (None on error).
+        embedding: [D] float32 L2-normalised image embedding (None on error). Screening outputs
+            store it as float16 (`radz screen --embeddings`; read back with
+            radz_engine.runtime.embeddings.read_embeddings).
         timings: milliseconds per stage: decode, preprocess, queue, model, score. "model" and
             "score" are for the whole batch the image ran in; "queue" is submit() -> batch start.
         error: None, or why this image has no scores ("<source>: <reason>").
@@ -67,8 +71,10 @@ class Result:
     ) -> dict:
         """Flat dict for CSV / parquet: source, ok, error, positives ("a;b"), score_<class>,
         threshold_<class>, bundle_name, bundle_version, bundle_hash, <stage>_ms,
-        sop_instance_uid, study_instance_uid (+ embedding as a list if asked). `model` and
-        `thresholds` fill in what this Result does not carry (e.g. a file that failed to decode)."""
+        sop_instance_uid, study_instance_uid (+ with `embedding`, "embedding_f16": the embedding as
+        base64 of its little-endian float16 bytes, None on error; runtime/embeddings.py). `model` and
+        `thresholds` fill in what this Result does not carry (e.g. a file that failed to decode).
+        Parquet writers store the embedding as a typed column instead (embeddings.embedding_array)."""
         row = {"source": self.source, "ok": self.ok, "error": self.error or "", "positives": ";".join(self.positives)}
         for name in classes:
             value = self.scores.get(name)
@@ -85,11 +91,12 @@ class Result:
         row["sop_instance_uid"] = self.metadata.get("SOPInstanceUID") or ""
         row["study_instance_uid"] = self.metadata.get("StudyInstanceUID") or ""
         if embedding:
-            row["embedding"] = None if self.embedding is None else [float(v) for v in self.embedding]
+            row[EMBEDDING_TEXT_COLUMN] = None if self.embedding is None else encode_f16(self.embedding)
         return row
 
     def to_json(self, *, embedding: bool = False) -> dict:
-        """JSON-ready dict (JSONL output): everything, the embedding only if asked."""
+        """JSON-ready dict (JSONL output): everything; with `embedding`, "embedding_f16" (base64 of
+        the little-endian float16 bytes, None on error; runtime/embeddings.py)."""
         out = {
             "source": self.source,
             "ok": self.ok,
@@ -104,7 +111,7 @@ class Result:
         if self.neighbours:
             out["neighbours"] = [dict(n) for n in self.neighbours]
         if embedding:
-            out["embedding"] = None if self.embedding is None else [float(v) for v in self.embedding]
+            out[EMBEDDING_TEXT_COLUMN] = None if self.embedding is None else encode_f16(self.embedding)
         return out
 
     def __repr__(self) -> str:

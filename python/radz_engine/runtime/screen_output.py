@@ -3,7 +3,13 @@ sources already done (resuming); the run summary.
 
 The model card's intended use and notice (docs/MODEL_CARD.md) travel with the output: Parquet
 key-value metadata ("radz.card": the card as JSON, "radz.notice"), and for .csv / .jsonl a
-sidecar `<out>.card.json` (a comment line would break CSV readers and resuming)."""
+sidecar `<out>.card.json` (a comment line would break CSV readers and resuming).
+
+With --embeddings each row carries its image embedding in float16 (runtime/embeddings.py): Parquet
+column `embedding` fixed_size_list<float16>[D]; .csv / .jsonl `embedding_f16`, base64 of the
+little-endian float16 bytes, in the row itself, so a row and its embedding are written (and
+flushed) together. A last line without its newline (a row cut by an interrupted run) does not
+count as recorded and is cut off before appending, so that file is screened again."""
 
 from __future__ import annotations
 
@@ -11,6 +17,16 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
+
+from radz_engine.runtime.embeddings import (
+    _LEGACY,
+    EMBEDDING_COLUMN,
+    EMBEDDING_TEXT_COLUMN,
+    _complete_lines,
+    decode_f16,
+    embedding_array,
+)
 from radz_engine.runtime.results import MODEL_KEYS, Result, _threshold
 
 __all__ = [
@@ -28,6 +44,7 @@ __all__ = [
     "format_summary",
     "card_sidecar",
     "read_output_card",
+    "result_schema",
 ]
 
 OUTPUT_FORMATS = (".csv", ".jsonl", ".parquet")
@@ -91,7 +108,7 @@ def read_output_card(out: str | Path) -> dict | None:
 
 def _iter_jsonl(path: Path):
     with path.open() as handle:
-        for line in handle:
+        for line in _complete_lines(handle):
             line = line.strip()
             if line:
                 try:
@@ -127,7 +144,7 @@ def recorded(out: str | Path) -> dict[str, bool]:
         return seen
     if kind == "csv":
         with out.open(newline="") as handle:
-            for row in csv.DictReader(handle):
+            for row in csv.DictReader(_complete_lines(handle)):
                 add(row.get("source"), row.get("ok"))
     else:
         for doc in _iter_jsonl(out):
@@ -164,7 +181,7 @@ def drop_failed(out: str | Path) -> int:
                 tmp.replace(path)
         elif how == "csv":
             with path.open(newline="") as handle:
-                reader = csv.DictReader(handle)
+                reader = csv.DictReader(_complete_lines(handle))
                 fields = reader.fieldnames or []
                 rows = list(reader)
             kept = [r for r in rows if r.get("source") in keep]
@@ -244,6 +261,78 @@ class OutputMismatch(ValueError):
     """The output file was written by another bundle (resuming into it would mix models)."""
 
 
+_STRING_COLUMNS = {
+    "source",
+    "error",
+    "positives",
+    "sop_instance_uid",
+    "study_instance_uid",
+    "bundle_name",
+    "bundle_version",
+    "bundle_hash",
+}
+
+
+def result_schema(classes, embeddings: bool = False, embedding_dim: int | None = None):
+    """The Arrow schema of screening rows (Result.to_row's columns; with `embeddings`, column
+    `embedding` fixed_size_list<float16>[embedding_dim], or list<float16> when the dimension is not
+    known), fixed so that every Parquet file agrees even when its rows are all errors."""
+    pa = _require_pyarrow()
+
+    columns = list(Result(source="").to_row(classes))
+    fields = [(c, pa.bool_() if c == "ok" else pa.string() if c in _STRING_COLUMNS else pa.float64()) for c in columns]
+    if embeddings:
+        kind = pa.list_(pa.float16()) if embedding_dim is None else pa.list_(pa.float16(), int(embedding_dim))
+        fields.append((EMBEDDING_COLUMN, kind))
+    return pa.schema(fields)
+
+
+def _cut_unfinished_line(path: Path) -> None:
+    """Remove a last line without its newline: a row cut by an interrupted run (recorded() does
+    not count it, so its file is screened again); appending after it would garble the next row."""
+    if not path.exists():
+        return
+    size = path.stat().st_size
+    if size == 0:
+        return
+    with path.open("rb+") as handle:
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return
+        end = size
+        while end > 0:
+            start = max(0, end - (1 << 16))
+            handle.seek(start)
+            found = handle.read(end - start).rfind(b"\n")
+            if found >= 0:
+                handle.truncate(start + found + 1)
+                return
+            end = start
+        handle.truncate(0)
+
+
+def _stored_embeddings(out: Path) -> bool | None:
+    """Whether an existing output's rows carry embeddings (None: no rows or header yet)."""
+    kind = _format(out)
+    candidates = [(out, kind)] if kind != "parquet" else [(out, "parquet"), (_partial(out), "jsonl")]
+    for path, how in candidates:
+        if not path.exists() or path.stat().st_size == 0:
+            continue
+        if how == "parquet":
+            pa = _require_pyarrow()
+            return EMBEDDING_COLUMN in pa.parquet.read_schema(path).names
+        if how == "csv":
+            with path.open(newline="") as handle:
+                header = next(csv.reader(_complete_lines(handle)), None)
+            if header:
+                return EMBEDDING_TEXT_COLUMN in header or _LEGACY in header
+            continue
+        for doc in _iter_jsonl(path):
+            if isinstance(doc, dict):
+                return EMBEDDING_TEXT_COLUMN in doc or _LEGACY in doc
+    return None
+
+
 class ResultWriter:
     """Appends Results to .csv / .jsonl as they come (flushed per row, so an interrupted run
     loses nothing); .parquet rows go to a JSONL sidecar and become parquet in close().
@@ -251,7 +340,13 @@ class ResultWriter:
     model, thresholds: the engine's bundle identity and thresholds, for rows of Results that do
     not carry them; with `model`, an existing output written by another bundle is refused
     (OutputMismatch). card: the bundle's model card (Bundle.card()): its notice and card go into
-    the Parquet metadata, or the `<out>.card.json` sidecar of a .csv / .jsonl output."""
+    the Parquet metadata, or the `<out>.card.json` sidecar of a .csv / .jsonl output.
+
+    embeddings: each row also carries its Result.embedding as float16 (module docstring); an
+    existing output written with(out) them is refused when this run writes without (with) them
+    (OutputMismatch), so that an output has an embedding on every ok row or on none.
+    embedding_dim: the bundle's embedding dimension (the Parquet column's fixed size even when
+    every row failed)."""
 
     def __init__(
         self,
@@ -262,8 +357,10 @@ class ResultWriter:
         model: dict | None = None,
         thresholds: dict | None = None,
         card: dict | None = None,
+        embedding_dim: int | None = None,
     ) -> None:
         self.out = Path(out)
+        self.embedding_dim = None if embedding_dim is None else int(embedding_dim)
         self.card = dict(card) if card else None
         self.kind = _format(self.out)
         self.classes = list(classes)
@@ -274,13 +371,29 @@ class ResultWriter:
             _require_pyarrow()  # fail before any work, not at the end
         if model:
             check_output_model(self.out, self.model)
+        target = _partial(self.out) if self.kind == "parquet" else self.out
+        _cut_unfinished_line(target)
+        stored = _stored_embeddings(self.out)
+        if stored is not None and stored != bool(embeddings):
+            raise OutputMismatch(
+                f"--out {self.out} holds rows with embeddings; pass --embeddings to add to it, or write to a new file"
+                if stored
+                else f"--out {self.out} holds rows without embeddings; write the embeddings (--embeddings) "
+                "to a new file, or pass --overwrite to replace it"
+            )
+        if self.kind == "parquet" and self.out.exists():
+            names = set(_require_pyarrow().parquet.read_schema(self.out).names)
+            if names != set(result_schema(self.classes, embeddings).names):
+                raise OutputMismatch(
+                    f"--out {self.out}: existing columns differ from this run's "
+                    "(another bundle, class list or radz version?); write to a new file, or pass --overwrite"
+                )
         self.out.parent.mkdir(parents=True, exist_ok=True)
         if self.card is not None and self.kind != "parquet":
             sidecar = card_sidecar(self.out)
             tmp = sidecar.with_name(sidecar.name + ".tmp")
             tmp.write_text(json.dumps(card_document(self.card), indent=2) + "\n")
             tmp.replace(sidecar)
-        target = _partial(self.out) if self.kind == "parquet" else self.out
         self._csv = None
         if self.kind == "csv":
             columns = list(Result(source="").to_row(self.classes, embedding=embeddings))
@@ -306,10 +419,7 @@ class ResultWriter:
         if not result.thresholds and self.thresholds:
             result.thresholds = dict(self.thresholds)
         if self._csv is not None:
-            row = result.to_row(self.classes, embedding=self.embeddings)
-            if self.embeddings and row.get("embedding") is not None:
-                row["embedding"] = " ".join(f"{v:.6g}" for v in row["embedding"])
-            self._csv.writerow(row)
+            self._csv.writerow(result.to_row(self.classes, embedding=self.embeddings))
         else:
             self._handle.write(json.dumps(result.to_json(embedding=self.embeddings)) + "\n")
         self._handle.flush()
@@ -324,34 +434,50 @@ class ResultWriter:
         import pyarrow.parquet as pq
 
         partial = _partial(self.out)
-        rows = []
-        with partial.open() as handle:
-            for line in handle:
-                if line.strip():
-                    doc = json.loads(line)
-                    result = Result(
-                        source=doc["source"],
-                        scores=doc.get("scores", {}),
-                        positives=doc.get("positives", []),
-                        timings=doc.get("timings", {}),
-                        error=doc.get("error"),
-                        metadata=doc.get("metadata", {}),
-                        model=doc.get("model") or {},
-                        thresholds=doc.get("thresholds") or {},
-                    )
-                    row = result.to_row(self.classes)
-                    if self.embeddings:
-                        row["embedding"] = doc.get("embedding")
-                    rows.append(row)
-        table = pa.Table.from_pylist(rows)
-        if self.out.exists():
-            old = pq.read_table(self.out)
-            table = pa.concat_tables([old, table.select(old.column_names).cast(old.schema)]) if rows else old
+        rows, vectors = [], []
+        for doc in _iter_jsonl(partial):
+            if not isinstance(doc, dict):
+                continue
+            result = Result(
+                source=doc["source"],
+                scores=doc.get("scores", {}),
+                positives=doc.get("positives", []),
+                timings=doc.get("timings", {}),
+                error=doc.get("error"),
+                metadata=doc.get("metadata", {}),
+                model=doc.get("model") or {},
+                thresholds=doc.get("thresholds") or {},
+            )
+            rows.append(result.to_row(self.classes))
+            if self.embeddings:
+                text, legacy = doc.get(EMBEDDING_TEXT_COLUMN), doc.get(_LEGACY)
+                vectors.append(decode_f16(text) if text else None if legacy is None else np.asarray(legacy))
+        old = pq.read_table(self.out) if self.out.exists() else None
+        dim = self.embedding_dim
+        if dim is None:
+            dim = next((v.shape[-1] for v in vectors if v is not None), None)
+        if dim is None and old is not None and EMBEDDING_COLUMN in old.column_names:
+            kind = old.schema.field(EMBEDDING_COLUMN).type
+            dim = kind.list_size if pa.types.is_fixed_size_list(kind) else None
+        schema = result_schema(self.classes, self.embeddings, dim)
+        base = pa.schema([f for f in schema if f.name != EMBEDDING_COLUMN])
+        table = pa.Table.from_pylist(rows, schema=base)
+        if self.embeddings:
+            column = embedding_array(vectors, dim).cast(schema.field(EMBEDDING_COLUMN).type)
+            table = table.append_column(schema.field(EMBEDDING_COLUMN), column)
+        meta = {}
+        if old is not None:
+            meta = dict(old.schema.metadata or {})
+            if set(old.column_names) != set(schema.names):
+                raise OutputMismatch(
+                    f"--out {self.out}: existing columns differ from this run's; its rows stay in {partial}"
+                )
+            table = pa.concat_tables([old.select(schema.names).cast(schema), table])
         if self.card is not None:
             doc = card_document(self.card)
-            meta = dict(table.schema.metadata or {})
             meta[b"radz.card"] = json.dumps(doc["card"]).encode()
             meta[b"radz.notice"] = (doc["notice"] or "").encode()
+        if meta:
             table = table.replace_schema_metadata(meta)
         tmp = self.out.with_name(self.out.name + ".tmp")
         pq.write_table(table, tmp)
