@@ -270,3 +270,54 @@ def test_faiss_and_numpy_indexes_agree(screened, built, tmp_path, monkeypatch):
     b = numpy_index.search(q, 6)
     for ra, rb in zip(a, b):
         np.testing.assert_allclose([n.similarity for n in ra], [n.similarity for n in rb], atol=1e-4)
+
+
+def test_serve_puts_similar_cases_in_the_sr_and_the_record(built, tmp_path):
+    """radz serve --similar-index: each SR carries a "Similar indexed cases" container (sources
+    and findings only), the results record the neighbours; the SR stays a valid document."""
+    pytest.importorskip("pynetdicom")
+    pytest.importorskip("highdicom")
+    import subprocess
+
+    from pydicom import dcmread
+    from pynetdicom import AE
+
+    from radz_engine.serve.config import ConfigError, ServeConfig
+    from radz_engine.serve.server import RadzServer
+    from serve_peers import phantom_dicoms
+
+    with pytest.raises(ConfigError, match="--similar-index"):
+        ServeConfig(tmp_path / "w0", similar_index=tmp_path)
+    with pytest.raises(ConfigError, match="--neighbours"):
+        ServeConfig(tmp_path / "w0", similar_index=built[0], neighbours=0)
+    config = ServeConfig(
+        tmp_path / "work", port=0, http_port=None, research_use=True, similar_index=built[0], neighbours=2
+    )
+    source = dcmread(phantom_dicoms(tmp_path / "d", 1, seed=4)[0])
+    server = RadzServer(config).start()
+    try:
+        ae = AE(ae_title="TESTSCU")
+        ae.add_requested_context(str(source.SOPClassUID))
+        assoc = ae.associate("127.0.0.1", server.port, ae_title="RADZ")
+        assert assoc.is_established
+        assert int(assoc.send_c_store(source).Status) == 0
+        assoc.release()
+        assert server.wait_idle(60)
+        (sr_file,) = (tmp_path / "work" / "spool" / "sr").glob("*.dcm")
+        sr = dcmread(sr_file)
+    finally:
+        server.stop()
+    (similar,) = [
+        item
+        for item in sr.ContentSequence
+        if item.ValueType == "CONTAINER" and item.ConceptNameCodeSequence[0].CodeMeaning == "Similar indexed cases"
+    ]
+    texts = [item.TextValue for item in similar.ContentSequence]
+    assert len(texts) == 2 and all(".png: findings" in t and "similarity" in t for t in texts)
+    (record,) = [
+        json.loads(line) for line in (tmp_path / "work" / "results" / "results.jsonl").read_text().splitlines()
+    ]
+    assert len(record["neighbours"]) == 2 and record["neighbours"][0]["findings_from"] == "labels"
+    if shutil.which("dsrdump"):
+        dump = subprocess.run(["dsrdump", str(sr_file)], capture_output=True, text=True, timeout=60)
+        assert dump.returncode == 0 and "Similar indexed cases" in dump.stdout, dump.stderr
