@@ -44,6 +44,14 @@ def test_demo_screens_a_phantom_dicom_set_and_writes_a_report(tmp_path):
         assert text in report, text
     assert "Apache-2.0" in report and "anchor 0.873839" in report
     assert "<svg" in report and "<script" not in report
+    # Issue 16: each example with its three nearest other images and their confirmed findings.
+    assert report.count("class='nbs'") == 12 and report.count("class='nb'") == 36
+    similar = summary["similar_cases"]
+    assert similar["images"] == 24 and 0.0 <= similar["share"] <= 1.0 and 0.0 <= similar["same"] <= 1.0
+    from radz_engine.retrieval import open_index
+
+    index = open_index(tmp_path / "similar_index")
+    assert index.size == 24 and index.row(0)["findings_from"] == "labels"
     _open_in_chromium(tmp_path / "report.html", tmp_path / "report.png")
 
 

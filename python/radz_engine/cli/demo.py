@@ -92,6 +92,7 @@ def _run(args) -> int:
         backend = engine.backend.name
         thresholds = engine.thresholds()
         identity, manifest = engine.model_info, engine.bundle.manifest
+    index = _similar_index(args, study, results, classes, identity, thresholds, engine.bundle.card())
     by_source = {str(Path(r.source).resolve()): r for r in results}
     ok = [(row, by_source.get(p)) for row, p in zip(rows, paths)]
     failed = [p for (row, r), p in zip(ok, paths) if r is None or r.error]
@@ -112,6 +113,13 @@ def _run(args) -> int:
     p50, p99 = (float(np.percentile(latencies, q)) for q in (50, 99))
     print(f"\nthroughput: {len(paths) / screen_s:.1f} images/s (screen, {args.workers} decode workers)")
     print(f"submit() latency, one request at a time ({len(latencies)} requests): p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    similar = _neighbour_agreement(index, good, classes)
+    if similar:
+        print(
+            f"similar cases (3 nearest, leave-one-out, {similar['images']} images): share a finding "
+            f"{100 * similar['share']:.1f}%, same finding set {100 * similar['same']:.1f}%; "
+            f"index: {index.path} (radz similar IMAGE --index {index.path})"
+        )
 
     report = _write_report(
         args,
@@ -130,7 +138,17 @@ def _run(args) -> int:
             "submit p50 / p99 (ms)": f"{p50:.1f} / {p99:.1f}",
             "macro AUC": f"{100 * macro:.1f}",
             "bundle": str(bundle),
+            **(
+                {
+                    "3 similar cases share a finding / same finding set": f"{100 * similar['share']:.1f}% / "
+                    f"{100 * similar['same']:.1f}%",
+                    "similar-case index": str(index.path),
+                }
+                if similar
+                else {}
+            ),
         },
+        index=index,
         thresholds=thresholds,
         identity=identity,
         manifest=manifest,
@@ -142,12 +160,51 @@ def _run(args) -> int:
         "per_class_auc": {n: a for n, _, a in auc_rows},
         "screen_images_per_s": len(paths) / screen_s,
         "submit_latency_ms": {"p50": p50, "p99": p99},
+        "similar_cases": similar,
         "stages": timer.as_dict(),
         "report": str(report),
     }
     (args.out / "demo_summary.json").write_text(json.dumps(summary, indent=2, default=float))
     print(f"report: {report}")
     return 1 if failed else 0
+
+
+def _similar_index(args, study: Path, results, classes, identity, thresholds, card):
+    """The screened set as a similar-case index (args.out/similar_index) with the phantoms'
+    confirmed findings, through the same path as `radz screen --embeddings` + `radz index build`."""
+    from radz_engine.errors import RadzError
+    from radz_engine.retrieval.index import build_index
+    from radz_engine.runtime.screen_output import ResultWriter, remove_output
+
+    screened = args.out / "screen_embeddings.jsonl"
+    remove_output(screened)
+    with ResultWriter(screened, classes, embeddings=True, model=identity, thresholds=thresholds, card=card) as writer:
+        for result in results:
+            writer.write(result)
+    try:
+        return build_index([screened], args.out / "similar_index", labels=study / "labels.csv", overwrite=True)
+    except RadzError as error:  # e.g. every image failed: the report goes without similar cases
+        print(f"radz demo: no similar-case index: {error}", file=sys.stderr)
+        return None
+
+
+def _neighbour_agreement(index, good, classes) -> dict | None:
+    """Leave-one-out over the screened images: how often the 3 nearest other images share a
+    finding with the image (images with findings), and have the same finding set (all images)."""
+    if index is None or index.size < 5:
+        return None
+    truth = {str(Path(r.source).resolve()): frozenset(c for c in classes if float(row[c]) == 1.0) for row, r in good}
+    found = index.search(np.stack([r.embedding for _, r in good]), 4)
+    share, with_findings, same = 0, 0, 0
+    for (_, r), neighbours in zip(good, found):
+        mine = truth[str(Path(r.source).resolve())]
+        others = [n for n in neighbours if str(Path(n.source).resolve()) != str(Path(r.source).resolve())][:3]
+        sets = [frozenset(n.findings) for n in others]
+        same += sum(s == mine for s in sets)
+        if mine:
+            with_findings += len(sets)
+            share += sum(bool(s & mine) for s in sets)
+    return {"images": len(good), "share": share / max(with_findings, 1), "same": same / (3 * len(good))}
 
 
 def _submit_latencies(engine, paths: list[str], n: int) -> np.ndarray:
@@ -166,7 +223,20 @@ def _submit_latencies(engine, paths: list[str], n: int) -> np.ndarray:
 
 
 def _write_report(
-    args, study: Path, classes, labels, scores, good, auc_rows, macro, summary, *, thresholds, identity, manifest
+    args,
+    study: Path,
+    classes,
+    labels,
+    scores,
+    good,
+    auc_rows,
+    macro,
+    summary,
+    *,
+    thresholds,
+    identity,
+    manifest,
+    index=None,
 ) -> Path:
     from radz_engine.cli.demo_report import model_card_rows, operating_points, reliability, write_report
     from radz_engine.io.images import read_any
@@ -192,7 +262,25 @@ def _write_report(
             "scores": result.scores,
         }
 
-    examples = [example(row, result) for row, result in good[:12]]
+    def neighbours(result) -> list[dict]:
+        if index is None:
+            return []
+        me = str(Path(result.source).resolve())
+        found = [n for n in index.search(result.embedding, 4)[0] if str(Path(n.source).resolve()) != me][:3]
+        out = []
+        for n in found:
+            image = read_any(n.source)
+            out.append(
+                {
+                    "image": stored_to_intensity(image.pixels, image.spec),
+                    "source": n.source,
+                    "findings": n.findings,
+                    "similarity": n.similarity,
+                }
+            )
+        return out
+
+    examples = [{**example(row, result), "neighbours": neighbours(result)} for row, result in good[:12]]
     missed = [  # false negatives: a true finding below its threshold, lowest score first
         (result.scores[c], c, row, result)
         for row, result in good

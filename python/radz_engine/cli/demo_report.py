@@ -233,6 +233,22 @@ def _png_base64(grey: np.ndarray, size: int = 160) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def _neighbours_html(neighbours: Sequence[dict], truth: set[str]) -> str:
+    """An example's nearest indexed images: thumbnails with their findings and similarity."""
+    if not neighbours:
+        return ""
+    cells = []
+    for n in neighbours:
+        findings = "<br>".join(
+            f"<span class='{'pos' if f in truth else ''}'>{html.escape(f)}</span>" for f in n["findings"]
+        )
+        cells.append(
+            f"<div class='nb'><img alt='' src='data:image/png;base64,{_png_base64(n['image'], 76)}'><br>"
+            f"{n['similarity']:.2f} {html.escape(Path(n['source']).name)}<br>{findings or 'no finding'}</div>"
+        )
+    return "<div class='nbs'>similar cases:<br>" + "".join(cells) + "</div>"
+
+
 def write_report(
     path: Path,
     *,
@@ -257,7 +273,9 @@ def write_report(
         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right} th{background:#eee}"
         "td:first-child{text-align:left} .ex{display:inline-block;width:250px;margin:6px;vertical-align:top;"
         "font-size:12px} .pos{color:#b00;font-weight:bold} .notice{background:#fff4d6;border:1px solid #e0b000;"
-        "padding:8px} small{color:#666} .card td{text-align:left} .op small{white-space:nowrap}</style>",
+        "padding:8px} small{color:#666} .card td{text-align:left} .op small{white-space:nowrap}"
+        ".nbs{margin-top:4px;border-top:1px solid #ddd;padding-top:4px} .nb{display:inline-block;width:80px;"
+        "margin-right:2px;vertical-align:top;font-size:10px}</style>",
         f"<h1>{html.escape(title)}</h1>",
     ]
     if phantom_notice:
@@ -319,7 +337,9 @@ def write_report(
         )
     parts.append(
         "<h2>Examples</h2><p>Ground truth from the phantom generator; scores from the bundle "
-        "(highest three; <span class='pos'>red</span> = a true finding).</p>"
+        "(highest three; <span class='pos'>red</span> = a true finding). Below each image, its three "
+        "most similar other images of the set (similar-case index, cosine similarity of the embeddings) "
+        "with their confirmed findings; red: a finding the example has too.</p>"
     )
     for ex in examples:
         top = sorted(ex["scores"].items(), key=lambda kv: -kv[1])[:3]
@@ -330,7 +350,9 @@ def write_report(
         truth = ", ".join(ex["truth"]) or "no finding"
         parts.append(
             f"<div class='ex'><img alt='' src='data:image/png;base64,{_png_base64(ex['image'])}'><br>"
-            f"<b>{html.escape(Path(ex['source']).name)}</b><br>truth: {html.escape(truth)}<br>{lines}</div>"
+            f"<b>{html.escape(Path(ex['source']).name)}</b><br>truth: {html.escape(truth)}<br>{lines}"
+            + _neighbours_html(ex.get("neighbours") or [], set(ex["truth"]))
+            + "</div>"
         )
     path.write_text("\n".join(parts) + "\n")
     return path
