@@ -16,6 +16,7 @@ PARSERS = {
     "screen": ("radz_engine.cli.screen", "build_parser"),
     "demo": ("radz_engine.cli.demo", "build_parser"),
     "preprocess": ("radz_engine.cli.preprocess", "build_parser"),
+    "similar": ("radz_engine.cli.similar", "build_parser"),
     "bundle info": ("radz_engine.cli.bundle", "build_info_parser"),
     "eval --bundle": ("radz_engine.cli.bundle_eval", "build_parser"),
     "train": ("radz_train.cli", "build_train_parser"),
@@ -235,3 +236,16 @@ def test_progress_without_a_terminal_prints_plain_lines_only_when_asked(capsys):
     list(progress(range(3), total=3, desc="radz bench", plain_every=3600.0))
     lines = capsys.readouterr().err.splitlines()  # a long interval: only the closing line
     assert len(lines) == 1 and lines[0].startswith("radz bench: 3/3 img, ")
+
+
+def test_version_reports_what_the_build_can_do(capsys):
+    """`radz --version`: the version, then the build (core, FAISS, similar-case search, decoders)."""
+    import radz_engine
+    from radz_engine.cli import main
+
+    assert main(["--version"]) == 0
+    out = capsys.readouterr().out
+    info = radz_engine.build_info()
+    assert out.startswith(f"radz-engine {radz_engine.__version__}\n")
+    assert f"similar-case search: {info['similar_search']}" in out and "DICOM decoders: rle:" in out
+    assert info["similar_search"] in ("faiss", "numpy")

@@ -94,7 +94,9 @@ _DECODER_SYNTAXES = {
 def build_info() -> dict[str, Any]:
     """What this installation was built with and can use, as plain values:
 
-    core (the C++ extension is importable), faiss (its FAISS AnchorIndex), openjpeg (the OpenJPEG
+    core (the C++ extension is importable), faiss (its FAISS AnchorIndex), similar_search (how a
+    similar-case index is searched: "faiss" through the core's VectorIndex, or "numpy" exact
+    search up to 100,000 images), openjpeg (the OpenJPEG
     version the core decodes JPEG 2000 / HTJ2K with at a reduced resolution, or None: then pydicom
     decodes them at full size), libjpeg (the core decodes 8-bit grayscale JPEG baseline with DCT
     scaling), cuda (ONNX Runtime's CUDA provider is available; the C++ core
@@ -105,6 +107,7 @@ def build_info() -> dict[str, Any]:
         "version": __version__,
         "core": False,
         "faiss": False,
+        "similar_search": "numpy",
         "openjpeg": None,
         "libjpeg": False,
         "cuda": False,
@@ -114,6 +117,7 @@ def build_info() -> dict[str, Any]:
 
         info["core"] = True
         info["faiss"] = bool(getattr(_core, "HAVE_FAISS", False))
+        info["similar_search"] = "faiss" if hasattr(_core, "VectorIndex") else "numpy"
         if getattr(_core, "HAVE_OPENJPEG", False):
             info["openjpeg"] = str(_core.OPENJPEG_VERSION)
         info["libjpeg"] = bool(getattr(_core, "HAVE_LIBJPEG", False))

@@ -104,6 +104,24 @@ COMMANDS = {
 }
 
 
+def _version_text() -> str:
+    """The version, then what this build can do (radz_engine.build_info()), for bug reports."""
+    from radz_engine import build_info
+
+    info = build_info()
+    decoders = ", ".join(f"{name}: {how or 'none'}" for name, how in info["decoders"].items())
+    return "\n".join(
+        [
+            f"radz-engine {info['version']}",
+            f"  C++ core: {'yes' if info['core'] else 'no (pure-Python parts only)'}; FAISS: "
+            f"{'yes' if info['faiss'] else 'no'}; similar-case search: {info['similar_search']}",
+            f"  OpenJPEG: {info['openjpeg'] or 'no'}; libjpeg DCT scaling: {'yes' if info['libjpeg'] else 'no'}; "
+            f"ONNX Runtime CUDA: {'yes' if info['cuda'] else 'no'}",
+            f"  DICOM decoders: {decoders}",
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     width = max(len(m) for m in MODES) + 2
@@ -123,9 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     if argv[0] == "--version":
-        from radz_engine import __version__
-
-        print(f"radz-engine {__version__}")
+        print(_version_text())
         return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
