@@ -321,3 +321,14 @@ def test_serve_puts_similar_cases_in_the_sr_and_the_record(built, tmp_path):
     if shutil.which("dsrdump"):
         dump = subprocess.run(["dsrdump", str(sr_file)], capture_output=True, text=True, timeout=60)
         assert dump.returncode == 0 and "Similar indexed cases" in dump.stdout, dump.stderr
+
+
+def test_labels_match_sources_screened_from_another_folder(screened, tmp_path, monkeypatch):
+    """Relative sources written from the phantoms' folder still find their labels when the index
+    is built elsewhere (matched by their last two path parts)."""
+    labels, paths, _, _ = screened
+    monkeypatch.chdir(labels.parent)
+    out = _screen([f"images/{p.name}" for p in paths[:6]], tmp_path / "relative.jsonl")
+    monkeypatch.chdir(tmp_path)
+    index = index_module.build_index([out], tmp_path / "rel_idx", labels=labels)
+    assert [index.row(i)["findings_from"] for i in range(index.size)] == ["labels"] * 6

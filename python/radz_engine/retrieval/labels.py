@@ -62,10 +62,24 @@ def read_findings(csv_path: str | Path) -> dict[str, list[str]]:
     return out
 
 
+def _tail(path: str, parts: int = 2) -> str:
+    return "/".join(Path(path).parts[-parts:])
+
+
 def match_findings(
     sources: list[str], findings: dict[str, list[str]], base: Path | None = None
 ) -> list[list[str] | None]:
     """The findings of each source (None: not in the labels). Sources are resolved against
-    `base` (the folder `radz screen` ran in; default: the current one)."""
+    `base` (the folder `radz screen` ran in; default: the current one); a source that does not
+    resolve to a labelled path (screened from another folder) is matched by its last two path
+    parts ("images/0001.png") when exactly one labelled path ends that way."""
     base = Path.cwd() if base is None else Path(base)
-    return [findings.get(os.path.realpath(base / source)) for source in sources]
+    tails: dict[str, list[str] | None] = {}
+    for path, found in findings.items():
+        key = _tail(path)
+        tails[key] = None if key in tails else found  # None: ambiguous
+    out = []
+    for source in sources:
+        found = findings.get(os.path.realpath(base / source))
+        out.append(found if found is not None else tails.get(_tail(source)))
+    return out
