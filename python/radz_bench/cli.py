@@ -4,6 +4,7 @@
                [--batch 1,8,32,128] [--precision fp32,fp16,bf16] [--out radz_bench]
     radz bench load [--bundle B] [--target engine | dicom://AE@host:port] [--rates 10,20,40 | --start-rate 10]
                [--p99-bound-ms 100] [--out radz_bench_load]
+    radz bench check-bf16 BUNDLE   accept OpenVINO bf16 for BUNDLE on this CPU (recorded in its manifest)
 
 Writes <out>.json (everything), <out>.md (the table, also printed) and <out>.png (a plot).
 """
@@ -48,7 +49,11 @@ def _throughput_parser() -> argparse.ArgumentParser:
     from radz_bench.throughput import BACKEND_CHOICES
     from radz_engine.cli.options import add_quiet, add_threads, add_workers, alias, device_list_type, parser
 
-    p = parser("radz bench", __doc__.split("\n\n")[0] + "\n`radz bench load --help`: latency against offered load.")
+    p = parser(
+        "radz bench",
+        __doc__.split("\n\n")[0] + "\n`radz bench load --help`: latency against offered load; "
+        "`radz bench check-bf16 --help`: accept OpenVINO bf16 for a bundle.",
+    )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--bundle", help="a bundle folder (default: the shipped default bundle)")
     src.add_argument("--preset", help="a model preset (tiny, small, paper) on random weights, torch backends only")
@@ -370,6 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     if argv and argv[0] == "load":
         return load_main(argv[1:])
+    if argv and argv[0] == "check-bf16":
+        from radz_bench.bf16_check import main as check_main
+
+        return check_main(argv[1:])
     return throughput_main(argv)
 
 

@@ -31,7 +31,16 @@ from radz_bench.stats import summarize
 __all__ = ["BenchOptions", "run_throughput", "BACKEND_CHOICES", "parse_backend"]
 
 log = logging.getLogger(__name__)
-BACKEND_CHOICES = ("auto", "onnxruntime", "onnxruntime-int8", "tensorrt", "torch", "torch-compile", "torch-cudagraphs")
+BACKEND_CHOICES = (
+    "auto",
+    "onnxruntime",
+    "onnxruntime-int8",
+    "openvino",
+    "tensorrt",
+    "torch",
+    "torch-compile",
+    "torch-cudagraphs",
+)
 
 
 @dataclass
@@ -314,6 +323,12 @@ def _engine_side(spec_name, name, torch_options, precision, device, opts, bundle
             options = {"fp16": True} if not is_cuda(device) else {"fp16": True, "tensorrt_precision": "fp16"}
         elif is_cuda(device):
             options = {"tensorrt_precision": "fp32"}
+    elif name == "openvino":
+        if is_cuda(device):
+            raise ValueError("the openvino backend runs on the CPU: --device cpu")
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"the openvino backend runs fp32 or bf16 (OpenVINO's precision hint), not {precision}")
+        options = {"precision": precision}  # bf16: refused unless this CPU has it and `radz bench check-bf16` passed
     elif name == "tensorrt" and precision != opts.precisions[0]:
         raise ValueError(
             "a TensorRT plan's precision is fixed when it is built (radz export --tensorrt): "
@@ -334,7 +349,7 @@ def _engine_side(spec_name, name, torch_options, precision, device, opts, bundle
         backend = engine.backend
         label = (
             backend.name
-            if spec_name in ("auto", "onnxruntime", "onnxruntime-int8", "tensorrt")
+            if spec_name in ("auto", "onnxruntime", "onnxruntime-int8", "openvino", "tensorrt")
             else _torch_label(spec_name, precision)
         )
 
