@@ -153,3 +153,19 @@ def test_runtime_path_needs_no_torch(tiny_bundle):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_bundle_loads_without_onnxruntime():
+    """A GPU machine with only torch runs a bundle through the torch backend: load_bundle must not
+    need ONNX Runtime (its io-name check is skipped there; hashes and arrays are still checked)."""
+    result = run_blocked(
+        """
+        from radz_engine.bundle.loader import load_bundle
+        bundle = load_bundle()
+        assert bundle.class_names and bundle.embedding_dim > 0
+        print("ok")
+        """,
+        blocked=HEAVY + ("onnxruntime",),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
