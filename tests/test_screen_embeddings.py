@@ -257,7 +257,15 @@ def test_parquet_legacy_float_lists_and_ragged(screened, tmp_path):
     pq.write_table(
         pa.Table.from_pylist(rows).append_column("embedding", pa.array(vectors, pa.list_(pa.float64()))), ragged
     )
-    with pytest.raises(EmbeddingsError, match=rf"ragged.parquet: ok row 2: embedding of dimension {dim - 1}"):
+    with pytest.raises(
+        EmbeddingsError, match=rf"ragged.parquet: row {ok_rows[1] + 1}: embedding of dimension {dim - 1}"
+    ):
+        read_embeddings(ragged)
+    vectors[ok_rows[1]] = [float("nan")] * dim
+    pq.write_table(
+        pa.Table.from_pylist(rows).append_column("embedding", pa.array(vectors, pa.list_(pa.float16(), dim))), ragged
+    )
+    with pytest.raises(EmbeddingsError, match=rf"ragged.parquet: row {ok_rows[1] + 1}: garbled embedding"):
         read_embeddings(ragged)
 
 

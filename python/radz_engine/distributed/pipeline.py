@@ -144,4 +144,10 @@ def plan_actors(resources: dict, device: str, actors: int | None, threads: int |
 def write_options(rows_per_file: int) -> dict:
     # Writes ask for no CPU: the engine actors may hold every CPU until the end, and a write
     # that waited for one would keep all results in memory (nothing on disk to resume from).
-    return {"min_rows_per_file": max(1, int(rows_per_file)), "ray_remote_args": {"num_cpus": 0}}
+    from radz_engine.runtime.screen_output import PARQUET_WRITE_OPTIONS
+
+    return {
+        "min_rows_per_file": max(1, int(rows_per_file)),
+        "ray_remote_args": {"num_cpus": 0},
+        **PARQUET_WRITE_OPTIONS,
+    }

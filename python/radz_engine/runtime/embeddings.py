@@ -321,38 +321,44 @@ def _parquet_chunk(path: Path, *, filesystem=None) -> _Chunk:
     wanted += [f"score_{c}" for c in classes] + [f"bundle_{k}" for k in ("name", "version", "hash")]
     table = pq.read_table(path, columns=[c for c in wanted if c in names], filesystem=filesystem)
     column = table.column(EMBEDDING_COLUMN)
-    keep = pc.and_(pc.fill_null(table.column("ok"), False), pc.is_valid(column))
-    table = table.filter(keep)
-    column = table.column(EMBEDDING_COLUMN).combine_chunks()
-    k = table.num_rows
     kind = column.type
     if not (pa.types.is_fixed_size_list(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind)):
         raise EmbeddingsError(f"{path}: column {EMBEDDING_COLUMN!r} is {kind}, not a list of floats")
     if not pa.types.is_floating(kind.value_type):
         raise EmbeddingsError(f"{path}: column {EMBEDDING_COLUMN!r} is {kind}, not a list of floats")
-    if k == 0:
-        embeddings = np.zeros((0, kind.list_size if pa.types.is_fixed_size_list(kind) else 0), dtype=np.float16)
-    else:
-        if pa.types.is_fixed_size_list(kind):
-            dim = kind.list_size
-        else:
-            lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
-            dim = int(lengths[0])
-            bad = np.flatnonzero(lengths != dim)
-            if bad.size:
-                raise EmbeddingsError(
-                    f"{path}: ok row {int(bad[0]) + 1}: embedding of dimension {int(lengths[bad[0]])}, "
-                    f"earlier rows have {dim}"
-                )
-        values = pc.list_flatten(column)
-        if values.null_count:
-            raise EmbeddingsError(f"{path}: garbled embedding (null values inside an embedding)")
-        embeddings = values.to_numpy(zero_copy_only=False).astype(np.float16, copy=False).reshape(k, dim)
-        finite = np.isfinite(embeddings).all(axis=1)
-        if not finite.all():
+    keep = pc.and_(pc.fill_null(table.column("ok"), False), pc.is_valid(column)).to_numpy(zero_copy_only=False)
+    numbers = np.flatnonzero(keep)  # file row of each kept row (0-based)
+    k = len(numbers)
+    if pa.types.is_fixed_size_list(kind):
+        # The child values of each chunk, viewed [rows, D] (no copy for float16), then the kept rows.
+        dim = kind.list_size
+        parts = []
+        start = 0
+        for chunk in column.chunks:
+            rows = len(chunk)
+            values = chunk.values.slice(chunk.offset * dim, rows * dim)
+            array = values.to_numpy(zero_copy_only=False).reshape(rows, dim)
+            parts.append(array[keep[start : start + rows]].astype(np.float16, copy=False))
+            start += rows
+        embeddings = np.concatenate(parts) if parts else np.zeros((0, dim), np.float16)
+    else:  # list<float> of radz versions before float16
+        flat = column.filter(pa.array(keep)).combine_chunks()
+        lengths = pc.list_value_length(flat).to_numpy(zero_copy_only=False)
+        dim = int(lengths[0]) if k else 0
+        bad = np.flatnonzero(lengths != dim)
+        if bad.size:
             raise EmbeddingsError(
-                f"{path}: ok row {int(np.flatnonzero(~finite)[0]) + 1}: garbled embedding (non-finite values)"
+                f"{path}: row {int(numbers[bad[0]]) + 1}: embedding of dimension {int(lengths[bad[0]])}, "
+                f"earlier rows have {dim}"
             )
+        values = pc.list_flatten(flat).to_numpy(zero_copy_only=False)
+        embeddings = values.astype(np.float16).reshape(k, dim)
+    # Non-finite (inf / NaN, also a null value inside an embedding): exponent bits all set.
+    nonfinite = ((embeddings.view(np.uint16) & 0x7C00) == 0x7C00).any(axis=1)
+    if nonfinite.any():
+        row = int(numbers[np.flatnonzero(nonfinite)[0]]) + 1
+        raise EmbeddingsError(f"{path}: row {row}: garbled embedding (non-finite or missing values)")
+    table = table.drop_columns([EMBEDDING_COLUMN]).filter(pa.array(keep))
 
     def strings(name: str) -> np.ndarray:
         if name not in table.column_names:
@@ -471,10 +477,14 @@ def read_embeddings(out: str | Path) -> ScreenedEmbeddings:
 
     sources = joined("sources")
     keep = _last_per_source(sources)
-    sources = sources[keep]
-    embeddings = np.ascontiguousarray(joined("embeddings")[keep])
-    scores = np.concatenate([c.scores.reshape(len(c.sources), -1) for _, c in chunks])[keep]
-    positives, sop, study = joined("positives")[keep], joined("sop")[keep], joined("study")[keep]
+    unique = len(keep) == len(sources)  # keep is then every row, in order: no copies
+    sources = sources if unique else sources[keep]
+    embeddings = joined("embeddings") if len(chunks) > 1 else chunks[0][1].embeddings
+    embeddings = np.ascontiguousarray(embeddings if unique else embeddings[keep])
+    scores = np.concatenate([c.scores.reshape(len(c.sources), -1) for _, c in chunks])
+    positives, sop, study = joined("positives"), joined("sop"), joined("study")
+    if not unique:
+        scores, positives, sop, study = scores[keep], positives[keep], sop[keep], study[keep]
     model = {}
     if models:
         name, version, digest = next(iter(models))

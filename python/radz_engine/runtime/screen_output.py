@@ -177,7 +177,7 @@ def drop_failed(out: str | Path) -> int:
             mask = [s in keep for s in table.column("source").to_pylist()]
             removed += len(mask) - sum(mask)
             if removed:
-                pa.parquet.write_table(table.filter(pa.array(mask)), tmp)
+                pa.parquet.write_table(table.filter(pa.array(mask)), tmp, **PARQUET_WRITE_OPTIONS)
                 tmp.replace(path)
         elif how == "csv":
             with path.open(newline="") as handle:
@@ -271,6 +271,12 @@ _STRING_COLUMNS = {
     "bundle_version",
     "bundle_hash",
 }
+
+
+# Parquet writer options: dictionary encoding only for the string columns. Scores, timings and
+# embeddings are all distinct values: a dictionary that is then abandoned costs time, and reading
+# a dictionary-encoded float16 embedding column measured ~2.5x slower (pq.read_table, 200,000 rows).
+PARQUET_WRITE_OPTIONS = {"use_dictionary": sorted(_STRING_COLUMNS)}
 
 
 def result_schema(classes, embeddings: bool = False, embedding_dim: int | None = None):
@@ -480,7 +486,7 @@ class ResultWriter:
         if meta:
             table = table.replace_schema_metadata(meta)
         tmp = self.out.with_name(self.out.name + ".tmp")
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, **PARQUET_WRITE_OPTIONS)
         tmp.replace(self.out)
         partial.unlink()
 
