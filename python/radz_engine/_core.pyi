@@ -2,7 +2,7 @@
 # the built module, then checked in CI against it with `python -m mypy.stubtest radz_engine._core`:
 # regenerate after changing cpp/bindings/ (pybind11-stubgen radz_engine._core -o /tmp/stubs).
 """
-radz_engine C++ core: preprocessing, dynamic batching and anchor scoring.
+radz_engine C++ core: preprocessing, dynamic batching, anchor scoring and similar-case retrieval.
 """
 
 from __future__ import annotations
@@ -349,6 +349,88 @@ class AnchorIndex:
     def mode(self) -> str: ...
     @property
     def tau(self) -> float: ...
+
+class VectorIndex:
+    """
+    FAISS inner-product index over L2-normalised embeddings (similar-case retrieval). Ids are 0..size-1 in the order added. Many threads may search while one adds.
+    """
+    @staticmethod
+    def default_factory(
+        n: typing.SupportsInt | typing.SupportsIndex, dim: typing.SupportsInt | typing.SupportsIndex
+    ) -> str:
+        """
+        'Flat' (exact) below 100,000 vectors, else the benchmarked approximate index.
+        """
+    @staticmethod
+    def default_search_parameters(factory: str, n: typing.SupportsInt | typing.SupportsIndex) -> str:
+        """
+        The ParameterSpace string for default_factory's choice ('' for Flat).
+        """
+    @staticmethod
+    def load(path: str) -> VectorIndex:
+        """
+        Reads an index written by save(). GIL released.
+        """
+    @staticmethod
+    def num_threads() -> int:
+        """
+        OpenMP threads FAISS uses from the calling thread.
+        """
+    @staticmethod
+    def set_num_threads(n: typing.SupportsInt | typing.SupportsIndex) -> None:
+        """
+        OpenMP threads for FAISS batch work started from the calling thread (single queries always use one).
+        """
+    def __init__(self, dim: typing.SupportsInt | typing.SupportsIndex, factory: str = "Flat") -> None:
+        """
+        An empty index built by faiss.index_factory(dim, factory, METRIC_INNER_PRODUCT).
+        """
+    def __len__(self) -> int: ...
+    def __repr__(self) -> str: ...
+    def add(self, x: typing.Any) -> None:
+        """
+        Appends x [N, dim] (finite; float16 etc. converted); ids continue from size. GIL released.
+        """
+    def memory_bytes(self) -> int:
+        """
+        Approximate size: bytes of the serialised index.
+        """
+    def save(self, path: str) -> None:
+        """
+        Writes the index (to path + '.tmp', then renamed over path). GIL released.
+        """
+    def search(
+        self, q: typing.Any, k: typing.SupportsInt | typing.SupportsIndex
+    ) -> tuple[numpy.typing.NDArray[numpy.float32], numpy.typing.NDArray[numpy.int64]]:
+        """
+        (similarities [N, k] float32, ids [N, k] int64), most similar first; a 1-D q is one query. Rows with fewer than k neighbours are padded with id -1, similarity -inf. GIL released.
+        """
+    def set_search_parameters(self, params: str) -> None:
+        """
+        Sets e.g. 'efSearch=128' or 'nprobe=32,k_factor_rf=4' (faiss.ParameterSpace).
+        """
+    def train(self, x: typing.Any) -> None:
+        """
+        Trains on x [N, dim] (N >= train_size_hint); only untrained indexes. GIL released.
+        """
+    @property
+    def dim(self) -> int: ...
+    @property
+    def factory(self) -> str: ...
+    @property
+    def is_trained(self) -> bool: ...
+    @property
+    def search_parameters(self) -> str:
+        """
+        The parameters in effect, as default_search_parameters writes them.
+        """
+    @property
+    def size(self) -> int: ...
+    @property
+    def train_size_hint(self) -> int:
+        """
+        Vectors train() needs (0: no training).
+        """
 
 def j2k_decode(
     data: typing_extensions.Buffer, min_size: typing.SupportsInt | typing.SupportsIndex = 0
