@@ -295,3 +295,36 @@ def test_legacy_text_outputs_are_read(screened, tmp_path):
     jsonl.write_text("".join(json.dumps(d) + "\n" for d in docs))
     got = read_embeddings(jsonl)
     assert got.sources == sources and np.array_equal(got.embeddings, embeddings)
+
+
+def test_ray_part_files_carry_float16_embeddings(folder, screened, tmp_path):
+    """The Ray pipeline's engine actor (called here without Ray) makes the same fixed_size_list<float16>
+    column; read_embeddings reads a folder of part files ('_' files skipped), the last part's row winning."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from radz_engine.bundle.default import default_bundle_path
+    from radz_engine.bundle.loader import load_bundle
+    from radz_engine.distributed.pipeline import EngineActor, decode_batch
+
+    classes, model, thresholds, dim, results = screened
+    files = [r.source for r in results]
+    batch = decode_batch(
+        {"source": np.array(files, dtype=object)}, load_bundle(default_bundle_path()).preprocess_args()
+    )
+    actor = EngineActor({"threads": 1, "max_batch_size": 4}, None, True)
+    table = actor(batch)
+    assert table.schema.field("embedding").type == pa.list_(pa.float16(), dim)
+    out = tmp_path / "ray_out"
+    out.mkdir()
+    pq.write_table(table.slice(0, 3), out / "radz-a_0.parquet")
+    pq.write_table(table, out / "radz-b_0.parquet")
+    pq.write_table(table.slice(0, 1), out / "_unreadable_radz-c_0.parquet")
+    got = read_embeddings(out)
+    sources, embeddings = _expected(results)
+    assert sorted(got.sources) == sorted(sources) and got.model == model
+    order = [got.sources.index(s) for s in sources]
+    np.testing.assert_allclose(got.embeddings[order].astype(np.float32), embeddings.astype(np.float32), atol=1e-3)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EmbeddingsError, match="empty: a folder without Parquet part files"):
+        read_embeddings(tmp_path / "empty")
