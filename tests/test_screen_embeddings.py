@@ -328,3 +328,48 @@ def test_ray_part_files_carry_float16_embeddings(folder, screened, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(EmbeddingsError, match="empty: a folder without Parquet part files"):
         read_embeddings(tmp_path / "empty")
+
+
+def test_killed_run_reads_back_and_resumes(tmp_path):
+    """`radz screen --embeddings` killed (SIGKILL) mid-run into a .parquet: its rows so far are in
+    the .partial.jsonl, read back as they are; the resumed run finishes with one row per file."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from PIL import Image
+
+    from radz_train.data.phantom import generate_cases
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for case in generate_cases(30, seed=5, size=64):
+        Image.fromarray(np.round(case.image * 255).astype(np.uint8)).save(images / f"{case.index:03d}.png")
+    out = tmp_path / "killed.parquet"
+    partial = tmp_path / "killed.parquet.partial.jsonl"
+    args = [str(images), "--out", str(out), "--embeddings", "--workers", "0", "--threads", "1", "--batch-size", "1"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "radz_engine.cli", "screen", *args, "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if partial.exists() and partial.read_bytes().count(b"\n") >= 3:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    process.wait(60)
+    assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()
+    process.stderr.close()
+    assert not out.exists()
+    before = read_embeddings(out)  # the unfinished run's rows, from its .partial.jsonl
+    assert 3 <= len(before) < 30 and before.embeddings.shape[1] == before.dim
+    assert screen_main([*args, "--quiet"]) == 0
+    after = read_embeddings(out)
+    assert len(after) == 30 and _row_count(out, "parquet") == 30 and not partial.exists()
+    index = {s: i for i, s in enumerate(after.sources)}
+    assert np.array_equal(after.embeddings[[index[s] for s in before.sources]], before.embeddings)

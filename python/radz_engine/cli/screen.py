@@ -368,10 +368,6 @@ def main(argv: list[str] | None = None) -> int:
     return _report_failures(summary, first_error, args.out)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _model_threads(args) -> int | None:
     """--threads, else on CPU the thread budget's share for the model (decode threads get the
     rest: decode, preprocessing and the model never oversubscribe the cores)."""
@@ -382,3 +378,7 @@ def _model_threads(args) -> int | None:
     from radz_engine.runtime.screen import default_model_threads
 
     return default_model_threads()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
