@@ -225,6 +225,10 @@ def test_errors_name_the_file_and_row(folder, screened, tmp_path):
     short.write_text("".join(json.dumps(d) + "\n" for d in docs))
     with pytest.raises(EmbeddingsError, match="short.jsonl: row 3: garbled embedding"):
         read_embeddings(short)
+    lines = [json.dumps(d) + "\n" for d in docs]
+    short.write_text("".join(lines[:1] + ['{"source": "x", "ok": tr\n'] + lines[1:]))
+    with pytest.raises(EmbeddingsError, match="short.jsonl: row 2: not a JSON object"):
+        read_embeddings(short)
     docs[2]["model"] = {**docs[2]["model"], "hash": "0123456789ab"}
     docs[2]["embedding_f16"] = docs[0]["embedding_f16"]
     short.write_text("".join(json.dumps(d) + "\n" for d in docs))

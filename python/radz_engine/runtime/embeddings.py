@@ -240,13 +240,7 @@ def _text_chunk(path: Path, kind: str) -> _Chunk:
                 numbers.append(number)
                 sources.append(row["source"])
                 vectors.append(_text_vector(path, number, row[key], legacy))
-                values = []
-                for c in classes:
-                    try:
-                        values.append(float(row.get(f"score_{c}") or "nan"))
-                    except ValueError:
-                        values.append(float("nan"))
-                scores.append(values)
+                scores.append([_number(row.get(f"score_{c}")) for c in classes])
                 positives.append(row.get("positives") or "")
                 sop.append(row.get("sop_instance_uid") or "")
                 study.append(row.get("study_instance_uid") or "")
@@ -259,9 +253,12 @@ def _text_chunk(path: Path, kind: str) -> _Chunk:
                 try:
                     doc = json.loads(line)
                 except json.JSONDecodeError:
-                    raise EmbeddingsError(f"{path}: row {number}: not a JSON object") from None
+                    doc = None
                 if not isinstance(doc, dict):
-                    raise EmbeddingsError(f"{path}: row {number}: not a JSON object")
+                    raise EmbeddingsError(
+                        f"{path}: row {number}: not a JSON object (delete that line; resuming the screening "
+                        "redoes any file it held)"
+                    )
                 any_row = True
                 legacy = EMBEDDING_TEXT_COLUMN not in doc
                 key = _LEGACY if legacy else EMBEDDING_TEXT_COLUMN
@@ -275,7 +272,7 @@ def _text_chunk(path: Path, kind: str) -> _Chunk:
                 sources.append(str(doc.get("source")))
                 vectors.append(_text_vector(path, number, doc[key], legacy))
                 found = doc.get("scores") or {}
-                scores.append([float(found.get(c, float("nan"))) for c in classes])
+                scores.append([_number(found.get(c)) for c in classes])
                 positives.append(list(doc.get("positives") or []))
                 meta = doc.get("metadata") or {}
                 sop.append(str(meta.get("SOPInstanceUID") or ""))
@@ -295,6 +292,14 @@ def _text_chunk(path: Path, kind: str) -> _Chunk:
         models=models,
         classes=classes,
     )
+
+
+def _number(value) -> float:
+    """A score as float; NaN when absent or not a number."""
+    try:
+        return float(value) if value not in (None, "") else float("nan")
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def _objects(values: list) -> np.ndarray:
