@@ -185,8 +185,9 @@ def step_engine(args, carry: Carry) -> dict:
         "score_max_abs": float(np.abs(device_scores - cpu_scores).max()),
         "cosine_min": float((device_emb * cpu_emb).sum(1).min()),
     }
-    # float32 on CUDA: convolutions may use TF32 (cuDNN's default), hence the tolerance.
-    _check(out["vs_cpu_torch"]["embedding_max_abs"] <= 5e-3, f"device vs CPU torch: {out['vs_cpu_torch']}")
+    # float32 on CUDA: convolutions may use TF32 (cuDNN's default), hence the tolerances.
+    close = out["vs_cpu_torch"]["embedding_max_abs"] <= 1e-2 and out["vs_cpu_torch"]["cosine_min"] >= 0.999
+    _check(close, f"device vs CPU torch: {out['vs_cpu_torch']}")
     if importlib.util.find_spec("onnxruntime") is not None:
         with Engine(carry.bundle, backend="onnxruntime", device="cpu") as ort_engine:
             ort = ort_engine.classify(images)
@@ -195,7 +196,10 @@ def step_engine(args, carry: Carry) -> dict:
             "embedding_max_abs": float(np.abs(device_emb - ort_emb).max()),
             "cosine_min": float((device_emb * ort_emb).sum(1).min()),
         }
-        _check(out["vs_onnxruntime_cpu"]["embedding_max_abs"] <= 5e-3, f"device vs ORT: {out['vs_onnxruntime_cpu']}")
+        ort_close = (
+            out["vs_onnxruntime_cpu"]["embedding_max_abs"] <= 1e-2 and out["vs_onnxruntime_cpu"]["cosine_min"] >= 0.999
+        )
+        _check(ort_close, f"device vs ORT: {out['vs_onnxruntime_cpu']}")
     else:
         out["vs_onnxruntime_cpu"] = "skipped: onnxruntime not importable"
     # bfloat16 weights on the device (the GPU path radz bench measures)
