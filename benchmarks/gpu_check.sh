@@ -5,6 +5,9 @@
 #   bash scripts/prepare_gpu_carry.sh       # first, on a machine with network: -> build/gpu_carry
 #   bash benchmarks/gpu_check.sh            # on the GPU machine; results in $OUT (default ./out/gpu_check)
 #
+# With the project's device tool: command `bash benchmarks/gpu_check.sh` (its $OUT is the folder that
+# comes back), carry ["build/gpu_carry"], timeout_s ~540 (the script's budget is 470 s + the summary).
+#
 # Assumes: Python with torch (CUDA), numpy, cmake + pybind11 + scikit-build-core (to build the C++
 # extension); no onnxruntime, no transformers, no pydicom, no FAISS, no TensorRT. What the steps
 # import and the machine lacks comes as wheels in build/gpu_carry/wheels (gitignored: the device tool
