@@ -118,7 +118,7 @@ def _load_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--bundle", help="bundle for the engine target (default: the shipped default bundle)")
     p.add_argument("--target", default="engine", help="engine (in process) or dicom://AE@host:port (C-STORE)")
-    p.add_argument("--backend", default="auto", help="engine target: auto, onnxruntime, tensorrt or torch")
+    p.add_argument("--backend", default="auto", help="engine target: auto, onnxruntime, openvino, tensorrt or torch")
     p.add_argument("--device", type=device_type, default="cpu", help="engine target: cpu, cuda, cuda:N or auto")
     p.add_argument("--batch-size", type=positive_int, default=32, help="engine target: largest dynamic batch")
     alias(p, "--max-batch", "batch_size", type=positive_int)

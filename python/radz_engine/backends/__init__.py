@@ -4,10 +4,17 @@
     "onnxruntime"  OnnxRuntimeBackend: CPU EP; CUDA / TensorRT EPs with onnxruntime-gpu
     "tensorrt"     TensorRTBackend: a native TensorRT plan from `radz export --tensorrt`
     "torch"        TorchBackend: a checkpoint in PyTorch (needs `checkpoint=`)
-    "openvino"     OpenVINOBackend: the bundle's ONNX compiled by OpenVINO, CPU, fp32
+    "openvino"     OpenVINOBackend: the bundle's ONNX compiled by OpenVINO, CPU, fp32; bf16
+                   (precision="bf16") only on a CPU with native bf16 after `radz bench check-bf16`
                    (pip install 'radz-engine[openvino]')
     "auto"         ONNX Runtime with the best provider it has for the device
                    (TensorRT EP > CUDA EP on "cuda"; CPU EP on "cpu")
+
+Why "auto" stays ONNX Runtime on the CPU, with OpenVINO installed: OpenVINO fp32 measured
+0.89x-1.09x ONNX Runtime on the default bundle (docs/BENCHMARKS.md, "OpenVINO"), inside this
+machine's noise, so no rule could pick it honestly, and timing both at every start would slow the
+Engine for no measured gain. OpenVINO bf16 is a different model numerically, accepted per bundle
+and CPU: "auto" never changes precision, so it never picks it; ask for it by name.
 """
 
 from __future__ import annotations
