@@ -73,7 +73,7 @@ print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch
 for i in range(torch.cuda.device_count()):
     p = torch.cuda.get_device_properties(i)
     print(f"cuda:{i}", p.name, f"{p.total_memory / 2**30:.0f} GiB", f"sm_{p.major}{p.minor}")
-print("missing:", missing or "none")
+print("missing before the carried wheels:", missing or "none")
 PYEOF
 if [ -d "$CARRY/wheels" ]; then
   # The distributions this Python lacks (and the model / DICOM stack when another version is
