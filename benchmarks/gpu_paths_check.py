@@ -151,6 +151,12 @@ def step_engine(args, carry: Carry) -> dict:
             engine.backend.run(x)
             model_times.append(time.perf_counter() - t)
         out["model_only_images_per_s_batch64"] = round(len(images) / min(model_times), 1)
+        if engine.backend.device.startswith("cuda"):
+            import torch
+
+            out["cuda_max_memory_allocated_mib"] = round(
+                torch.cuda.max_memory_allocated(engine.backend.device) / 2**20, 1
+            )
         # 64 submits, one at a time: latency of a lone request (decode + preprocess + queue + model + scoring)
         engine.submit(images[0]).result(120)
         lone = []
