@@ -11,9 +11,10 @@ accepted like the int8 file but per machine: `radz bench check-bf16 BUNDLE` runs
 <= 0.01 on fresh phantoms) with OpenVINO bf16 on this CPU and records the result in the bundle's
 manifest (parity.openvino_bf16, with the CPU it ran on). Loading bf16 is refused, with the reason,
 when the CPU has no native bf16 (OpenVINO then runs f32 whatever the hint says), when the bundle
-records no passed check, when the check ran on another CPU, or when a start-up probe (4 seeded
-random inputs, bf16 vs f32) falls below the recorded cosine limit. UNVALIDATED here: the machine
-this was written on (AMD EPYC, AVX2) has no bf16, so only the refusals ran (docs/RUNTIME.md).
+records no passed check, when the check ran on another CPU (name or OpenVINO capabilities), or
+when a start-up probe (4 seeded random inputs, bf16 vs f32) falls below the recorded cosine
+limit. UNVALIDATED here: the machine this was written on (AMD EPYC, AVX2) has no bf16, so only
+the refusals ran (docs/RUNTIME.md).
 """
 
 from __future__ import annotations
@@ -147,10 +148,11 @@ class OpenVINOBackend(Backend):
                     f"precision='bf16': bundle {bundle.path} records no passed OpenVINO bf16 check "
                     f"(embedding cosine and phantom AUC against fp32); run {command} on this machine first"
                 )
-            if record.get("cpu") != here["cpu"]:
+            checked = (record.get("cpu"), record.get("capabilities"))
+            if checked != (here["cpu"], here["capabilities"]):
                 raise BackendUnavailable(
-                    f"precision='bf16': bundle {bundle.path} was checked in bf16 on CPU {record.get('cpu')!r}, "
-                    f"this is {here['cpu']!r}; run {command} here"
+                    f"precision='bf16': bundle {bundle.path} was checked in bf16 on CPU {checked[0]!r} "
+                    f"(capabilities {checked[1]}), this is {here['cpu']!r} ({here['capabilities']}); run {command} here"
                 )
             min_cosine = float(record.get("min_cosine_limit", min_cosine))
             self.check = record
