@@ -160,7 +160,7 @@ def main(argv: list[str]) -> int:
     if (args.bundle is None) == (args.bundle_path is None):
         parser.error("give the bundle folder once: radz bench check-bf16 BUNDLE (or --bundle BUNDLE)")
     bundle = args.bundle or args.bundle_path
-    from radz_engine.errors import RadzError
+    from radz_engine.errors import BundleError, RadzError
 
     try:
         report = check_openvino_bf16(
@@ -173,7 +173,7 @@ def main(argv: list[str]) -> int:
     except ImportError:
         print("radz bench check-bf16: needs openvino: pip install 'radz-engine[openvino]'", file=sys.stderr)
         return 2
-    except FileNotFoundError as error:
+    except (FileNotFoundError, BundleError) as error:  # not a usable bundle
         print(f"radz bench check-bf16: {error}", file=sys.stderr)
         return 2
     except (VariantCheckError, RadzError) as error:  # BackendUnavailable: no bf16 here; BundleError
