@@ -45,6 +45,8 @@ MODES = {
     "train dkam-generate": "knowledge descriptions per class from a local LLM checkpoint (for DKAM)",
     "eval --bundle B --csv C": "AUC/F1 of a bundle, torch-free; --calibrate --out B2 writes a calibrated copy",
     "bench load": "latency against offered load: Engine.submit in process, or a DICOM node (dicom://AE@host:port)",
+    "bench check-bf16 B": "check OpenVINO bf16 like int8 (cosine, AUC drop) on this CPU and record it in the bundle",
+    "index add INDEX S": "append more screening outputs to a similar-case index (`radz index info INDEX`: what it holds)",
 }
 
 
