@@ -186,32 +186,55 @@ def _classes_of(columns) -> list[str]:
     return [c[len("score_") :] for c in columns if c.startswith("score_") and c != "score_ms"]
 
 
-def _text_vector(path: Path, number: int, text, legacy: bool) -> np.ndarray:
+def _text_bytes(path: Path, number: int, text, legacy: bool) -> bytes:
+    """One row's embedding as little-endian float16 bytes (checked together in _stack)."""
     try:
         if legacy:
             values = text.split() if isinstance(text, str) else text
-            vector = np.asarray([float(v) for v in values], dtype=np.float32).astype(np.float16)
+            vector = np.asarray([float(v) for v in values], dtype=np.float32)
             if vector.size == 0:
                 raise ValueError("empty")
-        else:
-            if not isinstance(text, str):
-                raise ValueError(f"a {type(text).__name__}, not base64 text")
-            vector = decode_f16(text)
-    except (ValueError, TypeError) as error:
+            return vector.astype(_F16).tobytes()
+        if not isinstance(text, str):
+            raise ValueError(f"a {type(text).__name__}, not base64 text")
+        raw = binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError, TypeError) as error:
         raise EmbeddingsError(f"{path}: row {number}: garbled embedding ({error})") from None
-    if not np.isfinite(vector).all():
-        raise EmbeddingsError(f"{path}: row {number}: garbled embedding (non-finite values)")
-    return vector
+    if not raw or len(raw) % 2:
+        raise EmbeddingsError(
+            f"{path}: row {number}: garbled embedding ({len(raw)} bytes, not a whole number of float16 values)"
+        )
+    return raw
 
 
-def _stack(path: Path, numbers: list[int], vectors: list[np.ndarray]) -> np.ndarray:
+def _stack(path: Path, numbers: list[int], vectors: list[bytes]) -> np.ndarray:
+    """[k, D] float16 of the rows' bytes; an error naming the row for another dimension or
+    non-finite values."""
     if not vectors:
         return np.zeros((0, 0), dtype=np.float16)
-    dim = vectors[0].shape[0]
+    size = len(vectors[0])
     for number, v in zip(numbers, vectors):
-        if v.shape[0] != dim:
-            raise EmbeddingsError(f"{path}: row {number}: embedding of dimension {v.shape[0]}, earlier rows have {dim}")
-    return np.stack(vectors)
+        if len(v) != size:
+            raise EmbeddingsError(
+                f"{path}: row {number}: embedding of dimension {len(v) // 2}, earlier rows have {size // 2}"
+            )
+    out = np.frombuffer(b"".join(vectors), dtype=_F16).reshape(len(vectors), size // 2).astype(np.float16)
+    nonfinite = ((out.view(np.uint16) & 0x7C00) == 0x7C00).any(axis=1)
+    if nonfinite.any():
+        raise EmbeddingsError(
+            f"{path}: row {numbers[int(np.flatnonzero(nonfinite)[0])]}: garbled embedding (non-finite values)"
+        )
+    return out
+
+
+def _score_matrix(values: list, columns: int) -> np.ndarray:
+    """[k, C] float64 of raw score values (floats, numeric text, None / "" -> NaN)."""
+    try:
+        return np.array([[np.nan if v in (None, "") else v for v in row] for row in values], dtype=np.float64).reshape(
+            len(values), columns
+        )
+    except (TypeError, ValueError):
+        return np.array([[_number(v) for v in row] for row in values], dtype=np.float64).reshape(len(values), columns)
 
 
 def _text_chunk(path: Path, kind: str) -> _Chunk:
@@ -225,6 +248,7 @@ def _text_chunk(path: Path, kind: str) -> _Chunk:
             reader = csv.DictReader(_complete_lines(handle))
             columns = reader.fieldnames or []
             classes = _classes_of(columns)
+            score_columns = [f"score_{c}" for c in classes]
             legacy = EMBEDDING_TEXT_COLUMN not in columns
             key = _LEGACY if legacy else EMBEDDING_TEXT_COLUMN
             has_column = key in columns
@@ -239,8 +263,8 @@ def _text_chunk(path: Path, kind: str) -> _Chunk:
                     continue
                 numbers.append(number)
                 sources.append(row["source"])
-                vectors.append(_text_vector(path, number, row[key], legacy))
-                scores.append([_number(row.get(f"score_{c}")) for c in classes])
+                vectors.append(_text_bytes(path, number, row[key], legacy))
+                scores.append([row.get(name) for name in score_columns])
                 positives.append(row.get("positives") or "")
                 sop.append(row.get("sop_instance_uid") or "")
                 study.append(row.get("study_instance_uid") or "")
@@ -270,9 +294,9 @@ def _text_chunk(path: Path, kind: str) -> _Chunk:
                     classes = list(doc.get("scores") or {})
                 numbers.append(number)
                 sources.append(str(doc.get("source")))
-                vectors.append(_text_vector(path, number, doc[key], legacy))
+                vectors.append(_text_bytes(path, number, doc[key], legacy))
                 found = doc.get("scores") or {}
-                scores.append([_number(found.get(c)) for c in classes])
+                scores.append([found.get(c) for c in classes])
                 positives.append(list(doc.get("positives") or []))
                 meta = doc.get("metadata") or {}
                 sop.append(str(meta.get("SOPInstanceUID") or ""))
@@ -285,7 +309,7 @@ def _text_chunk(path: Path, kind: str) -> _Chunk:
     return _Chunk(
         sources=_objects(sources),
         embeddings=_stack(path, numbers, vectors),
-        scores=np.asarray(scores, dtype=np.float64).reshape(len(sources), len(classes)),
+        scores=_score_matrix(scores, len(classes)),
         positives=_objects(positives),
         sop=_objects(sop),
         study=_objects(study),
