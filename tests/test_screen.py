@@ -282,3 +282,35 @@ def test_screen_progress_without_a_terminal(study_folder, tmp_path, capsys):
     assert screen_main([str(study_folder), "--out", out, "--workers", "0", "--progress-every", "0"]) == 0
     err = capsys.readouterr().err
     assert "\r" not in err and "radz screen: 6/6 files (1 failed)" in err
+
+
+def test_screen_with_the_torch_backend_matches_onnxruntime(tmp_path, tiny_export_model, tiny_bundle, capsys):
+    """`radz screen --backend torch --checkpoint C` (the GPU path; here on the CPU) gives the ONNX
+    Runtime scores of the bundle exported from that checkpoint; --checkpoint goes only with torch."""
+    pytest.importorskip("torch")
+    from PIL import Image
+
+    from radz_train.data.phantom import generate_cases
+    from radz_train.training.checkpoint import save_checkpoint
+
+    checkpoint = tmp_path / "checkpoint"
+    save_checkpoint(checkpoint, tiny_export_model, {}, step=0)
+    images = tmp_path / "png"
+    images.mkdir()
+    for case in generate_cases(3, seed=12, size=48):
+        Image.fromarray((case.image * 255).clip(0, 255).astype("uint8")).save(images / f"{case.index:03d}.png")
+    common = [str(images), "--bundle", str(tiny_bundle[0]), "--workers", "0", "--quiet"]
+    assert screen_main([*common, "--out", str(tmp_path / "ort.jsonl")]) == 0
+    torch_out = tmp_path / "torch.jsonl"
+    assert screen_main([*common, "--out", str(torch_out), "--backend", "torch", "--checkpoint", str(checkpoint)]) == 0
+    ort = {d["source"]: d for d in map(json.loads, (tmp_path / "ort.jsonl").read_text().splitlines())}
+    torch_rows = [json.loads(line) for line in torch_out.read_text().splitlines()]
+    assert len(torch_rows) == 3
+    for row in torch_rows:
+        assert row["ok"] and row["scores"].keys() == ort[row["source"]]["scores"].keys()
+        np.testing.assert_allclose(list(row["scores"].values()), list(ort[row["source"]]["scores"].values()), atol=1e-4)
+    capsys.readouterr()
+    assert screen_main([*common, "--out", str(tmp_path / "x.jsonl"), "--backend", "torch"]) == 2
+    assert "--checkpoint" in capsys.readouterr().err
+    assert screen_main([*common, "--out", str(tmp_path / "x.jsonl"), "--checkpoint", str(checkpoint)]) == 2
+    assert "--checkpoint" in capsys.readouterr().err

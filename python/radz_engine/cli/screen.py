@@ -54,7 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="decode in spawned processes instead of threads",
     )
     add_batch_size(p, default=32)
-    p.add_argument("--backend", default="auto", help="auto, onnxruntime or tensorrt")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "onnxruntime", "tensorrt", "openvino", "torch"),
+        help="auto (ONNX Runtime on CPU), onnxruntime, tensorrt, openvino, or torch (with --checkpoint)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="--backend torch: the `radz train` checkpoint folder the bundle was exported from",
+    )
     p.add_argument(
         "--int8",
         action="store_true",
@@ -224,6 +234,10 @@ def _check_numbers(args) -> str | None:
         return f"--workers must be >= 0 (0: decode in this process), got {args.workers}"
     if args.threads is not None and args.threads < 1:
         return f"--threads must be >= 1, got {args.threads}"
+    if (args.backend == "torch") != (args.checkpoint is not None):
+        return "--checkpoint (a `radz train` checkpoint folder) goes with --backend torch, and only with it"
+    if args.checkpoint is not None and args.ray is not None:
+        return "--checkpoint: the Ray path runs the bundle's ONNX models; leave out --ray for --backend torch"
     return None
 
 
@@ -294,7 +308,9 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device or "cpu",
             max_batch_size=args.batch_size,
             threads=_model_threads(args),
-            backend_options={"int8": True} if args.int8 else None,
+            backend_options=({"int8": True} if args.int8 else {})
+            | ({"checkpoint": args.checkpoint} if args.checkpoint else {})
+            or None,
         )
     except (ValueError, RuntimeError, ImportError, FileNotFoundError) as error:
         return _fail(str(error))
