@@ -25,7 +25,7 @@ class Stats:
         runners: runner threads popping submit() batches.
         images: images handled (classify, screen, submit), errors included.
         errors: images that gave an error Result.
-        batches: model batches run by classify / screen.
+        batches: model batches run (classify, screen and the submit() runners).
         uptime_s: seconds since the engine started.
         submit_images_per_s_60s: submit() results per second over the last 60 s.
         latency_ms: submit() end-to-end latency percentiles over the last 60 s,
