@@ -25,6 +25,24 @@ namespace {
 using radz::Neighbours;
 using radz::VectorIndex;
 
+// FAISS parallelises with OpenMP, whose synchronisation ThreadSanitizer cannot see (libgomp is
+// not instrumented), so it reports races between FAISS's own worker threads. Under TSan every
+// thread that calls FAISS therefore runs it on one thread (OpenMP's thread count is per thread);
+// the races the test is after, between callers of VectorIndex, stay visible.
+void single_threaded_faiss_under_tsan() {
+#if defined(__SANITIZE_THREAD__)
+  radz::set_num_threads(1);
+#endif
+}
+
+class SingleThreadedFaissUnderTsan : public ::testing::Environment {
+ public:
+  void SetUp() override { single_threaded_faiss_under_tsan(); }
+};
+
+[[maybe_unused]] ::testing::Environment* const kTsanEnvironment =
+    ::testing::AddGlobalTestEnvironment(new SingleThreadedFaissUnderTsan);
+
 // Expects `fn` to throw std::invalid_argument whose message starts with "<argument>:".
 template <typename Fn>
 void expect_invalid(Fn&& fn, const std::string& argument, const std::string& contains = "") {
@@ -276,13 +294,15 @@ TEST(VectorIndex, LoadErrorsNameThePath) {
   std::ofstream(corrupt) << "this is not a FAISS index, just text";
   expect_invalid([&] { VectorIndex::load(corrupt); }, "path", corrupt);
 
-  // A truncated real index.
+  // A truncated real index. Cut inside its 4-byte type tag: FAISS 1.7.3 leaks the partly read
+  // index when a later read fails, which LeakSanitizer would report (tests/test_vector_index.py
+  // cuts one in the middle of its vectors).
   VectorIndex index(8, "Flat");
   const auto x = random_unit(100, 8, 7);
   index.add(x.data(), 100);
   const std::string truncated = temp_path("truncated.faiss");
   index.save(truncated);
-  std::filesystem::resize_file(truncated, std::filesystem::file_size(truncated) / 2);
+  std::filesystem::resize_file(truncated, 3);
   expect_invalid([&] { VectorIndex::load(truncated); }, "path", truncated);
 
   // An L2 index is not a similarity index.
@@ -311,7 +331,7 @@ TEST(VectorIndex, ConcurrentSearchesDuringAdd) {
   std::vector<std::thread> readers;
   for (int r = 0; r < 3; ++r) {
     readers.emplace_back([&, r] {
-      radz::set_num_threads(1);  // this thread's batch searches: no OpenMP team
+      radz::set_num_threads(1);  // this thread's batch searches: no OpenMP team (also under TSan)
       size_t i = static_cast<size_t>(r);
       while (!stop.load()) {
         const size_t nq = r == 0 ? 3 : 1;
@@ -327,6 +347,7 @@ TEST(VectorIndex, ConcurrentSearchesDuringAdd) {
     });
   }
   std::thread writer([&] {
+    single_threaded_faiss_under_tsan();
     while (reads.load() < 3) std::this_thread::yield();
     for (size_t b = 1; b < kBatches; ++b) {
       index.add(base.data() + b * kBatch * kDim, kBatch);
