@@ -425,6 +425,27 @@ def build_index(
     return open_index(out, verify=False)
 
 
+def _follow_default_parameters(searcher, old_n: int, new_n: int) -> None:
+    """An index searched with its size's default parameters (e.g. HNSW efSearch) gets the new
+    size's defaults when it grows; parameters someone set otherwise are kept. A Flat index that
+    grew past the exact-search size says how to switch to the approximate default."""
+    from radz_engine import _core
+
+    factory = searcher.factory
+    if searcher.search_parameters == _core.VectorIndex.default_search_parameters(factory, old_n):
+        grown = _core.VectorIndex.default_search_parameters(factory, new_n)
+        if grown and grown != searcher.search_parameters:
+            searcher.set_search_parameters(grown)
+    better = _core.VectorIndex.default_factory(new_n, searcher.dim)
+    if better != factory and factory == "Flat":
+        log.warning(
+            "radz index: %d images in an exact (Flat) index: `radz index build --overwrite` would choose %r "
+            "(faster at this size, recall@10 >= 0.95)",
+            new_n,
+            better,
+        )
+
+
 def add_to_index(
     path: str | Path,
     outputs: Sequence[str | Path],
@@ -457,6 +478,7 @@ def add_to_index(
             searcher.add(new_vectors[start : start + step])
             if progress is not None:
                 progress(min(start + step, len(new_vectors)), len(new_vectors))
+        _follow_default_parameters(searcher, index.size, len(vectors))
     else:
         if len(vectors) > EXACT_LIMIT:
             raise SimilarIndexError(

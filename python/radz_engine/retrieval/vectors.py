@@ -149,6 +149,9 @@ class FaissVectors:
     def save(self, path: Path) -> None:
         self._index.save(str(path))
 
+    def set_search_parameters(self, parameters: str) -> None:
+        self._index.set_search_parameters(parameters)
+
     def add(self, vectors: np.ndarray) -> None:
         self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
 
