@@ -5,8 +5,8 @@ in one run, on 128-d L2-normalised embeddings (radz_engine._core.VectorIndex).
         --out-json docs/retrieval_scale_bench.json --out-md /tmp/retrieval_scale.md
 
 Vectors:
-  - with --embeddings FILE.npy (fp16/fp32 [n, 128] from real screening, e.g. `radz screen
-    --embeddings` of phantoms): rows are drawn with replacement and get isotropic Gaussian noise
+  - with --embeddings FILE (fp16/fp32 [n, 128] from real screening: a .npy, or the Parquet that
+    `radz screen --embeddings` writes, column `embedding`): rows are drawn with replacement and get isotropic Gaussian noise
     of norm --noise (relative to the unit vector), then are renormalised, until N;
   - without: a clustered synthetic set (see `clustered`): 64 "finding patterns", each with 32
     sub-clusters (sites, devices, patients) and its own 16-d spread, plus isotropic noise.
@@ -78,8 +78,18 @@ def clustered(n: int, seed: int, patterns: int = 64, sub: int = 32, rank: int = 
     return out
 
 
+def read_embeddings(path: Path) -> np.ndarray:
+    """[n, dim] from a .npy, or from the `embedding` column of `radz screen --embeddings` Parquet."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        column = pq.read_table(path, columns=["embedding"]).column("embedding").combine_chunks()
+        return column.values.to_numpy(zero_copy_only=False).reshape(len(column), -1)
+    return np.load(path)
+
+
 def from_file(path: Path, n: int, seed: int, noise: float) -> np.ndarray:
-    real = np.load(path)
+    real = read_embeddings(path)
     if real.ndim != 2 or real.shape[1] != DIM:
         raise SystemExit(f"--embeddings {path}: expected shape [n, {DIM}], got {real.shape}")
     real = unit(real.astype(np.float32))
@@ -190,10 +200,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--exact-queries", type=int, default=100, help="queries timed on Flat (exact, slow)")
-    ap.add_argument("--embeddings", type=Path, help="real embeddings .npy [n, 128] fp16/fp32 to grow from")
+    ap.add_argument(
+        "--embeddings", type=Path, help="real embeddings [n, 128] (.npy or screening .parquet) to grow from"
+    )
     ap.add_argument("--noise", type=float, default=0.1, help="noise norm added to each drawn real embedding")
-    ap.add_argument("--query-embeddings", type=Path, help="held-out real embeddings .npy used as queries as they are")
+    ap.add_argument("--query-embeddings", type=Path, help="held-out real embeddings (.npy / .parquet) used as queries")
     ap.add_argument("--factories", help="only these factories (';'-separated, e.g. 'Flat;HNSW32,Flat')")
+    ap.add_argument(
+        "--config",
+        action="append",
+        metavar="FACTORY=PARAMS|PARAMS",
+        help="instead of the built-in list: a factory and its search parameter sets, e.g. "
+        "'HNSW32,Flat=efSearch=192|efSearch=256' (repeatable; all sizes)",
+    )
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="OpenMP threads for building")
     ap.add_argument("--out-json", type=Path)
     ap.add_argument("--out-md", type=Path)
@@ -203,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
 
     sizes = [int(s) for s in args.sizes.split(",")]
     configs = CONFIGS
+    if args.config:
+        configs = [(c.split("=", 1)[0], c.split("=", 1)[1].split("|") if "=" in c else [""], None) for c in args.config]
     if args.factories:
         wanted = args.factories.split(";")
         configs = [c for c in CONFIGS if c[0] in wanted]
@@ -212,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         source = f"{args.embeddings} + Gaussian noise of norm {args.noise}, renormalised"
         base = from_file(args.embeddings, top, 1, args.noise)
         if args.query_embeddings:
-            queries = unit(np.load(args.query_embeddings).astype(np.float32))[: args.queries]
+            queries = unit(read_embeddings(args.query_embeddings).astype(np.float32))[: args.queries]
             source += f"; queries: {args.query_embeddings} as they are"
         else:
             queries = from_file(args.embeddings, args.queries, 2, args.noise)

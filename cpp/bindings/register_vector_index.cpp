@@ -101,11 +101,11 @@ void register_vector_index(py::module_& m) {
           "load", [](const std::string& path) { return radz::VectorIndex::load(path); }, py::arg("path"),
           py::call_guard<py::gil_scoped_release>(), "Reads an index written by save(). GIL released.")
       .def_static("default_factory", &radz::VectorIndex::default_factory, py::arg("n"), py::arg("dim"),
-                  "'Flat' (exact) below 100,000 vectors, else the benchmarked approximate index.")
+                  "'Flat' (exact) below 100,000 vectors, else 'IVF<nlist>,Flat' (nlist ~ 4 sqrt(n), benchmarked).")
       .def_static("default_search_parameters", &radz::VectorIndex::default_search_parameters, py::arg("factory"),
                   py::arg("n"), "The ParameterSpace string for default_factory's choice ('' for Flat).")
       .def("set_search_parameters", &radz::VectorIndex::set_search_parameters, py::arg("params"),
-           "Sets e.g. 'efSearch=128' or 'nprobe=32,k_factor_rf=4' (faiss.ParameterSpace).")
+           "Sets e.g. 'nprobe=16', 'efSearch=128' or 'nprobe=32,k_factor_rf=4' (faiss.ParameterSpace).")
       .def_property_readonly("search_parameters", &radz::VectorIndex::search_parameters,
                              "The parameters in effect, as default_search_parameters writes them.")
       .def_property_readonly("size", &radz::VectorIndex::size)

@@ -359,7 +359,7 @@ class VectorIndex:
         n: typing.SupportsInt | typing.SupportsIndex, dim: typing.SupportsInt | typing.SupportsIndex
     ) -> str:
         """
-        'Flat' (exact) below 100,000 vectors, else the benchmarked approximate index.
+        'Flat' (exact) below 100,000 vectors, else 'IVF<nlist>,Flat' (nlist ~ 4 sqrt(n), benchmarked).
         """
     @staticmethod
     def default_search_parameters(factory: str, n: typing.SupportsInt | typing.SupportsIndex) -> str:
@@ -407,7 +407,7 @@ class VectorIndex:
         """
     def set_search_parameters(self, params: str) -> None:
         """
-        Sets e.g. 'efSearch=128' or 'nprobe=32,k_factor_rf=4' (faiss.ParameterSpace).
+        Sets e.g. 'nprobe=16', 'efSearch=128' or 'nprobe=32,k_factor_rf=4' (faiss.ParameterSpace).
         """
     def train(self, x: typing.Any) -> None:
         """

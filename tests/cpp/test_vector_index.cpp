@@ -244,10 +244,20 @@ TEST(VectorIndex, SaveLoadRoundTrip) {
 TEST(VectorIndex, DefaultFactory) {
   EXPECT_EQ(VectorIndex::default_factory(0, 128), "Flat");
   EXPECT_EQ(VectorIndex::default_factory(99999, 128), "Flat");
+  EXPECT_EQ(VectorIndex::default_factory(100000, 128), "IVF1024,Flat");
+  EXPECT_EQ(VectorIndex::default_factory(300000, 128), "IVF2048,Flat");
   const std::string big = VectorIndex::default_factory(1000000, 128);
-  EXPECT_NE(big, "Flat");
+  EXPECT_EQ(big, "IVF4096,Flat");
+  EXPECT_EQ(VectorIndex::default_search_parameters(big, 1000000), "nprobe=16");
+  // Its training needs no more vectors than the index will hold.
+  for (size_t n : {100000, 150000, 300000, 1000000, 5000000}) {
+    EXPECT_LE(VectorIndex(128, VectorIndex::default_factory(n, 128)).train_size_hint(), n) << n;
+  }
   EXPECT_EQ(VectorIndex::default_search_parameters("Flat", 10), "");
   EXPECT_FALSE(VectorIndex::default_search_parameters(big, 1000000).empty());
+  EXPECT_EQ(VectorIndex::default_search_parameters("HNSW32,Flat", 200000), "efSearch=128");
+  EXPECT_EQ(VectorIndex::default_search_parameters("HNSW32,Flat", 1000000), "efSearch=256");
+  EXPECT_EQ(VectorIndex::default_search_parameters("IVF1024,PQ32x4fs,RFlat", 1000000), "nprobe=32,k_factor_rf=4");
   // Every default builds and takes its default parameters (at a small dim, too).
   for (int dim : {128, 24}) {
     VectorIndex index(dim, VectorIndex::default_factory(1000000, dim));

@@ -2,8 +2,8 @@
 /// Similar-case retrieval: a FAISS index over L2-normalised image embeddings, searched by inner
 /// product (= cosine on normalised vectors).
 ///
-/// The index is built from a faiss::index_factory string ("Flat" = exact; "HNSW32,Flat",
-/// "IVF4096,PQ32x4fs,RFlat", ... = approximate). Vectors get ids 0, 1, 2, ... in the order they
+/// The index is built from a faiss::index_factory string ("Flat" = exact; "IVF4096,Flat",
+/// "HNSW32,Flat", "IVF4096,PQ32x4fs,RFlat", ... = approximate). Vectors get ids 0, 1, 2, ... in the order they
 /// are added; the caller keeps what an id stands for (study, image, findings). Vectors are not
 /// renormalised here: the caller passes unit vectors, as screening stores them.
 ///
@@ -58,13 +58,14 @@ class VectorIndex {
   VectorIndex(const VectorIndex&) = delete;
   VectorIndex& operator=(const VectorIndex&) = delete;
 
-  /// The factory string for n vectors of size dim: "Flat" (exact) below 100,000 vectors, an
-  /// approximate index with exact re-ranking above (chosen by benchmarks/retrieval_scale_bench.py,
-  /// see docs/RETRIEVAL.md).
+  /// The factory string for n vectors of size dim: "Flat" (exact) below 100,000 vectors, else
+  /// "IVF<nlist>,Flat" with nlist the power of two nearest 4 * sqrt(n) (chosen by
+  /// benchmarks/retrieval_scale_bench.py, see docs/RETRIEVAL.md). Throws naming "dim" if dim <= 0.
   static std::string default_factory(size_t n, int dim);
 
-  /// The search parameters (a faiss::ParameterSpace string) that go with default_factory's
-  /// choice for n vectors, e.g. "efSearch=128"; "" for an index without any (Flat).
+  /// The search parameters (a faiss::ParameterSpace string) for an index of n vectors built from
+  /// `factory`: IVF "nprobe=16" ("nprobe=32,k_factor_rf=4" when refined); HNSW "efSearch=128"
+  /// below 500,000 vectors, "efSearch=256" from there; "" otherwise (Flat).
   static std::string default_search_parameters(const std::string& factory, size_t n);
 
   /// Loads an index written by save(). Throws std::invalid_argument("path: ...") naming the path
