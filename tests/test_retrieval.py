@@ -332,3 +332,24 @@ def test_labels_match_sources_screened_from_another_folder(screened, tmp_path, m
     monkeypatch.chdir(tmp_path)
     index = index_module.build_index([out], tmp_path / "rel_idx", labels=labels)
     assert [index.row(i)["findings_from"] for i in range(index.size)] == ["labels"] * 6
+
+
+@pytest.mark.skipif(not have_faiss(), reason="the extension was built without FAISS")
+def test_trained_factories_need_enough_images_and_warn_after_growth(screened, tmp_path, caplog):
+    _, _, first, _ = screened
+    with pytest.raises(SimilarIndexError, match=r"--factory: 'IVF16,Flat' needs at least \d+ vectors"):
+        index_module.build_index([first], tmp_path / "ivf", factory="IVF16,Flat")
+    with pytest.raises(SimilarIndexError, match="--factory"):
+        index_module.build_index([first], tmp_path / "bad", factory="NoSuchIndex")
+    from radz_engine.retrieval.vectors import FaissVectors
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((400, 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ivf = FaissVectors.build(x, "IVF4,Flat")
+    assert ivf.size == 400 and ivf.factory.startswith("IVF4")
+    sims, ids = ivf.search(x[:5], 3)
+    assert (ids[:, 0] == np.arange(5)).all()  # nprobe from the defaults finds each vector itself
+    with caplog.at_level("WARNING"):
+        index_module._follow_default_parameters(ivf, 400, 2000, built=400)
+    assert "rebuild" in caplog.text

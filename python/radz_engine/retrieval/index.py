@@ -386,6 +386,7 @@ def _manifest(model: dict, dim: int, count: int, searcher, classes: list[str], i
             "backend": searcher.backend,
             "factory": searcher.factory,
             "search_parameters": searcher.search_parameters,
+            "built_count": int(count),
         },
         "classes": list(classes),
         "inputs": inputs,
@@ -425,10 +426,11 @@ def build_index(
     return open_index(out, verify=False)
 
 
-def _follow_default_parameters(searcher, old_n: int, new_n: int) -> None:
+def _follow_default_parameters(searcher, old_n: int, new_n: int, built: int) -> None:
     """An index searched with its size's default parameters (e.g. HNSW efSearch) gets the new
     size's defaults when it grows; parameters someone set otherwise are kept. A Flat index that
-    grew past the exact-search size says how to switch to the approximate default."""
+    grew past the exact-search size, or an IVF index grown well past what it was built with, says
+    to rebuild. built: the image count at `radz index build`."""
     from radz_engine import _core
 
     factory = searcher.factory
@@ -436,6 +438,13 @@ def _follow_default_parameters(searcher, old_n: int, new_n: int) -> None:
         grown = _core.VectorIndex.default_search_parameters(factory, new_n)
         if grown and grown != searcher.search_parameters:
             searcher.set_search_parameters(grown)
+    if factory.startswith("IVF") and new_n > 4 * max(built, 1):
+        log.warning(
+            "radz index: %d images in an IVF index trained on %d: its lists were fixed then and search slows as "
+            "they fill; rebuild (`radz index build --overwrite`) after such growth",
+            new_n,
+            built,
+        )
     better = _core.VectorIndex.default_factory(new_n, searcher.dim)
     if better != factory and factory == "Flat":
         log.warning(
@@ -478,7 +487,8 @@ def add_to_index(
             searcher.add(new_vectors[start : start + step])
             if progress is not None:
                 progress(min(start + step, len(new_vectors)), len(new_vectors))
-        _follow_default_parameters(searcher, index.size, len(vectors))
+        built = int(index.manifest["search"].get("built_count") or index.size)
+        _follow_default_parameters(searcher, index.size, len(vectors), built)
     else:
         if len(vectors) > EXACT_LIMIT:
             raise SimilarIndexError(
@@ -488,6 +498,7 @@ def add_to_index(
     inputs = [*index.manifest.get("inputs", []), *data.description["screened"], *_labels_entry(labels)]
     manifest = _manifest(index.bundle, index.dim, len(rows), searcher, index.manifest.get("classes", []), inputs)
     manifest["created"] = index.manifest.get("created")
+    manifest["search"]["built_count"] = int(index.manifest["search"].get("built_count") or index.size)
     manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     _write_folder(path, vectors, rows, searcher, manifest, replace=True)
     return open_index(path, verify=False), len(keep), skipped
