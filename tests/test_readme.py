@@ -2,8 +2,9 @@
 
 Its Python blocks run in order, each as a script (`python snippet.py`, so the process pool's
 `if __name__ == "__main__":` guard is exercised) in one folder prepared by the README's own
-`radz synth --out studies ...` line; its `radz screen studies/` and `radz preprocess studies/`
-lines run for real; every other `radz ...` line is parsed by its subcommand's parser, so no
+`radz synth --out studies ...` line; its `radz screen studies/`, `radz preprocess studies/`,
+`radz index build` and `radz similar` lines run for real (in README order); every other
+`radz ...` line is parsed by its subcommand's parser, so no
 README command names a flag that does not exist. Links to files inside the repository resolve.
 """
 
@@ -35,12 +36,20 @@ COMMANDS = [
     if part.strip().split(" ", 1)[0].endswith("radz")
 ]
 # Lines that run for real (fast, on the studies/ folder); the rest are parsed only.
-RUN = ("radz synth --out studies", "radz screen studies/", "radz preprocess studies/")
+RUN = (
+    "radz synth --out studies",
+    "radz screen studies/",
+    "radz preprocess studies/",
+    "radz index build embeddings.jsonl",
+    "radz similar studies/",
+)
 PARSERS = {
     "screen": ("radz_engine.cli.screen", "build_parser"),
     "demo": ("radz_engine.cli.demo", "build_parser"),
     "preprocess": ("radz_engine.cli.preprocess", "build_parser"),
     "serve": ("radz_engine.cli.serve", "build_parser"),
+    "index": ("radz_engine.cli.index", "build_parser"),
+    "similar": ("radz_engine.cli.similar", "build_parser"),
     "eval --bundle": ("radz_engine.cli.bundle_eval", "build_parser"),
     "train dkam-generate": ("radz_train.cli", "build_dkam_parser"),
     "train": ("radz_train.cli", "build_train_parser"),
@@ -111,7 +120,7 @@ def test_fast_commands_run(command, workdir, capsys):
     cwd = os.getcwd()
     os.chdir(workdir)
     try:
-        assert main([*_argv(command), *(["--workers", "0"] if "screen" in command else [])]) == 0, command
+        assert main([*_argv(command), *(["--workers", "0"] if command.startswith("radz screen") else [])]) == 0, command
     finally:
         os.chdir(cwd)
 
