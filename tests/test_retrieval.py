@@ -313,11 +313,14 @@ def test_serve_puts_similar_cases_in_the_sr_and_the_record(built, tmp_path):
         if item.ValueType == "CONTAINER" and item.ConceptNameCodeSequence[0].CodeMeaning == "Similar indexed cases"
     ]
     texts = [item.TextValue for item in similar.ContentSequence]
-    assert len(texts) == 2 and all(".png: findings" in t and "similarity" in t for t in texts)
+    # Named by index row, never by file path (another study's path may carry its patient's name).
+    assert len(texts) == 2 and all(t.startswith("index case ") and "similarity" in t for t in texts)
+    assert not any(".png" in t for t in texts)
     (record,) = [
         json.loads(line) for line in (tmp_path / "work" / "results" / "results.jsonl").read_text().splitlines()
     ]
     assert len(record["neighbours"]) == 2 and record["neighbours"][0]["findings_from"] == "labels"
+    assert all("source" not in n and isinstance(n["id"], int) for n in record["neighbours"])
     if shutil.which("dsrdump"):
         dump = subprocess.run(["dsrdump", str(sr_file)], capture_output=True, text=True, timeout=60)
         assert dump.returncode == 0 and "Similar indexed cases" in dump.stdout, dump.stderr
@@ -353,3 +356,51 @@ def test_trained_factories_need_enough_images_and_warn_after_growth(screened, tm
     with caplog.at_level("WARNING"):
         index_module._follow_default_parameters(ivf, 400, 2000, built=400)
     assert "rebuild" in caplog.text
+
+
+def test_labels_never_go_to_another_existing_file(tmp_path):
+    """The last-two-parts fallback applies only to a source that is not a file here: site A's
+    images/1.png never takes site B's images/1.png label."""
+    from radz_engine.retrieval.labels import match_findings, read_findings
+
+    for site in ("siteA", "siteB"):
+        (tmp_path / site / "images").mkdir(parents=True)
+        (tmp_path / site / "images" / "1.png").write_bytes(b"x")
+    labels = tmp_path / "siteB" / "labels.csv"
+    labels.write_text("path,findings\nimages/1.png,pneumothorax\n")
+    found = match_findings(
+        [str(tmp_path / "siteA" / "images" / "1.png"), str(tmp_path / "siteB" / "images" / "1.png"), "images/1.png"],
+        read_findings(labels),
+        base=tmp_path / "elsewhere",
+    )
+    assert found == [None, ["pneumothorax"], ["pneumothorax"]]
+
+
+def test_overwrite_replaces_only_an_index_and_a_crash_mid_swap_is_recovered(screened, built, tmp_path):
+    _, _, first, _ = screened
+    other = tmp_path / "results"
+    other.mkdir()
+    (other / "keep.parquet").write_bytes(b"precious")
+    for overwrite in (False, True):
+        with pytest.raises(SimilarIndexError, match="not a similar-case index folder"):
+            index_module.build_index([first], other, overwrite=overwrite)
+    assert (other / "keep.parquet").read_bytes() == b"precious"
+    # A crash between the two renames of an update leaves .NAME.old: the next open restores it.
+    idx = tmp_path / "idx"
+    shutil.copytree(built[0], idx)
+    idx.rename(tmp_path / ".idx.old")
+    assert open_index(idx).size == 48 and not (tmp_path / ".idx.old").exists()
+
+
+def test_a_failing_similar_search_costs_only_the_neighbours(screened, built, caplog):
+    from radz_engine import Engine
+
+    _, paths, _, _ = screened
+    with Engine() as engine:
+        index = open_index(built[0])
+        engine.attach_index(index, k=2)
+        index._vectors = ExactVectors(np.ones((3, 5), dtype=np.float32))  # a broken index: wrong dimension
+        with caplog.at_level("WARNING"):
+            result = engine.classify([paths[1]])[0]
+    assert result.ok and result.scores and result.neighbours == []
+    assert "similar-case search failed" in caplog.text

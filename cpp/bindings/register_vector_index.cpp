@@ -56,6 +56,16 @@ py::array_t<T> matrix(const std::vector<U>& values, size_t n, size_t k) {
   return out;
 }
 
+/// A const accessor that takes the index's lock, run with the GIL released: waiting behind a
+/// long add() or train() must not stall every other Python thread.
+template <typename R>
+auto released(R (radz::VectorIndex::*method)() const) {
+  return [method](const radz::VectorIndex& self) {
+    py::gil_scoped_release release;
+    return (self.*method)();
+  };
+}
+
 }  // namespace
 
 void register_vector_index(py::module_& m) {
@@ -105,21 +115,23 @@ void register_vector_index(py::module_& m) {
       .def_static("default_search_parameters", &radz::VectorIndex::default_search_parameters, py::arg("factory"),
                   py::arg("n"), "The ParameterSpace string for default_factory's choice ('' for Flat).")
       .def("set_search_parameters", &radz::VectorIndex::set_search_parameters, py::arg("params"),
+           py::call_guard<py::gil_scoped_release>(),
            "Sets e.g. 'nprobe=16', 'efSearch=128' or 'nprobe=32,k_factor_rf=4' (faiss.ParameterSpace).")
-      .def_property_readonly("search_parameters", &radz::VectorIndex::search_parameters,
+      .def_property_readonly("search_parameters", released(&radz::VectorIndex::search_parameters),
                              "The parameters in effect, as default_search_parameters writes them.")
-      .def_property_readonly("size", &radz::VectorIndex::size)
+      .def_property_readonly("size", released(&radz::VectorIndex::size))
       .def_property_readonly("dim", &radz::VectorIndex::dim)
       .def_property_readonly("factory", &radz::VectorIndex::factory)
-      .def_property_readonly("is_trained", &radz::VectorIndex::is_trained)
-      .def_property_readonly("train_size_hint", &radz::VectorIndex::train_size_hint,
+      .def_property_readonly("is_trained", released(&radz::VectorIndex::is_trained))
+      .def_property_readonly("train_size_hint", released(&radz::VectorIndex::train_size_hint),
                              "Vectors train() needs (0: no training).")
-      .def("memory_bytes", &radz::VectorIndex::memory_bytes, "Approximate size: bytes of the serialised index.")
+      .def("memory_bytes", &radz::VectorIndex::memory_bytes, py::call_guard<py::gil_scoped_release>(),
+           "Approximate size: bytes of the serialised index.")
       .def_static("set_num_threads", &radz::set_num_threads, py::arg("n"),
                   "OpenMP threads for FAISS batch work started from the calling thread (single queries always "
                   "use one).")
       .def_static("num_threads", &radz::num_threads, "OpenMP threads FAISS uses from the calling thread.")
-      .def("__len__", &radz::VectorIndex::size)
+      .def("__len__", &radz::VectorIndex::size, py::call_guard<py::gil_scoped_release>())
       .def("__repr__", [](const radz::VectorIndex& self) {
         return "VectorIndex(dim=" + std::to_string(self.dim()) + ", factory='" + self.factory() +
                "', size=" + std::to_string(self.size()) + ")";

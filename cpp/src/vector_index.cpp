@@ -16,9 +16,12 @@
 #include <faiss/impl/io.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
+#include <fcntl.h>
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -357,13 +360,23 @@ std::string VectorIndex::search_parameters() const {
 }
 
 void VectorIndex::save(const std::string& path) const {
-  const std::string tmp = path + ".tmp";
+  // A temporary name of its own (two processes saving to one path never share a file), synced
+  // before the rename so that a crash leaves the old file or the whole new one.
+  static std::atomic<unsigned> counter{0};
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
   ReadLock lock(*this);
   try {
     faiss::write_index(index_.get(), tmp.c_str());
   } catch (const std::exception& e) {
     std::remove(tmp.c_str());
     throw std::runtime_error("path: cannot save the index to '" + path + "': " + reason(e));
+  }
+  const int fd = ::open(tmp.c_str(), O_RDONLY);
+  const bool synced = fd >= 0 && ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  if (!synced) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error("path: cannot save the index to '" + path + "': fsync of '" + tmp + "' failed");
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);

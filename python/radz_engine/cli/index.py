@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             index = open_index(args.index)
             print(json.dumps(index.manifest, indent=2) if args.json else _describe(index))
-    except (RadzError, OSError) as error:
+    except (RadzError, OSError, ValueError, RuntimeError, MemoryError) as error:
+        # ValueError: e.g. an unreadable Parquet body (pyarrow); RuntimeError: FAISS.
         print(f"radz index {args.action}: {error}", file=sys.stderr)
         return 2
     return 0

@@ -52,11 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         with Engine(args.bundle, backend=args.backend, device=args.device) as engine:
             index.check_bundle(engine.model_info)
             results = engine.classify(args.images)
-    except (RadzError, OSError) as error:
+        good = [r for r in results if r.ok]
+        found = index.search(np.stack([r.embedding for r in good]), args.k) if good else []
+    except (RadzError, OSError, ValueError, RuntimeError, MemoryError) as error:
+        # ValueError: e.g. an unknown --backend; RuntimeError: a device or FAISS failure.
         print(f"radz similar: {error}", file=sys.stderr)
         return 2
-    good = [r for r in results if r.ok]
-    found = index.search(np.stack([r.embedding for r in good]), args.k) if good else []
     by_source = {id(r): n for r, n in zip(good, found)}
     failed = 0
     for result in results:

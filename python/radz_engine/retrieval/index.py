@@ -22,6 +22,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,6 +145,8 @@ class SimilarIndex:
     def search(self, embeddings: np.ndarray, k: int = 10) -> list[list[Neighbour]]:
         """The k most similar indexed images of each embedding ([D] or [n, D]), best first; fewer
         when the index holds fewer than k images."""
+        if isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k > self.size:
+            k = max(self.size, 1)  # never allocate [n, k] for a k beyond what the index holds
         sims, ids = self._vectors.search(embeddings, k)
         out = []
         for sim_row, id_row in zip(sims, ids):
@@ -248,6 +251,8 @@ def _searcher(path: Path, manifest: dict, vectors: np.ndarray):
 def open_index(path: str | Path, *, verify: bool = True) -> SimilarIndex:
     """Open an index folder. verify: check every file's SHA-256 against the manifest."""
     path = Path(path)
+    if not path.exists():
+        _recover(path)
     manifest = _read_manifest(path)
     if verify:
         _verify_files(path, manifest)
@@ -265,6 +270,11 @@ class _Input:
     model: dict
     classes: list[str]
     description: dict
+
+
+def _hash_input(out: Path) -> str | None:
+    """SHA-256 of a screening output file (None for a folder of Ray part files)."""
+    return sha256_file(out) if out.is_file() else None
 
 
 def _read_inputs(outputs: Sequence[str | Path], labels: str | Path | None) -> _Input:
@@ -300,7 +310,7 @@ def _read_inputs(outputs: Sequence[str | Path], labels: str | Path | None) -> _I
                     "scores": {k: round(float(v), 6) for k, v in (row.get("scores") or {}).items()},
                 },
             )
-        described.append({"path": str(out), "images": len(screened.sources)})
+        described.append({"path": str(out), "images": len(screened.sources), "sha256": _hash_input(Path(out))})
     if findings is not None:
         unmatched = sum(1 for _, row in by_source.values() if row["findings_from"] != "labels")
         if unmatched == len(by_source) and by_source:
@@ -342,16 +352,55 @@ def _make_searcher(vectors: np.ndarray, factory: str | None, progress: Callable 
     return ExactVectors(vectors)
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _old_copy(target: Path) -> Path:
+    return target.with_name(f".{target.name}.old")
+
+
+def _recover(target: Path) -> None:
+    """A crash between the two renames of a swap left the previous index as .NAME.old: put it back."""
+    old = _old_copy(target)
+    if not target.exists() and old.is_dir() and (old / MANIFEST).is_file():
+        old.rename(target)
+        log.warning("radz index: %s: restored the previous index (an update was interrupted)", target)
+
+
+@contextmanager
+def _locked(target: Path):
+    """One writer per index folder at a time (build / add from several processes): a lock file
+    beside the folder, held from reading the old index to swapping in the new one."""
+    import fcntl
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(f".{target.name}.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            _recover(target)
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _write_folder(
     target: Path, vectors: np.ndarray, rows: list[bytes], searcher, manifest: dict, *, replace: bool
 ) -> None:
-    """Write a complete index into a fresh folder beside `target`, then swap it in."""
+    """Write a complete index into a fresh folder beside `target` (files synced to disk), then swap
+    it in; the previous one stays as .NAME.old until the new one is in place (restored if not)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
+    old = _old_copy(target)
+    moved = False
     try:
         np.save(tmp / VECTORS, np.ascontiguousarray(vectors, dtype=np.float16))
         with (tmp / ROWS).open("wb") as handle:
@@ -363,15 +412,22 @@ def _write_folder(
             files.append(FAISS_FILE)
         manifest["sha256"] = {name: sha256_file(tmp / name) for name in files}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        for name in [*files, MANIFEST]:
+            _fsync(tmp / name)
+        _fsync(tmp)
         if replace and target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            if old.exists():
+                shutil.rmtree(old)
             target.rename(old)
-            tmp.rename(target)
+            moved = True
+        tmp.rename(target)
+        _fsync(target.parent)
+        if moved:
             shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if moved and not target.exists():
+            old.rename(target)
         raise
 
 
@@ -412,18 +468,37 @@ def build_index(
     factory: a FAISS factory string (default: exact "Flat" below 100k images, approximate with
     refinement above). progress(done, total) is called while vectors are added."""
     out = Path(out)
-    if out.exists() and not overwrite:
-        if not out.is_dir() or any(out.iterdir()):
-            raise SimilarIndexError(
-                f"--out {out}", "exists; pass --overwrite to replace it, or radz index add to append"
-            )
+    _check_out(out, overwrite)
     data = _read_inputs(outputs, labels)
     searcher = _make_searcher(data.embeddings, factory, progress)
     rows = [json.dumps(r, separators=(",", ":")).encode() for r in data.rows]
     inputs = [*data.description["screened"], *_labels_entry(labels)]
     manifest = _manifest(data.model, data.embeddings.shape[1], len(rows), searcher, data.classes, inputs)
-    _write_folder(out, data.embeddings, rows, searcher, manifest, replace=True)
+    with _locked(out):
+        _check_out(out, overwrite)
+        _write_folder(out, data.embeddings, rows, searcher, manifest, replace=True)
     return open_index(out, verify=False)
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """--out may be new, an empty folder, or (with --overwrite) an index folder; never any other
+    folder: --overwrite must not delete screening outputs that happen to live there."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    is_index = out.is_dir() and _is_index_folder(out)
+    if not is_index:
+        raise SimilarIndexError(
+            f"--out {out}", "exists and is not a similar-case index folder: give a new or empty folder"
+        )
+    if not overwrite:
+        raise SimilarIndexError(f"--out {out}", "exists; pass --overwrite to replace it, or radz index add to append")
+
+
+def _is_index_folder(path: Path) -> bool:
+    try:
+        return json.loads((path / MANIFEST).read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _follow_default_parameters(searcher, old_n: int, new_n: int, built: int) -> None:
@@ -465,8 +540,13 @@ def add_to_index(
     """Append the images of more screening outputs to an index (same bundle). Sources already
     indexed are skipped. Returns (the index, images added, images skipped)."""
     path = Path(path)
-    index = open_index(path)
     data = _read_inputs(outputs, labels)
+    with _locked(path):
+        return _add_locked(path, data, outputs, labels, progress)
+
+
+def _add_locked(path: Path, data: _Input, outputs, labels, progress) -> tuple[SimilarIndex, int, int]:
+    index = open_index(path)
     index.check_bundle(data.model)
     if data.embeddings.shape[1] != index.dim:
         raise SimilarIndexError(
@@ -497,6 +577,8 @@ def add_to_index(
         searcher = ExactVectors(vectors)
     inputs = [*index.manifest.get("inputs", []), *data.description["screened"], *_labels_entry(labels)]
     manifest = _manifest(index.bundle, index.dim, len(rows), searcher, index.manifest.get("classes", []), inputs)
+    if not manifest["search"]["factory"]:  # a kind the core cannot name back after load
+        manifest["search"]["factory"] = index.manifest["search"].get("factory", "")
     manifest["created"] = index.manifest.get("created")
     manifest["search"]["built_count"] = int(index.manifest["search"].get("built_count") or index.size)
     manifest["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -10,12 +10,15 @@ Images are matched to screening sources by their resolved path.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from pathlib import Path
 
 from radz_engine.errors import SimilarIndexError
 
 __all__ = ["read_findings", "match_findings"]
+
+log = logging.getLogger(__name__)
 
 _NOT_FINDINGS = {"path", "index", "seed", "no_finding", "report", "site", "findings_json", "source"}
 
@@ -72,14 +75,22 @@ def match_findings(
     """The findings of each source (None: not in the labels). Sources are resolved against
     `base` (the folder `radz screen` ran in; default: the current one); a source that does not
     resolve to a labelled path (screened from another folder) is matched by its last two path
-    parts ("images/0001.png") when exactly one labelled path ends that way."""
+    parts ("images/0001.png") when exactly one labelled path ends that way and the source is not
+    a file here (a file that exists is never given another file's labels)."""
     base = Path.cwd() if base is None else Path(base)
     tails: dict[str, list[str] | None] = {}
     for path, found in findings.items():
         key = _tail(path)
         tails[key] = None if key in tails else found  # None: ambiguous
     out = []
+    by_tail = 0
     for source in sources:
-        found = findings.get(os.path.realpath(base / source))
-        out.append(found if found is not None else tails.get(_tail(source)))
+        resolved = os.path.realpath(base / source)
+        found = findings.get(resolved)
+        if found is None and not os.path.exists(resolved):  # a file that exists here is not another one
+            found = tails.get(_tail(source))
+            by_tail += found is not None
+        out.append(found)
+    if by_tail:
+        log.info("radz index: %d sources matched to --labels by their last two path parts", by_tail)
     return out

@@ -119,11 +119,15 @@ class FaissVectors:
                     "--factory", f"'{factory}' needs at least {need} vectors to train, the input has {n}; use 'Flat'"
                 )
             # A fixed-seed sample of twice what FAISS asks for (~78 vectors per IVF list; the scale
-            # benchmark trained on 64 per list): enough for the quantiser, the same index for the
-            # same input, and training time bounded by the list count, not the archive size.
-            take = min(n, 2 * need) if need > 0 else n
+            # benchmark trained on 64 per list), at least 100k: enough for the quantiser, the same
+            # index for the same input, training time bounded by the list count, not the archive.
+            # Kinds whose hint undercounts (scalar quantisers: 1) still train on up to 100k.
+            take = min(n, max(2 * need, 100_000))
             sample = x if take >= n else x[np.sort(np.random.default_rng(0).choice(n, take, replace=False))]
-            index.train(np.ascontiguousarray(sample))
+            try:
+                index.train(np.ascontiguousarray(sample))
+            except (RuntimeError, ValueError) as error:
+                raise SimilarIndexError("--factory", f"'{factory}': FAISS could not train it ({error})") from None
         step = 65_536
         for start in range(0, n, step):
             index.add(x[start : start + step])

@@ -150,6 +150,7 @@ class Engine:
         self._closed = False
         self._stats = EngineStats()
         self._similar: tuple[Any, int] | None = None
+        self._opened_indexes: dict[Path, tuple[int, Any]] = {}
         if similar_index is not None:
             self.attach_index(similar_index, k=neighbours)
         log.info(
@@ -193,8 +194,7 @@ class Engine:
         batch's model and score milliseconds."""
         start = time.perf_counter()
         names, scores, positives = self.scorer.score(embeddings)
-        similar = self._similar
-        found = similar[0].search(embeddings, similar[1]) if similar is not None else None
+        found = self._neighbours(embeddings)
         score_ms = (time.perf_counter() - start) * 1000.0
         thresholds = self.thresholds()
         out = []
@@ -215,6 +215,18 @@ class Engine:
                 )
             )
         return out
+
+    def _neighbours(self, embeddings: np.ndarray) -> list | None:
+        """The attached index's neighbours of each embedding; a failed search costs only the
+        neighbours (logged), never the batch's scores."""
+        similar = self._similar
+        if similar is None:
+            return None
+        try:
+            return similar[0].search(embeddings, similar[1])
+        except Exception as error:  # noqa: BLE001 - scores must not depend on the optional lookup
+            log.warning("radz_engine: similar-case search failed, results carry no neighbours: %s", error)
+            return [[] for _ in range(len(embeddings))]
 
     def _check_open(self) -> None:
         if self._closing:
@@ -354,10 +366,23 @@ class Engine:
         log.info("radz_engine: similar-case index %s attached (%d neighbours per result)", index.path, k)
 
     def _open_index(self, index: Any):
-        from radz_engine.retrieval.index import SimilarIndex, open_index
+        """An opened, bundle-checked index; a folder is opened (and its files hashed) once per
+        version of its manifest, not at every similar() call."""
+        from radz_engine.retrieval.index import MANIFEST, SimilarIndex, open_index
 
         if not isinstance(index, SimilarIndex):
-            index = open_index(index)
+            folder = Path(index).resolve()
+            try:
+                stamp = (folder / MANIFEST).stat().st_mtime_ns
+            except OSError:
+                stamp = None
+            cached = self._opened_indexes.get(folder)
+            if cached is not None and stamp is not None and cached[0] == stamp:
+                index = cached[1]
+            else:
+                index = open_index(folder)
+                if stamp is not None:
+                    self._opened_indexes = {folder: (stamp, index)}  # keep the latest one only
         index.check_bundle(self.model_info)
         return index
 

@@ -522,7 +522,12 @@ class RadzServer:
             "model": self.model_name,
             "scores": result.scores,
             "positives": result.positives,
-            **({"neighbours": result.neighbours} if result.neighbours else {}),
+            # Index row ids, similarity and findings; not the other studies' file paths (see sr.py).
+            **(
+                {"neighbours": [{k: v for k, v in n.items() if k != "source"} for n in result.neighbours]}
+                if result.neighbours
+                else {}
+            ),
             "thresholds": thresholds,
             "timings_ms": result.timings,
             "received_at": entry.received_at,

@@ -141,7 +141,9 @@ def build_sr(
         finding.ContentSequence = hd.sr.ContentSequence(children, is_root=False)
         items.append(finding)
     neighbours = getattr(result, "neighbours", None) or []
-    if neighbours:  # similar indexed cases (Engine similar_index): their sources and findings only
+    if neighbours:
+        # Similar indexed cases (Engine similar_index), named by their row in the index, never by
+        # file path: another study's path can carry its patient's name (PACS exports often do).
         similar = hd.sr.ContainerContentItem(
             private("similar", "Similar indexed cases"), relationship_type=rel.CONTAINS
         )
@@ -149,7 +151,7 @@ def build_sr(
             [
                 hd.sr.TextContentItem(
                     private("similar_case", "Similar case"),
-                    f"{n['source']}: findings {', '.join(n.get('findings') or []) or 'none'}"
+                    f"index case {int(n['id'])}: findings {', '.join(n.get('findings') or []) or 'none'}"
                     f"{'' if n.get('findings_from') == 'labels' else ' (model, unconfirmed)'}; "
                     f"similarity {float(n['similarity']):.3f}",
                     relationship_type=rel.CONTAINS,
