@@ -9,15 +9,21 @@ import numpy as np
 import pytest
 
 
-def write_phantom_csv(folder: Path, n: int, seed: int, site: str = "site_a", size: int = 96) -> Path:
-    """n phantom radiographs as .npy intensities + labels.csv (the `radz synth` columns)."""
+def write_phantom_csv(folder: Path, n: int, seed: int, site: str = "site_a", size: int = 96, fmt: str = "npy") -> Path:
+    """n phantom radiographs + labels.csv (the `radz synth` columns): .npy intensities, or 8-bit
+    PNGs with fmt="png" (what `radz screen` reads)."""
     from radz_train.data.phantom import generate_cases
 
     (folder / "images").mkdir(parents=True, exist_ok=True)
     rows = []
     for case in generate_cases(n, seed=seed, sites=(site,), size=size):
-        path = f"images/{case.index:05d}.npy"
-        np.save(folder / path, case.image.astype(np.float32))
+        path = f"images/{case.index:05d}.{fmt}"
+        if fmt == "png":
+            from PIL import Image
+
+            Image.fromarray((np.clip(case.image, 0, 1) * 255).astype(np.uint8)).save(folder / path)
+        else:
+            np.save(folder / path, case.image.astype(np.float32))
         rows.append({"path": path, "report": case.report, "site": case.site, **case.labels})
     with (folder / "labels.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

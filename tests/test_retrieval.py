@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import write_phantom_csv
 from radz_engine import SimilarIndexError
 from radz_engine.retrieval import index as index_module
 from radz_engine.retrieval import open_index
@@ -23,32 +24,11 @@ def _screen(paths, out: Path, extra=()) -> Path:
     return out
 
 
-def _write_phantom_pngs(folder: Path, n: int, seed: int) -> Path:
-    """n phantom radiographs as 8-bit PNGs + labels.csv (the `radz synth` columns)."""
-    import csv
-
-    from PIL import Image
-
-    from radz_train.data.phantom import generate_cases
-
-    (folder / "images").mkdir(parents=True)
-    rows = []
-    for case in generate_cases(n, seed=seed, sites=("site_a",), size=96):
-        path = f"images/{case.index:05d}.png"
-        Image.fromarray((np.clip(case.image, 0, 1) * 255).astype(np.uint8)).save(folder / path)
-        rows.append({"path": path, "report": case.report, "site": case.site, **case.labels})
-    with (folder / "labels.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return folder / "labels.csv"
-
-
 @pytest.fixture(scope="module")
 def screened(tmp_path_factory):
     """(labels CSV, 64 phantom PNGs, a .parquet screening of the first 48 with embeddings, a
     .jsonl screening of the last 16)."""
-    labels = _write_phantom_pngs(tmp_path_factory.mktemp("phantoms"), 64, seed=21)
+    labels = write_phantom_csv(tmp_path_factory.mktemp("phantoms"), 64, seed=21, fmt="png")
     paths = sorted((labels.parent / "images").glob("*.png"))
     out = tmp_path_factory.mktemp("screened")
     return (

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "array_shape.h"
 #include "radz/anchor_index.h"
 #include "radz/errors.h"
 
@@ -19,12 +20,7 @@ namespace {
 
 using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
-std::string shape_of(const py::array& a) {
-  std::string s = "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i)
-    s += std::to_string(a.shape(i)) + (a.ndim() == 1 || i + 1 < a.ndim() ? "," : "");
-  return s + ")";
-}
+using radz_bindings::shape_of;
 
 FloatArray float_array(const py::object& obj, const std::string& name) {
   FloatArray a = FloatArray::ensure(obj);

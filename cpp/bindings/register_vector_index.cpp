@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "array_shape.h"
 #include "radz/errors.h"
 #include "radz/vector_index.h"
 
@@ -16,12 +17,7 @@ namespace {
 
 using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
-std::string shape_of(const py::array& a) {
-  std::string s = "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i)
-    s += std::to_string(a.shape(i)) + (a.ndim() == 1 || i + 1 < a.ndim() ? "," : "");
-  return s + ")";
-}
+using radz_bindings::shape_of;
 
 /// x as float32 C-contiguous [n, dim] (other float dtypes, e.g. float16, are converted with a
 /// copy). `one_row`: a 1-D [dim] array is one row.

@@ -79,16 +79,11 @@ _LAZY = {
 }
 
 
-# Transfer syntaxes a radiology archive holds, for build_info()'s decoder list.
-_DECODER_SYNTAXES = {
-    "rle": "1.2.840.10008.1.2.5",
-    "jpeg-lossless": "1.2.840.10008.1.2.4.70",
-    "jpeg-baseline": "1.2.840.10008.1.2.4.50",
-    "jpeg-ls": "1.2.840.10008.1.2.4.80",
-    "j2k-lossless": "1.2.840.10008.1.2.4.90",
-    "j2k": "1.2.840.10008.1.2.4.91",
-    "htj2k-lossless": "1.2.840.10008.1.2.4.201",
-}
+def _decoder_syntaxes() -> dict[str, str]:
+    """The compressed transfer syntaxes build_info() names a decoder for."""
+    from radz_engine.io.transfer_syntaxes import TRANSFER_SYNTAXES
+
+    return {name: uid for name, uid in TRANSFER_SYNTAXES.items() if name != "explicit-le"}
 
 
 def build_info() -> dict[str, Any]:
@@ -130,13 +125,14 @@ def build_info() -> dict[str, Any]:
     except ImportError:
         pass
     decoders: dict[str, str | None] = {}
+    syntaxes = _decoder_syntaxes()
     try:
         from pydicom.pixels import get_decoder
 
-        for name, uid in _DECODER_SYNTAXES.items():
+        for name, uid in syntaxes.items():
             decoders[name] = "pydicom" if get_decoder(uid).is_available else None
     except ImportError:
-        decoders = dict.fromkeys(_DECODER_SYNTAXES)
+        decoders = dict.fromkeys(syntaxes)
     if info["openjpeg"]:
         for name in ("j2k-lossless", "j2k", "htj2k-lossless"):
             decoders[name] = "openjpeg (reduced resolution)"

@@ -203,7 +203,8 @@ def _verify_files(path: Path, manifest: dict) -> None:
 def _read_vectors(path: Path, manifest: dict) -> np.ndarray:
     file = path / VECTORS
     try:
-        vectors = np.load(file, allow_pickle=False)
+        # Memory-mapped: a FAISS-searched index only needs the shape checked here.
+        vectors = np.load(file, allow_pickle=False, mmap_mode="r")
     except (OSError, ValueError) as error:
         raise SimilarIndexError(file, f"cannot be read as .npy ({error})") from None
     expected = (int(manifest["count"]), int(manifest["embedding_dim"]))

@@ -14,7 +14,7 @@ import numpy as np
 
 from radz_engine.errors import SimilarIndexError
 
-__all__ = ["EXACT_LIMIT", "have_faiss", "ExactVectors", "FaissVectors", "default_factory"]
+__all__ = ["EXACT_LIMIT", "have_faiss", "ExactVectors", "FaissVectors"]
 
 # Exact numpy search answers a query over 100k x 128 fp32 vectors in a few ms; beyond that an
 # approximate FAISS index is the tool (and the numpy matrix would not fit many machines).
@@ -29,13 +29,6 @@ def have_faiss() -> bool:
     except ImportError:
         return False
     return hasattr(_core, "VectorIndex")
-
-
-def default_factory(n: int, dim: int) -> str:
-    """The FAISS factory string the core picks for n vectors ("Flat" below 100k: exact)."""
-    from radz_engine import _core
-
-    return _core.VectorIndex.default_factory(int(n), int(dim))
 
 
 def _check_queries(queries: np.ndarray, dim: int, k: int) -> np.ndarray:

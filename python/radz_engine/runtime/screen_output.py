@@ -202,18 +202,23 @@ def drop_failed(out: str | Path) -> int:
     return removed
 
 
+def _written_parts(out: Path) -> list[tuple[Path, str]]:
+    """(file, format) of what an output holds so far, non-empty ones only: the file itself, and
+    for .parquet also its unfinished JSONL sidecar."""
+    kind = _format(out)
+    parts = [(out, kind)] if kind != "parquet" else [(out, "parquet"), (_partial(out), "jsonl")]
+    return [(path, how) for path, how in parts if path.exists() and path.stat().st_size > 0]
+
+
 def output_model(out: str | Path) -> dict | None:
     """{"name", "version", "hash"} of the bundle that wrote an existing output (its first row),
     {} for an output of a radz version that did not record it, None when there is no row yet."""
     out = Path(out)
-    kind = _format(out)
-    candidates = [(out, kind)] if kind != "parquet" else [(out, "parquet"), (_partial(out), "jsonl")]
-    for path, how in candidates:
-        if not path.exists() or path.stat().st_size == 0:
-            continue
+    for path, how in _written_parts(out):
         if how == "parquet":
             pa = _require_pyarrow()
-            table = pa.parquet.read_table(path)
+            wanted = [f"bundle_{k}" for k in MODEL_KEYS]  # not the whole table (embeddings: 1M x D)
+            table = pa.parquet.read_table(path, columns=[c for c in wanted if c in pa.parquet.read_schema(path).names])
             if table.num_rows == 0:
                 continue
             first = table.slice(0, 1).to_pylist()[0]
@@ -319,11 +324,7 @@ def _cut_unfinished_line(path: Path) -> None:
 
 def _stored_embeddings(out: Path) -> bool | None:
     """Whether an existing output's rows carry embeddings (None: no rows or header yet)."""
-    kind = _format(out)
-    candidates = [(out, kind)] if kind != "parquet" else [(out, "parquet"), (_partial(out), "jsonl")]
-    for path, how in candidates:
-        if not path.exists() or path.stat().st_size == 0:
-            continue
+    for path, how in _written_parts(out):
         if how == "parquet":
             pa = _require_pyarrow()
             return EMBEDDING_COLUMN in pa.parquet.read_schema(path).names

@@ -36,6 +36,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from radz_engine.io.transfer_syntaxes import LOSSY, TRANSFER_SYNTAXES
 from radz_train.data.phantom import SITES, PhantomCase, to_stored
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,18 +47,6 @@ __all__ = ["CR_SOP_CLASS", "DX_SOP_CLASS", "TRANSFER_SYNTAXES", "LOSSY", "case_d
 CR_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1"
 DX_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1.1"
 _FIXED_DATE, _FIXED_TIME = "20240101", "120000"  # deterministic files; not real dates
-# name -> Transfer Syntax UID
-TRANSFER_SYNTAXES = {
-    "explicit-le": "1.2.840.10008.1.2.1",
-    "rle": "1.2.840.10008.1.2.5",
-    "jpeg-lossless": "1.2.840.10008.1.2.4.70",
-    "jpeg-baseline": "1.2.840.10008.1.2.4.50",
-    "jpeg-ls": "1.2.840.10008.1.2.4.80",
-    "j2k-lossless": "1.2.840.10008.1.2.4.90",
-    "j2k": "1.2.840.10008.1.2.4.91",
-    "htj2k-lossless": "1.2.840.10008.1.2.4.201",
-}
-LOSSY = ("jpeg-baseline", "j2k")
 J2K_RATIO = 10.0
 JPEG_QUALITY = 90
 

@@ -24,19 +24,10 @@ import sys
 import time
 from collections.abc import Sequence
 
+from radz_engine.io.transfer_syntaxes import TRANSFER_SYNTAXES
 from radz_train.data.phantom import FINDINGS, SITES, generate_case
 
-# The names of radz_train.data.dicom_out.TRANSFER_SYNTAXES (not imported here: it needs pydicom).
-TRANSFER_SYNTAX_NAMES = (
-    "explicit-le",
-    "rle",
-    "jpeg-lossless",
-    "jpeg-baseline",
-    "jpeg-ls",
-    "j2k-lossless",
-    "j2k",
-    "htj2k-lossless",
-)
+TRANSFER_SYNTAX_NAMES = tuple(TRANSFER_SYNTAXES)
 
 __all__ = ["main", "build_parser", "CSV_COLUMNS"]
 
