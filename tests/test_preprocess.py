@@ -76,6 +76,113 @@ def test_core_equals_reference_on_random_inputs(case):
     np.testing.assert_allclose(got, want, rtol=0, atol=TOL)
 
 
+# -- float pixels: every mapping of the affine fast path and of the exact path ------------------
+# (cpp/src/intensity.cpp folds LINEAR / LINEAR_EXACT windows and min-max, inversion included, into
+# y = clamp(v * a + b) with padding tested on float order keys; SIGMOID, VOI LUTs and LINEAR width
+# 1 map pixel by pixel.) Windows are drawn around the data so pixels fall inside, on and outside.
+FLOAT_MAPPINGS = ("LINEAR", "LINEAR_EXACT", "SIGMOID", "min-max", "voi_lut", "LINEAR width 1")
+PADDINGS = ("none", "value", "range", "zero")
+
+
+@st.composite
+def float_cases(draw, mapping=None, padding=None):
+    return {
+        "mapping": mapping or draw(st.sampled_from(FLOAT_MAPPINGS)),
+        "padding": padding or draw(st.sampled_from(PADDINGS)),
+        "invert": draw(st.booleans()),
+        "rescale": draw(st.sampled_from([None, (-1.0, 100.0), (0.5, -1024.0), (2.5, 0.0)])),
+        "scale": draw(st.sampled_from([1e-3, 1.0, 300.0, 1e5])),  # spread of the pixel values
+        "offset": draw(st.floats(-2000, 2000)),
+        "center": draw(st.floats(-2, 2)),  # window centre, in spreads from the data's centre
+        "width": draw(st.floats(0.01, 10)),  # window width, in spreads
+        "shape": (draw(st.integers(1, 80)), draw(st.integers(1, 80))),
+        "out": (draw(st.integers(1, 96)), draw(st.integers(1, 96))),  # shrinks and enlarges
+        "aspect": draw(st.sampled_from(["letterbox", "stretch"])),
+        "seed": draw(st.integers(0, 2**31)),
+    }
+
+
+def float_pixels_and_spec(case: dict) -> tuple[np.ndarray, PixelSpec]:
+    """Fresh non-zero random float pixels and a spec that exercises the case's branch."""
+    rng = np.random.default_rng(case["seed"])
+    pixels = (rng.standard_normal(case["shape"]) * case["scale"] + case["offset"]).astype(np.float32)
+    kwargs: dict = {"invert": case["invert"]}
+    slope, intercept = case["rescale"] or (1.0, 0.0)
+    if case["rescale"]:
+        kwargs.update(rescale_slope=slope, rescale_intercept=intercept)
+    modality_center = (case["offset"] + case["center"] * case["scale"]) * slope + intercept
+    modality_width = case["width"] * case["scale"] * abs(slope)
+    mapping = case["mapping"]
+    if mapping in ("LINEAR", "LINEAR_EXACT", "SIGMOID"):
+        width = max(modality_width, 1.0) if mapping == "LINEAR" else modality_width
+        kwargs.update(voi_function=mapping, window_center=modality_center, window_width=width)
+    elif mapping == "LINEAR width 1":
+        kwargs.update(voi_function="LINEAR", window_center=modality_center, window_width=1.0)
+    elif mapping == "voi_lut":
+        kwargs.update(
+            voi_lut=rng.integers(0, 2**12, 50), voi_lut_bits=12, voi_lut_first=int(np.floor(modality_center)) - 25
+        )
+    flat = pixels.reshape(-1)
+    if case["padding"] == "value":
+        kwargs["padding_value"] = float(flat[rng.integers(flat.size)])
+        flat[rng.random(flat.size) < 0.1] = kwargs["padding_value"]
+    elif case["padding"] == "range":
+        low, high = np.sort(rng.choice(flat, 2))
+        kwargs.update(padding_value=float(high), padding_limit=float(low))  # the limit may be the lower one
+    elif case["padding"] == "zero":  # zeros of both signs are padding
+        kwargs["padding_value"] = 0.0
+        flat[rng.random(flat.size) < 0.1] = np.float32(-0.0)
+        flat[rng.random(flat.size) < 0.1] = np.float32(0.0)
+    return pixels, PixelSpec(**kwargs)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(float_cases())
+def test_float_pixels_equal_reference(case):
+    pixels, spec = float_pixels_and_spec(case)
+    got = rz.preprocess(pixels, spec, case["out"], aspect=case["aspect"])
+    want = preprocess_reference(pixels, spec, case["out"], aspect=case["aspect"])
+    np.testing.assert_allclose(got, want, rtol=0, atol=TOL)
+
+
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("mapping", FLOAT_MAPPINGS)
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_float_pixels_each_branch_equal_reference(mapping, padding, data):
+    """Every mapping x padding pair, each run (the test above draws them at random)."""
+    case = data.draw(float_cases(mapping, padding))
+    pixels, spec = float_pixels_and_spec(case)
+    for out in (case["out"], (case["shape"][0] * 2, case["shape"][1] * 2)):  # map_row and accumulate_row
+        np.testing.assert_allclose(
+            rz.preprocess(pixels, spec, out, aspect=case["aspect"]),
+            preprocess_reference(pixels, spec, out, aspect=case["aspect"]),
+            rtol=0,
+            atol=TOL,
+        )
+
+
+@pytest.mark.parametrize(
+    "padding_value, padding_limit",
+    [(0.1, None), (0.1, 0.3), (0.3, 0.1), (-1e39, -1.0), (1e-46, None), (-1e-46, 1e-46), (3.0, 3.0)],
+)
+def test_float_padding_bounds_no_float_equals(padding_value, padding_limit):
+    """Padding bounds between floats, beyond the float range, below the smallest denormal."""
+    values = [0.0, -0.0, 0.1, 0.3, np.nextafter(np.float32(0.1), np.float32(0)), 1e-45, -1e-45, -3e38, 3.0, 7.0]
+    pixels = np.array([values * 3], dtype=np.float32).reshape(3, len(values))
+    for spec in (
+        PixelSpec(padding_value=padding_value, padding_limit=padding_limit),
+        PixelSpec(padding_value=padding_value, padding_limit=padding_limit, invert=True),
+        PixelSpec(padding_value=padding_value, padding_limit=padding_limit, window_center=0.0, window_width=2.0),
+    ):
+        np.testing.assert_allclose(
+            rz.preprocess(pixels, spec, (6, 20), aspect="stretch"),
+            preprocess_reference(pixels, spec, (6, 20), aspect="stretch"),
+            rtol=0,
+            atol=TOL,
+        )
+
+
 @pytest.mark.parametrize(
     "shape",
     [(1, 1), (1, 777), (777, 1), (2, 3), (223, 225), (224, 224), (1000, 30)],

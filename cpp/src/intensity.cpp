@@ -11,6 +11,13 @@
 
 #include "radz/errors.h"
 
+// Hot loops: cloned for AVX2 where the CPU has it (chosen at load time), portable otherwise.
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define RADZ_HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define RADZ_HOT
+#endif
+
 namespace radz {
 namespace {
 
@@ -54,6 +61,102 @@ std::pair<uint32_t, uint32_t> row_extremes(const ImageView& image, int64_t y, ui
   }
   return {lo, hi};
 }
+
+// -- float pixels --------------------------------------------------------------------------------
+// The hot loops below have no branches and no floating-point selects (GCC keeps those as branches
+// under the default -ftrapping-math and then does not vectorise): comparisons are made on
+// integers, clamping on the bit patterns of doubles.
+
+/// A float's bit pattern as an int32 whose signed order is the float order (for non-NaN values;
+/// -0.0 sorts just below +0.0). Its own inverse.
+inline int32_t order_key(int32_t bits) { return bits ^ ((bits >> 31) & 0x7fffffff); }
+
+inline int32_t order_key(float value) {
+  int32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  return order_key(bits);
+}
+
+inline float from_order_key(int32_t key) {
+  const int32_t bits = order_key(key);
+  float value;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+}
+
+/// clamp(y, 0, 1) for a non-NaN double, as its bit pattern: for y >= +0 the signed order of the
+/// patterns is the order of the values, and every negative y (and -0) has a negative pattern.
+inline int64_t clamp01_bits(double y) {
+  constexpr int64_t kOne = 0x3FF0000000000000;  // 1.0
+  int64_t bits;
+  std::memcpy(&bits, &y, sizeof bits);
+  bits = bits > 0 ? bits : 0;
+  return bits < kOne ? bits : kOne;
+}
+
+inline double from_bits(int64_t bits) {
+  double value;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+}
+
+/// Scans one row of float pixels: returns nonzero when a pixel is NaN or Inf; lowers *lo and
+/// raises *hi to the order keys of its pixels outside the padding key range [pad_lo, pad_hi].
+RADZ_HOT int32_t scan_float_row(const unsigned char* row, int64_t n, int32_t pad_lo, int32_t pad_hi, int32_t* lo,
+                                int32_t* hi) {
+  constexpr int32_t kExponent = 0x7f800000;
+  int32_t l = *lo;
+  int32_t h = *hi;
+  int32_t bad = 0;
+  for (int64_t x = 0; x < n; ++x) {
+    const int32_t bits = load<int32_t>(row, x);
+    bad |= static_cast<int32_t>((bits & kExponent) == kExponent);
+    const int32_t key = order_key(bits);
+    const int32_t keep = -static_cast<int32_t>((key < pad_lo) | (key > pad_hi));  // all ones: not padding
+    const int32_t for_lo = (key & keep) | (std::numeric_limits<int32_t>::max() & ~keep);
+    const int32_t for_hi = (key & keep) | (std::numeric_limits<int32_t>::min() & ~keep);
+    l = l < for_lo ? l : for_lo;
+    h = h > for_hi ? h : for_hi;
+  }
+  *lo = l;
+  *hi = h;
+  return bad;
+}
+
+/// out[x] = clamp(v * a + b, 0, 1) for the pixels v of a row, 0 for padding (keys in [pad_lo, pad_hi]).
+RADZ_HOT void affine_map_row(const unsigned char* row, int64_t n, double a, double b, int32_t pad_lo, int32_t pad_hi,
+                             float* out) {
+  for (int64_t x = 0; x < n; ++x) {
+    const double v = load<float>(row, x);
+    const int32_t key = order_key(load<int32_t>(row, x));
+    const int64_t keep = -static_cast<int64_t>((key < pad_lo) | (key > pad_hi));
+    out[x] = static_cast<float>(from_bits(clamp01_bits(v * a + b) & keep));
+  }
+}
+
+/// acc[x] += weight * (clamp(v * a + b, 0, 1), or 0 for padding), as affine_map_row.
+RADZ_HOT void affine_accumulate_row(const unsigned char* row, int64_t n, double a, double b, int32_t pad_lo,
+                                    int32_t pad_hi, double weight, double* acc) {
+  for (int64_t x = 0; x < n; ++x) {
+    const double v = load<float>(row, x);
+    const int32_t key = order_key(load<int32_t>(row, x));
+    const int64_t keep = -static_cast<int64_t>((key < pad_lo) | (key > pad_hi));
+    acc[x] += weight * from_bits(clamp01_bits(v * a + b) & keep);
+  }
+}
+
+/// The smallest float >= value, or +inf when there is none (value is finite).
+float float_at_or_above(double value) {
+  constexpr double kMax = std::numeric_limits<float>::max();
+  if (value > kMax) return std::numeric_limits<float>::infinity();
+  if (value <= -kMax) return -std::numeric_limits<float>::max();
+  float f = static_cast<float>(value);
+  if (static_cast<double>(f) < value) f = std::nextafter(f, std::numeric_limits<float>::infinity());
+  return f;
+}
+
+/// The largest float <= value, or -inf when there is none (value is finite).
+float float_at_or_below(double value) { return -float_at_or_above(-value); }
 
 // -- the shared table cache ---------------------------------------------------------------------
 // Key: every input of the table as doubles (pixel type, bits, each spec field, the VOI LUT).
@@ -151,22 +254,7 @@ IntensityMapper::IntensityMapper(const ImageView& image, const PixelSpec& spec, 
     : image_(image), spec_(spec) {
   min_max_ = spec_.voi_lut.empty() && !spec_.window_width.has_value();
   if (image_.type == PixelType::kFloat32) {
-    double low = std::numeric_limits<double>::infinity();
-    double high = -low;
-    for (int64_t y = 0; y < image_.height; ++y) {
-      const unsigned char* row = image_.row(y);
-      for (int64_t x = 0; x < image_.width; ++x) {
-        const double v = load<float>(row, x);
-        if (!std::isfinite(v)) throw_invalid(name, "contains NaN or Inf");
-        if (min_max_ && !is_padding(v)) {
-          const double m = v * spec_.rescale_slope + spec_.rescale_intercept;
-          low = std::min(low, m);
-          high = std::max(high, m);
-        }
-      }
-    }
-    low_ = low;
-    high_ = high;
+    scan_float(name);
     return;
   }
   const int width = type_bits(image_.type);
@@ -194,9 +282,77 @@ IntensityMapper::IntensityMapper(const ImageView& image, const PixelSpec& spec, 
 }
 
 const char* IntensityMapper::strategy() const {
-  if (image_.type == PixelType::kFloat32) return "float";
+  if (image_.type == PixelType::kFloat32) return affine_ ? "float affine" : "float";
   if (!table_) return "direct";
   return cached_ ? "cached table" : "table";
+}
+
+void IntensityMapper::scan_float(const std::string& name) {
+  if (spec_.padding_value) {
+    // The padding test on the stored value (as a double) as one on float order keys: the floats
+    // in [lo, hi] are those in [float_at_or_above(lo), float_at_or_below(hi)]; both zeros pad
+    // when a bound is zero.
+    const double limit = spec_.padding_limit.value_or(*spec_.padding_value);
+    const float lo = float_at_or_above(std::min(*spec_.padding_value, limit));
+    const float hi = float_at_or_below(std::max(*spec_.padding_value, limit));
+    if (lo <= hi) {
+      pad_lo_ = lo == 0.0f ? order_key(-0.0f) : order_key(lo);
+      pad_hi_ = hi == 0.0f ? order_key(0.0f) : order_key(hi);
+    }
+  }
+  int32_t lo = std::numeric_limits<int32_t>::max();
+  int32_t hi = std::numeric_limits<int32_t>::min();
+  for (int64_t y = 0; y < image_.height; ++y) {
+    if (scan_float_row(image_.row(y), image_.width, pad_lo_, pad_hi_, &lo, &hi)) {
+      throw_invalid(name, "contains NaN or Inf");
+    }
+  }
+  low_ = std::numeric_limits<double>::infinity();
+  high_ = -low_;
+  double largest = 0.0;  // largest |v| that is not padding
+  if (lo <= hi) {
+    const double v_lo = from_order_key(lo);
+    const double v_hi = from_order_key(hi);
+    largest = std::max(std::fabs(v_lo), std::fabs(v_hi));
+    if (min_max_) {
+      // The modality is monotonic in v (and so is its rounding): its extremes are those of v's.
+      const double m_lo = v_lo * spec_.rescale_slope + spec_.rescale_intercept;
+      const double m_hi = v_hi * spec_.rescale_slope + spec_.rescale_intercept;
+      low_ = std::min(m_lo, m_hi);
+      high_ = std::max(m_lo, m_hi);
+    }
+  }
+  prepare_affine(largest);
+}
+
+void IntensityMapper::prepare_affine(double largest) {
+  const bool window = spec_.window_width.has_value();
+  const bool linear = window && spec_.voi_function == VoiFunction::kLinear && *spec_.window_width != 1.0;
+  const bool exact = window && spec_.voi_function == VoiFunction::kLinearExact;
+  if (!spec_.voi_lut.empty() || (window && !linear && !exact)) return;  // VOI LUT, SIGMOID, threshold
+  double scale = 0.0;  // y = m * scale + offset on the modality m, as build_table
+  double offset = 0.0;
+  if (linear) {
+    scale = 1.0 / (*spec_.window_width - 1.0);
+    offset = 0.5 - (*spec_.window_center - 0.5) * scale;
+  } else if (exact) {
+    scale = 1.0 / *spec_.window_width;
+    offset = 0.5 - *spec_.window_center * scale;
+  } else if (high_ > low_) {
+    scale = 1.0 / (high_ - low_);
+    offset = -low_ * scale;
+  }
+  const double a = spec_.rescale_slope * scale;
+  const double b = spec_.rescale_intercept * scale + offset;
+  // Folded or not, the rounding error is a few ulps of the largest term (for intensity(): of the
+  // modality and the centre over the width). Fold only while that stays below 2^-26 (float
+  // output rounding is 2^-24): a window 1e-3 wide centred at 70,000 keeps the exact path.
+  const double magnitude =
+      largest * std::fabs(a) + std::fabs(spec_.rescale_intercept * scale) + std::fabs(offset) + 1.0;
+  if (!(magnitude <= 0x1p24)) return;  // also false for inf and NaN
+  a_ = spec_.invert ? -a : a;          // 1 - clamp(v * a + b, 0, 1) == clamp(v * -a + (1 - b), 0, 1)
+  b_ = spec_.invert ? 1.0 - b : b;
+  affine_ = true;
 }
 
 void IntensityMapper::find_min_max() {
@@ -322,13 +478,6 @@ double IntensityMapper::intensity(double stored) const {
   return spec_.invert ? 1.0 - y : y;
 }
 
-// Hot loops: cloned for AVX2 where the CPU has it (chosen at load time), portable otherwise.
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-#define RADZ_HOT __attribute__((target_clones("avx2", "default")))
-#else
-#define RADZ_HOT
-#endif
-
 namespace {
 
 RADZ_HOT void accumulate_u8(const unsigned char* row, int64_t n, const float* table, uint32_t mask, double weight,
@@ -346,7 +495,9 @@ RADZ_HOT void accumulate_u16(const uint16_t* row, int64_t n, const float* table,
 void IntensityMapper::accumulate_row(int64_t y, double weight, double* acc) const {
   const unsigned char* row = image_.row(y);
   const int64_t n = image_.width;
-  if (image_.type == PixelType::kFloat32) {
+  if (affine_) {
+    affine_accumulate_row(row, n, a_, b_, pad_lo_, pad_hi_, weight, acc);
+  } else if (image_.type == PixelType::kFloat32) {
     for (int64_t x = 0; x < n; ++x) acc[x] += weight * intensity(load<float>(row, x));
   } else if (lut_ == nullptr) {
     for (int64_t x = 0; x < n; ++x) acc[x] += weight * static_cast<double>(direct(load_pattern(image_.type, row, x)));
@@ -362,7 +513,9 @@ void IntensityMapper::accumulate_row(int64_t y, double weight, double* acc) cons
 void IntensityMapper::map_row(int64_t y, float* out) const {
   const unsigned char* row = image_.row(y);
   const int64_t n = image_.width;
-  if (image_.type == PixelType::kFloat32) {
+  if (affine_) {
+    affine_map_row(row, n, a_, b_, pad_lo_, pad_hi_, out);
+  } else if (image_.type == PixelType::kFloat32) {
     for (int64_t x = 0; x < n; ++x) out[x] = static_cast<float>(intensity(load<float>(row, x)));
   } else if (lut_ == nullptr) {
     for (int64_t x = 0; x < n; ++x) out[x] = direct(load_pattern(image_.type, row, x));

@@ -20,7 +20,10 @@ namespace radz {
 ///   - min-max specs (no window, no LUT) depend on the image's range: a table is built for the
 ///     image when it has at least as many pixels as the table has entries, else each pixel is
 ///     computed directly (a 16x16 image does not pay for 65,536 entries).
-/// Float images are mapped pixel by pixel in double precision.
+/// Float images are mapped pixel by pixel in double precision: when the mapping is a clamped affine
+/// function of the stored value (no VOI LUT; LINEAR or LINEAR_EXACT window, or min-max; with or
+/// without inversion and padding) by one branch-free loop with per-image coefficients, otherwise
+/// (SIGMOID, VOI LUT, a LINEAR window of width 1, extreme coefficients) by intensity().
 class IntensityMapper {
  public:
   /// Scans the image once when the spec needs it (min-max VOI, NaN check for float pixels).
@@ -36,8 +39,8 @@ class IntensityMapper {
   /// Intensity of one stored value after bits-stored handling (exposed for tests).
   double intensity(double stored) const;
 
-  /// How this mapper maps integer pixels (exposed for tests): "table", "cached table", "direct"
-  /// or "float".
+  /// How this mapper maps pixels (exposed for tests): "table", "cached table", "direct" (integer
+  /// types), "float affine" or "float".
   const char* strategy() const;
 
  private:
@@ -45,6 +48,8 @@ class IntensityMapper {
   double stored_value(uint32_t index) const;  // index = pattern & mask_: sign-extended for signed types
   float direct(uint32_t pattern) const { return static_cast<float>(intensity(stored_value(pattern & mask_))); }
   void find_min_max();
+  void scan_float(const std::string& name);  // NaN/Inf check, padding keys, min-max, then prepare_affine
+  void prepare_affine(double largest);
   std::shared_ptr<const std::vector<float>> build_table() const;
 
   ImageView image_;
@@ -57,6 +62,13 @@ class IntensityMapper {
   bool min_max_ = false;  // no LUT and no window: stretch the image's own range
   double low_ = 0.0;
   double high_ = 0.0;
+  // Float pixels on the affine path: y = clamp(v * a_ + b_, 0, 1), inversion folded in.
+  bool affine_ = false;
+  double a_ = 0.0;
+  double b_ = 0.0;
+  // Float pixels: the padding range as float order keys (empty, lo > hi, without padding).
+  int32_t pad_lo_ = INT32_MAX;
+  int32_t pad_hi_ = INT32_MIN;
 };
 
 /// The shared table cache: counters for tests and benchmarks.
