@@ -17,6 +17,12 @@ adds the small-image cases (16x16 and 512x512 uint16, 16 and 12 bits stored, the
 on every call or a new one each call as in a screening of images with their own windows,
 min-max) -> 3x128x128, for an older build of the extension and the current one side by side:
 each round runs both builds in fresh subprocesses, alternating, and the table shows medians.
+
+    python benchmarks/preprocess_bench.py --dtypes --only-compare --compare-core OLD/_core...so
+
+compares instead the input dtypes (float32 vs uint16 vs uint8, 512x512 and 2048x2048 -> 3x224x224,
+min-max and a window; float32 also as the [0, 1] identity window `radz bench` submits and with
+SIGMOID, which keeps the exact per-pixel path). --only-compare skips the big-image section.
 """
 
 from __future__ import annotations
@@ -112,6 +118,55 @@ SMALL_CASES = (
 )
 
 
+def _dtype_case(size: int, dtype, spec: PixelSpec | None, unit: bool = False):
+    """A size x size image in dtype: the same 12-bit random content (uint8: its top 8 bits; float32 in
+    [0, 1) when unit, for the identity window)."""
+
+    def make(rng):
+        base = rng.integers(0, 4096, size=(size, size))
+        if dtype == np.uint8:
+            return (base >> 4).astype(np.uint8)
+        if unit:
+            return (base / 4096.0).astype(np.float32)
+        return base.astype(dtype)
+
+    return make, spec
+
+
+_WINDOW = PixelSpec(window_center=2048.0, window_width=4096.0)
+_IDENTITY = PixelSpec(window_center=0.5, window_width=1.0, voi_function="LINEAR_EXACT")  # radz bench's inputs
+DTYPE_CASES = {
+    # name -> (pixel factory, spec); output 3x224x224
+    f"{size}x{size} {name}": _dtype_case(size, dtype, spec, unit)
+    for size in (512, 2048)
+    for name, dtype, spec, unit in (
+        ("float32, min-max", np.float32, None, False),
+        ("uint16, min-max", np.uint16, None, False),
+        ("uint8, min-max", np.uint8, None, False),
+        ("float32, window", np.float32, _WINDOW, False),
+        ("uint16, window", np.uint16, _WINDOW, False),
+        ("float32 [0,1], identity window", np.float32, _IDENTITY, True),
+        ("float32, SIGMOID (exact path)", np.float32, _WINDOW.with_(voi_function="SIGMOID"), False),
+    )
+}
+DTYPE_CASES["224x224 float32 [0,1], identity window (submit)"] = _dtype_case(224, np.float32, _IDENTITY, True)
+
+
+def dtype_cases_ms(seconds: float = 0.4) -> dict:
+    """Mean ms per rz.preprocess call (-> 3x224x224) for each of DTYPE_CASES, in this process."""
+    rng = np.random.default_rng(0)
+    out = {}
+    for name, (make, spec) in DTYPE_CASES.items():
+        pixels = make(rng)
+        once = timed(lambda p=pixels, s=spec: rz.preprocess(p, s, 224), 2)
+        calls = max(5, int(seconds / max(once, 1e-6)))
+        start = time.perf_counter()
+        for _ in range(calls):
+            rz.preprocess(pixels, spec, 224)
+        out[name] = (time.perf_counter() - start) / calls * 1e3
+    return out
+
+
 def small_cases_ms(calls: int = 200) -> dict:
     """Mean ms per rz.preprocess call (-> 3x128x128) for each of SMALL_CASES, in this process."""
     rng = np.random.default_rng(0)
@@ -129,26 +184,29 @@ def small_cases_ms(calls: int = 200) -> dict:
     return out
 
 
-def compare_cores(old_core: Path, rounds: int) -> dict:
-    """SMALL_CASES with an older _core build and the current one, alternating subprocesses."""
+def compare_cores(old_core: Path, rounds: int, dtypes: bool = False) -> dict:
+    """SMALL_CASES (or DTYPE_CASES) with an older _core build and the current one, alternating subprocesses."""
     current = Path(rz._core.__file__)
+    flag, names = ("--dtype-cases-json", list(DTYPE_CASES)) if dtypes else ("--small-cases-json", SMALL_CASES)
     samples: dict[str, dict[str, list[float]]] = {"before": {}, "after": {}}
     for r in range(rounds):
         order = [("before", old_core), ("after", current)]
         for label, core in order if r % 2 == 0 else order[::-1]:
             env = dict(os.environ, RADZ_BENCH_CORE=str(core))
             text = subprocess.run(
-                [sys.executable, __file__, "--small-cases-json"], env=env, check=True, capture_output=True, text=True
+                [sys.executable, __file__, flag], env=env, check=True, capture_output=True, text=True
             ).stdout
             for name, ms in json.loads(text.strip().splitlines()[-1]).items():
                 samples[label].setdefault(name, []).append(ms)
     table = {}
-    print(f"\nsmall images -> 3x128x128, ms per call (median of {rounds} alternated rounds)")
-    print(f"{'case':<44} {'before':>8} {'after':>8} {'speed-up':>9}")
-    for name, *_ in SMALL_CASES:
+    what = "input dtypes -> 3x224x224" if dtypes else "small images -> 3x128x128"
+    print(f"\n{what}, ms per call (median of {rounds} alternated rounds)")
+    print(f"{'case':<50} {'before':>8} {'after':>8} {'speed-up':>9}")
+    for name in names:
+        name = name if isinstance(name, str) else name[0]
         before = statistics.median(samples["before"][name])
         after = statistics.median(samples["after"][name])
-        print(f"{name:<44} {before:>8.3f} {after:>8.3f} {before / after:>8.1f}x")
+        print(f"{name:<50} {before:>8.3f} {after:>8.3f} {before / after:>8.1f}x")
         table[name] = {"before_ms": round(before, 4), "after_ms": round(after, 4)}
     return table
 
@@ -159,10 +217,29 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/preprocess_bench.json"))
     parser.add_argument("--compare-core", type=Path, help="an older build of _core*.so to compare small images with")
     parser.add_argument("--rounds", type=int, default=5, help="alternated rounds for --compare-core")
+    parser.add_argument("--dtypes", action="store_true", help="compare input dtypes (float32/uint16/uint8) instead")
+    parser.add_argument("--only-compare", action="store_true", help="skip the big-image section")
     parser.add_argument("--small-cases-json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--dtype-cases-json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.small_cases_json:
         print(json.dumps(small_cases_ms()))
+        return
+    if args.dtype_cases_json:
+        print(json.dumps(dtype_cases_ms()))
+        return
+    if args.only_compare:
+        if args.compare_core:
+            results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"}
+            key = "dtypes_before_after" if args.dtypes else "small_images_before_after"
+            results[key] = compare_cores(args.compare_core, args.rounds, args.dtypes)
+        else:
+            results = dtype_cases_ms() if args.dtypes else small_cases_ms()
+            for name, ms in results.items():
+                print(f"{name:<50} {ms:>8.3f} ms")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2))
+        print(f"\nwrote {args.out}")
         return
 
     rng = np.random.default_rng(0)
@@ -227,7 +304,8 @@ def main() -> None:
             results["phantom_images_per_s"][str(size)] = round(rate, 1)
 
     if args.compare_core:
-        results["small_images_before_after"] = compare_cores(args.compare_core, args.rounds)
+        key = "dtypes_before_after" if args.dtypes else "small_images_before_after"
+        results[key] = compare_cores(args.compare_core, args.rounds, args.dtypes)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
