@@ -1,48 +1,67 @@
-"""Regenerates docs/RESULTS.md: the `tiny` preset trained on CPU on phantoms of one site,
-evaluated zero-shot on held-out phantoms of the same site and of an unseen site, with ablations
-and an unseen-class test.
+"""The zero-shot study on phantoms: variants x seeds, trained at one schedule, evaluated on every
+site, one JSON record per run, and the report (mean +- sd) built from all records.
 
-    python benchmarks/zero_shot_results.py --work /tmp/radz_results [--variants main,dfat_only,...]
-                                           [--minutes 15] [--threads 2] [--doc docs/RESULTS.md]
+    python benchmarks/zero_shot_results.py --work /tmp/radz_results --variants main --seeds 1,2,3
+    python benchmarks/zero_shot_results.py --work /tmp/radz_results --variants all --seeds 1,2
+    python benchmarks/zero_shot_results.py --quick --work /tmp/radz_quick   # CI-sized, minutes
 
-Every variant trains with the same data, schedule and number of steps (sized so the main
-variant fits the time budget on this machine), so the ablation rows are comparable. Steps run
-through the public commands (`radz synth`, `radz train`, `radz eval`), which the doc records.
+Each run (variant, seed) trains the `tiny` preset on phantoms of site_a with `radz train`,
+then is evaluated zero-shot, with the project's commands, on held-out phantoms of site_a (in-site)
+and of the unseen sites site_b and site_c:
+- at the training size (256-px PNG) in the three scoring modes (`radz eval --checkpoint`),
+- at 512-px DICOM through the runtime: `radz export` then `radz screen` (anchor mode, the
+  bundle's), macro AUC from the results file against the phantoms' labels.
+A run's record (RECORD_DIR/VARIANT-sSEED.json, default docs/results/runs/) holds its settings,
+training time and machine load, and every macro and per-class AUC; runs already recorded or
+already trained in WORK are not redone, so the study can grow across sessions. The report
+(--doc, default docs/RESULTS_ROBUSTNESS.md) is rebuilt from every record in RECORD_DIR that
+matches this invocation's schedule (benchmarks/zero_shot_report.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
+import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-FINDINGS = [
-    "cardiomegaly",
-    "pleural_effusion",
-    "pneumothorax",
-    "consolidation",
-    "nodule",
-    "mass",
-    "atelectasis",
-    "edema",
-    "emphysema",
-]
-UNSEEN = "emphysema"
+import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from zero_shot_report import FINDINGS, UNSEEN, write_report  # noqa: E402  (a sibling script)
+
+ROOT = Path(__file__).resolve().parents[1]
+SITES = ("site_a", "site_b", "site_c")
+
+# name: (what it is, training-config changes). "main" is the default training recipe.
 VARIANTS = {
-    "main": ("DFAT + DKAM, modality tokens, penultimate layer (default)", {}),
-    "dfat_only": ("DFAT alone (lambda = 1, no DKAM)", {"lam": 1.0}),
+    "main": ("DFAT + DKAM, modality tokens, penultimate layer, crossed loss, augmentation (default)", {}),
+    "no_augment": ("without acquisition-shift augmentation", {"augment": False}),
+    "dfat_only": ("DFAT alone: no DKAM (lambda = 1)", {"lam": 1.0}),
     "no_modality_tokens": (
         "without modality tokens (last-token features)",
-        {"model_overrides.n_image_tokens": 0, "model_overrides.n_text_tokens": 0},
+        {"model_overrides": {"n_image_tokens": 0, "n_text_tokens": 0}},
     ),
-    "final_layer": ("features from the final layer instead of the penultimate", {"model_overrides.feature_layer": -1}),
-    "augment": ("with acquisition-shift augmentation (docs/AUGMENTATION.md)", {"augment": True}),
+    "final_layer": (
+        "features from the final decoder layer, not the penultimate",
+        {"model_overrides": {"feature_layer": -1}},
+    ),
+    "uncrossed": ("uncrossed L_CA (global-global + local-local)", {"crossed": False}),
     "unseen_class": (f"'{UNSEEN}' never named in training reports nor used as a DKAM class", {}),
 }
+ABLATIONS = ["no_augment", "dfat_only", "no_modality_tokens", "final_layer", "uncrossed"]
+
+FULL = {"steps": 1250, "batch": 64, "lr": 2e-3, "n_train": 8000, "n_test": 1000, "n_dicom": 400, "dicom_size": 512}
+QUICK = {"steps": 12, "batch": 16, "lr": 2e-3, "n_train": 160, "n_test": 60, "n_dicom": 30, "dicom_size": 256}
+
+
+def schedule(s: dict) -> dict:
+    return {k: s[k] for k in FULL}
 
 
 def run(cmd: list[str], log: Path) -> None:
@@ -59,232 +78,226 @@ def radz(*args: str) -> list[str]:
     return [sys.executable, "-m", "radz_engine.cli", *args]
 
 
-def make_data(work: Path, n_train: int, n_test: int, log: Path) -> None:
-    sets = [
-        ("train", 1, "site_a", n_train, ""),
-        ("train_unseen", 1, "site_a", n_train, UNSEEN),
-        ("test_site_a", 2, "site_a", n_test, ""),
-        ("test_site_b", 3, "site_b", n_test, ""),
-    ]
-    for name, seed, site, n, withhold in sets:
-        if (work / name / "labels.csv").exists():
-            continue
-        cmd = radz(
-            "synth",
-            "--out",
-            str(work / name),
-            "--n",
-            str(n),
-            "--seed",
-            str(seed),
-            "--sites",
-            site,
-            "--size",
-            "256",
-            "--format",
-            "png",
-            "--workers",
-            "2",
-            "--no-progress",
-        )
-        run(cmd + (["--withhold", withhold] if withhold else []), log)
+def synth(out: Path, n: int, seed: int, site: str, log: Path, extra: list[str]) -> None:
+    if (out / "labels.csv").exists():
+        return
+    cmd = radz("synth", "--out", str(out), "--n", str(n), "--seed", str(seed), "--sites", site)
+    run(cmd + extra + ["--workers", "2", "--no-progress"], log)
 
 
-def train_config(work: Path, variant: str, steps: int, threads: int, batch: int, lr: float) -> Path:
+def make_data(work: Path, s: dict, variants: list[str], log: Path) -> None:
+    png = ["--size", "256", "--format", "png"]
+    if any(v != "unseen_class" for v in variants):
+        synth(work / "train", s["n_train"], 1, "site_a", log, png)
+    if "unseen_class" in variants:
+        synth(work / "train_unseen", s["n_train"], 1, "site_a", log, png + ["--withhold", UNSEEN])
+    for seed, site in zip((2, 3, 4), SITES):
+        synth(work / f"test_{site}", s["n_test"], seed, site, log, png)
+    dicom = ["--format", "dicom", "--dicom-size", str(s["dicom_size"])]
+    for seed, site in zip((21, 22, 23), SITES):
+        synth(work / f"dicom_{site}", s["n_dicom"], seed, site, log, dicom)
+
+
+def set_key(config: dict, key: str, value) -> None:
+    if isinstance(value, dict):
+        config.setdefault(key, {}).update(value)
+    else:
+        config[key] = value
+
+
+def train_config(work: Path, variant: str, seed: int, s: dict, threads: int) -> Path:
     classes = FINDINGS + ["no_finding"]
     if variant == "unseen_class":
         classes = [c for c in classes if c != UNSEEN]
     config = {
         "train_csv": str(work / ("train_unseen" if variant == "unseen_class" else "train") / "labels.csv"),
-        "out_dir": str(work / "runs" / variant),
+        "out_dir": str(work / "runs" / f"{variant}-s{seed}"),
         "model": "tiny",
-        "max_steps": steps,
-        "batch_size": batch,
-        "learning_rates": {"vision": lr, "projector": lr, "decoder": lr, "tokens": lr},
+        "max_steps": s["steps"],
+        "batch_size": s["batch"],
+        "learning_rates": {"vision": s["lr"], "projector": s["lr"], "decoder": s["lr"], "tokens": s["lr"]},
         "weight_decay": 0.01,
         "warmup_ratio": 0.05,
         "log_every": 10,
         "threads": threads,
         "classes": classes,
-        # The study's numbers so far were trained without augmentation (now on by default for
-        # phantoms); the "augment" variant turns it on.
-        "augment": False,
+        "augment": True,  # stated, not left to the phantom-site default
+        "seed": seed,
     }
-    path = work / "configs" / f"{variant}.json"
+    for key, value in VARIANTS[variant][1].items():
+        set_key(config, key, value)
+    path = work / "configs" / f"{variant}-s{seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(config, indent=2))
     return path
 
 
-def overrides_for(variant: str) -> list[str]:
-    return [f"{k}={json.dumps(v)}" for k, v in VARIANTS[variant][1].items()]
+def load_average() -> list[float]:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return []
 
 
-def evaluate(work: Path, variant: str, test: str, log: Path) -> dict:
-    out = work / "eval" / variant / test
+def train(work: Path, variant: str, seed: int, s: dict, threads: int, log: Path) -> dict:
+    """Trains the run unless its final checkpoint exists; returns its timing facts."""
+    run_dir = work / "runs" / f"{variant}-s{seed}"
+    facts_path = run_dir / "train_facts.json"
+    if (run_dir / "final").exists():
+        return json.loads(facts_path.read_text()) if facts_path.exists() else {}
+    config = train_config(work, variant, seed, s, threads)
+    facts = {"load_average_start": load_average()}
+    start = time.perf_counter()
+    run(radz("train", str(config), "--no-progress"), log)
+    facts["wall_s"] = round(time.perf_counter() - start, 1)
+    facts["load_average_end"] = load_average()
+    rates = [json.loads(line).get("samples_per_s") for line in (run_dir / "metrics.jsonl").open()]
+    rates = [r for r in rates if r]
+    if rates:
+        facts["samples_per_s_median"] = round(float(np.median(rates)), 1)
+    facts_path.write_text(json.dumps(facts, indent=2))
+    return facts
+
+
+def macro(per_class: dict, classes: list[str]) -> float:
+    values = [per_class[c] for c in classes if per_class[c] == per_class[c]]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def eval_png(work: Path, name: str, site: str, log: Path) -> dict:
+    """`radz eval --checkpoint` on the 256-px test set: {mode: {"macro": .., "per_class": {..}}}."""
+    out = work / "eval" / name / f"test_{site}"
     if not (out / "metrics.json").exists():
-        run(
-            radz(
-                "eval",
-                "--checkpoint",
-                str(work / "runs" / variant / "final"),
-                "--csv",
-                str(work / test / "labels.csv"),
-                "--classes",
-                ",".join(FINDINGS),
-                "--out",
-                str(out),
-            ),
-            log,
-        )
-    return json.loads((out / "metrics.json").read_text())
+        checkpoint = work / "runs" / name / "final"
+        csv_path = work / f"test_{site}" / "labels.csv"
+        run(radz("eval", "--checkpoint", str(checkpoint), "--csv", str(csv_path), "--classes", ",".join(FINDINGS), "--out", str(out)), log)  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text())
+    result = {}
+    for mode, values in metrics["modes"].items():
+        per = {c: float(values["per_class"][c]["auc"]) for c in FINDINGS}
+        result[mode] = {"macro": macro(per, FINDINGS), "per_class": per}
+    return result
 
 
-def macro(results: dict, mode: str, classes: list[str]) -> float:
-    per = results["modes"][mode]["per_class"]
-    values = [per[c]["auc"] for c in classes if per[c]["auc"] == per[c]["auc"]]
-    return sum(values) / len(values)
+def screen_auc(results_csv: Path, labels_csv: Path) -> dict:
+    """Per-class AUC of a `radz screen` results file against the phantoms' labels.csv."""
+    from radz_engine.scoring.metrics import binary_auc
+
+    folder = labels_csv.parent
+    truth = {}
+    with labels_csv.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            truth[str((folder / row["path"]).resolve())] = row
+    ys: dict[str, list] = {c: [] for c in FINDINGS}
+    ss: dict[str, list] = {c: [] for c in FINDINGS}
+    failed = 0
+    with results_csv.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["ok"] != "True":
+                failed += 1
+                continue
+            label = truth[str(Path(row["source"]).resolve())]
+            for c in FINDINGS:
+                ys[c].append(int(label[c]))
+                ss[c].append(float(row[f"score_{c}"]))
+    per = {c: binary_auc(np.array(ys[c]), np.array(ss[c])) for c in FINDINGS}
+    return {"anchor": {"macro": macro(per, FINDINGS), "per_class": per}, "n": len(ys[FINDINGS[0]]), "failed": failed}
+
+
+def eval_dicom(work: Path, name: str, log: Path) -> dict:
+    """Export the run, then `radz screen` each site's DICOMs through the runtime (anchor mode)."""
+    bundle = work / "bundles" / name
+    if not (bundle / "manifest.json").exists():
+        checkpoint = work / "runs" / name / "final"
+        card = ["--intended-use", "research", "--synthetic-data", "--training-data", "radz synth phantoms of site_a"]
+        run(radz("export", str(checkpoint), "--out", str(bundle), "--auc-phantoms", "0", *card), log)
+    result = {}
+    for site in SITES:
+        out = work / "screen" / name / f"{site}.csv"
+        if not out.exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            images = work / f"dicom_{site}" / "images"
+            run(radz("screen", str(images), "--bundle", str(bundle), "--out", str(out), "--quiet"), log)
+        result[site] = screen_auc(out, work / f"dicom_{site}" / "labels.csv")
+    return result
+
+
+def commit() -> str:
+    """The code that trained and evaluated: RADZ_STUDY_COMMIT when the study runs from a frozen copy."""
+    if os.environ.get("RADZ_STUDY_COMMIT"):
+        return os.environ["RADZ_STUDY_COMMIT"]
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()  # fmt: skip
+    except OSError:
+        return ""
+
+
+def record_run(work: Path, variant: str, seed: int, s: dict, threads: int, facts: dict, log: Path) -> dict:
+    name = f"{variant}-s{seed}"
+    png = {site: eval_png(work, name, site, log) for site in SITES}
+    dicom = eval_dicom(work, name, log)
+    train_config_path = work / "runs" / name / "train_config.json"
+    return {
+        "variant": variant,
+        "seed": seed,
+        "description": VARIANTS[variant][0],
+        "schedule": schedule(s),
+        "threads": threads,
+        "train_config": json.loads(train_config_path.read_text()) if train_config_path.exists() else None,
+        "train": facts,
+        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
+        "code_commit": commit(),
+        "png": png,
+        "dicom_screen": dicom,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/radz_results"))
-    parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--steps", type=int, default=1250)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--variants", default="main", help=f"comma-separated, 'ablations' or 'all' ({', '.join(VARIANTS)})")  # fmt: skip
+    parser.add_argument("--seeds", default="1,2,3", help="comma-separated training seeds (default: 1,2,3)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--n-train", type=int, default=8000)
-    parser.add_argument("--n-test", type=int, default=1000)
-    parser.add_argument("--doc", type=Path, default=Path("docs/RESULTS.md"))
+    parser.add_argument("--quick", action="store_true", help="CI-sized: tiny data and 12 steps (numbers mean nothing)")
+    parser.add_argument("--train-only", action="store_true", help="train the runs, evaluate and record nothing")
+    parser.add_argument(
+        "--record-dir", type=Path, default=None, help="default: docs/results/runs (quick: WORK/records)"
+    )
+    parser.add_argument(
+        "--doc", type=Path, default=None, help="default: docs/RESULTS_ROBUSTNESS.md (quick: WORK/RESULTS.md)"
+    )
     args = parser.parse_args()
-    work = args.work
-    work.mkdir(parents=True, exist_ok=True)
-    log = work / "log.txt"
-    make_data(work, args.n_train, args.n_test, log)
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    timings: dict[str, float] = {}
-    results: dict[str, dict] = {}
-    for variant in variants:
-        if not (work / "runs" / variant / "final").exists():
-            config = train_config(work, variant, args.steps, args.threads, args.batch, args.lr)
-            start = time.perf_counter()
-            run(radz("train", str(config), *overrides_for(variant), "--no-progress"), log)
-            timings[variant] = time.perf_counter() - start
-            (work / "runs" / variant / "wall_s.txt").write_text(f"{timings[variant]:.1f}\n")
-        else:
-            wall = work / "runs" / variant / "wall_s.txt"
-            timings[variant] = float(wall.read_text()) if wall.exists() else float("nan")
-        results[variant] = {test: evaluate(work, variant, test, log) for test in ("test_site_a", "test_site_b")}
-        write_doc(args, [v for v in variants if v in results], results, timings)  # partial results land too
-
-
-def write_doc(args, variants: list[str], results: dict, timings: dict) -> None:
-    seen = [c for c in FINDINGS if c != UNSEEN]
-    lines = [
-        "# Zero-shot results on phantom radiographs",
-        "",
-        "The `tiny` preset (1.5M parameters: a 3-layer ViT and a 4-layer Llama, both from scratch, BPE "
-        "tokenizer trained on the reports) trained on CPU on phantoms of `site_a` from their reports only "
-        "(DKAM labels come from the rule-based report labeler), then evaluated zero-shot against the "
-        "ground-truth labels of held-out phantoms of `site_a` and of the unseen `site_b`.",
-        "",
-        f"Regenerate: `python benchmarks/zero_shot_results.py --work {args.work} --steps {args.steps} "
-        f"--batch {args.batch} --lr {args.lr} --threads {args.threads} --n-train {args.n_train} --n-test {args.n_test}` "
-        "(the commands it ran are in WORK/log.txt).",
-        "",
-        f"Training: {args.n_train} images, {args.steps} steps of {args.batch}, AdamW lr {args.lr} (all groups), "
-        f"cosine with 5% warm-up, {args.threads} threads. Test sets: {args.n_test} images each.",
-        "",
-    ]
-    if "main" in results:
-        lines += [
-            "## Macro AUC (9 findings) per scoring mode",
-            "",
-            "| scoring mode | site_a (in-site) | site_b (unseen site) |",
-            "|---|---:|---:|",
-        ]
-        for mode in ("softmax", "posneg", "anchor"):
-            a = macro(results["main"]["test_site_a"], mode, FINDINGS)
-            b = macro(results["main"]["test_site_b"], mode, FINDINGS)
-            lines.append(f"| {mode} | {100 * a:.2f} | {100 * b:.2f} |")
-        lines += [
-            "",
-            f"Training wall time of the main variant: {timings.get('main', float('nan')) / 60:.1f} min.",
-            "",
-            "Per-class tables of the main variant (site_a):",
-            "",
-        ]
-        for mode in ("softmax", "posneg", "anchor"):
-            per = results["main"]["test_site_a"]["modes"][mode]["per_class"]
-            lines.append(f"- {mode}: " + ", ".join(f"{c} {100 * per[c]['auc']:.1f}" for c in FINDINGS))
-        lines += ["", "ROC curves: `WORK/eval/main/test_site_a/roc_*.png` (copied to docs/results_roc_*.png).", ""]
-    ablations = [v for v in variants if v != "unseen_class"]
-    if ablations:
-        lines += [
-            "## Ablations (macro AUC over the 9 findings, anchor / softmax / posneg)",
-            "",
-            "| variant | site_a anchor | site_a softmax | site_a posneg | site_b anchor | train min |",
-            "|---|---:|---:|---:|---:|---:|",
-        ]
-        for v in ablations:
-            ra, rb = results[v]["test_site_a"], results[v]["test_site_b"]
-            lines.append(
-                f"| {VARIANTS[v][0]} | {100 * macro(ra, 'anchor', FINDINGS):.2f} | "
-                f"{100 * macro(ra, 'softmax', FINDINGS):.2f} | {100 * macro(ra, 'posneg', FINDINGS):.2f} | "
-                f"{100 * macro(rb, 'anchor', FINDINGS):.2f} | {timings.get(v, float('nan')) / 60:.1f} |"
-            )
-        lines.append("")
-    if "unseen_class" in results:
-        ra, rb = results["unseen_class"]["test_site_a"], results["unseen_class"]["test_site_b"]
-        lines += [
-            f"## Unseen class: {UNSEEN}",
-            "",
-            f"Training reports describe {UNSEEN} by its signs only (hyperinflation, flattened hemidiaphragms, "
-            f"bullae) and never name it; {UNSEEN} is not a DKAM class during training and its description is "
-            "not in the tokenizer corpus. At test time it is scored from its knowledge description (anchor) or "
-            "its name (softmax, posneg).",
-            "",
-            "| | site_a anchor | site_a softmax | site_a posneg | site_b anchor |",
-            "|---|---:|---:|---:|---:|",
-        ]
-        lines.append(
-            f"| {UNSEEN} AUC | {100 * ra['modes']['anchor']['per_class'][UNSEEN]['auc']:.2f} | "
-            f"{100 * ra['modes']['softmax']['per_class'][UNSEEN]['auc']:.2f} | "
-            f"{100 * ra['modes']['posneg']['per_class'][UNSEEN]['auc']:.2f} | "
-            f"{100 * rb['modes']['anchor']['per_class'][UNSEEN]['auc']:.2f} |"
-        )
-        lines.append(
-            f"| seen classes macro AUC | {100 * macro(ra, 'anchor', seen):.2f} | "
-            f"{100 * macro(ra, 'softmax', seen):.2f} | {100 * macro(ra, 'posneg', seen):.2f} | "
-            f"{100 * macro(rb, 'anchor', seen):.2f} |"
-        )
-        lines.append("")
-    lines += [
-        "## Notes",
-        "",
-        "- Every number is one training run; run-to-run variance has not been measured yet.",
-        "- Wall times come from a shared 2-core machine; runs that overlapped other jobs took longer "
-        "(the unseen-class run of 2026-11-28 shared the CPUs with builds and tests: 34 min for the same "
-        "1250 steps the main run did in 15.6 min).",
-        "",
-    ]
-    if args.doc.name == "RESULTS.md":
-        lines += [
-            "Ablations at a shorter schedule (500 steps, same data and settings, main variant rerun at "
-            "500 steps as the reference): [RESULTS_ABLATIONS.md](RESULTS_ABLATIONS.md).",
-            "",
-        ]
-    args.doc.parent.mkdir(parents=True, exist_ok=True)
-    args.doc.write_text("\n".join(lines) + "\n")
-    if "main" in results and args.doc.name == "RESULTS.md":
-        import shutil
-
-        for mode in ("softmax", "posneg", "anchor"):
-            src = args.work / "eval" / "main" / "test_site_a" / f"roc_{mode}.png"
-            if src.exists():
-                shutil.copy(src, args.doc.parent / f"results_roc_{mode}.png")
-    print(f"wrote {args.doc}")
+    s = dict(QUICK if args.quick else FULL)
+    record_dir = args.record_dir or (args.work / "records" if args.quick else ROOT / "docs" / "results" / "runs")
+    doc = args.doc or (args.work / "RESULTS.md" if args.quick else ROOT / "docs" / "RESULTS_ROBUSTNESS.md")
+    names = {"all": list(VARIANTS), "ablations": ["main", *ABLATIONS]}
+    variants = names.get(args.variants) or [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"--variants: unknown {unknown}; known: {', '.join(VARIANTS)}")
+    try:
+        seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    except ValueError:
+        parser.error(f"--seeds: comma-separated integers, got {args.seeds!r}")
+    args.work.mkdir(parents=True, exist_ok=True)
+    record_dir.mkdir(parents=True, exist_ok=True)
+    log = args.work / "log.txt"
+    make_data(args.work, s, variants, log)
+    for seed in seeds:  # seed-major: a study cut short still has every variant at its first seeds
+        for variant in variants:
+            path = record_dir / f"{variant}-s{seed}.json"
+            if path.exists() and json.loads(path.read_text()).get("schedule") == schedule(s):
+                print(f"recorded already: {path}")
+                continue
+            facts = train(args.work, variant, seed, s, args.threads, log)
+            if args.train_only:
+                continue
+            record = record_run(args.work, variant, seed, s, args.threads, facts, log)
+            path.write_text(json.dumps(record, indent=1) + "\n")
+            print(f"recorded {path}")
+            write_report(record_dir, doc, s, quick=args.quick)  # partial studies land too
+    if not args.train_only:
+        write_report(record_dir, doc, s, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,242 @@
+"""The zero-shot study's report: mean +- sd over seeds, built from the per-run JSON records that
+benchmarks/zero_shot_results.py writes (one file per variant and seed).
+
+    python benchmarks/zero_shot_report.py [--records docs/results/runs] [--doc docs/RESULTS_ROBUSTNESS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+FINDINGS = [
+    "cardiomegaly",
+    "pleural_effusion",
+    "pneumothorax",
+    "consolidation",
+    "nodule",
+    "mass",
+    "atelectasis",
+    "edema",
+    "emphysema",
+]
+UNSEEN = "emphysema"
+SITES = ("site_a", "site_b", "site_c")
+MODES = ("softmax", "posneg", "anchor")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_records(record_dir: Path, schedule: dict | None) -> dict[str, list[dict]]:
+    """{variant: [record, ...] sorted by seed}, only records trained at `schedule` (None: any)."""
+    by_variant: dict[str, list[dict]] = {}
+    for path in sorted(record_dir.glob("*.json")):
+        record = json.loads(path.read_text())
+        if schedule is not None and record.get("schedule") != schedule:
+            continue
+        by_variant.setdefault(record["variant"], []).append(record)
+    for records in by_variant.values():
+        records.sort(key=lambda r: r["seed"])
+    return by_variant
+
+
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if v == v]
+    if not values:
+        return float("nan"), float("nan")
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, float("nan")
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def fmt(values: list[float]) -> str:
+    """'88.12 +- 0.40' in AUC percent; one run: '88.12 (1 run)'."""
+    mean, sd = mean_sd(values)
+    if mean != mean:
+        return "n/a"
+    if sd != sd:
+        return f"{100 * mean:.2f} (1 run)"
+    return f"{100 * mean:.2f} +- {100 * sd:.2f}"
+
+
+def png_macro(record: dict, site: str, mode: str) -> float:
+    return record["png"][site][mode]["macro"]
+
+
+def dicom_macro(record: dict, site: str) -> float:
+    return record["dicom_screen"][site]["anchor"]["macro"]
+
+
+def unseen_mean(record: dict, getter) -> float:
+    return (getter(record, "site_b") + getter(record, "site_c")) / 2
+
+
+def compare(main: list[float], other: list[float]) -> str:
+    """Difference of means (other - main) with its standard error, and whether it exceeds 2 SE."""
+    m1, s1 = mean_sd(main)
+    m2, s2 = mean_sd(other)
+    if len(main) < 2 or len(other) < 2:
+        return f"{100 * (m2 - m1):+.2f} (too few seeds to judge)"
+    se = math.sqrt(s1**2 / len(main) + s2**2 / len(other))
+    verdict = "within noise" if abs(m2 - m1) <= 2 * se else ("better" if m2 > m1 else "worse")
+    return f"{100 * (m2 - m1):+.2f} +- {100 * se:.2f} ({verdict})"
+
+
+def schedule_line(s: dict) -> str:
+    return (
+        f"{s['n_train']} site_a training phantoms (256 px), {s['steps']} steps of {s['batch']}, AdamW lr {s['lr']} "
+        f"(all groups), cosine with 5% warm-up; test sets {s['n_test']} PNG phantoms (256 px) and {s['n_dicom']} "
+        f"DICOM phantoms ({s['dicom_size']} px, explicit VR little endian) per site."
+    )
+
+
+def main_section(records: list[dict]) -> list[str]:
+    lines = [
+        f"## Main variant: {len(records)} seed(s) ({', '.join(str(r['seed']) for r in records)})",
+        "",
+        "Macro AUC over the 9 findings, mean +- sd over seeds (sample sd). site_a is the training site; "
+        "site_b and site_c are unseen sites.",
+        "",
+        "| scoring, input | site_a (in-site) | site_b | site_c | gap in-site - worst unseen |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for mode in MODES:
+        cells = [fmt([png_macro(r, site, mode) for r in records]) for site in SITES]
+        gap = [png_macro(r, "site_a", mode) - min(png_macro(r, "site_b", mode), png_macro(r, "site_c", mode)) for r in records]  # fmt: skip
+        lines.append(f"| {mode}, 256-px PNG (`radz eval`) | " + " | ".join(cells) + f" | {fmt(gap)} |")
+    cells = [fmt([dicom_macro(r, site) for r in records]) for site in SITES]
+    gap = [dicom_macro(r, "site_a") - min(dicom_macro(r, "site_b"), dicom_macro(r, "site_c")) for r in records]
+    size = records[0]["schedule"]["dicom_size"]
+    lines.append(
+        f"| anchor, {size}-px DICOM (`radz export` + `radz screen`) | " + " | ".join(cells) + f" | {fmt(gap)} |"
+    )
+    lines += ["", "Per-class AUC (anchor, 256-px PNG), mean over seeds:", ""]
+    lines += ["| class | " + " | ".join(SITES) + " |", "|---|" + "---:|" * len(SITES)]
+    for c in FINDINGS:
+        cells = [fmt([r["png"][site]["anchor"]["per_class"][c] for r in records]) for site in SITES]
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def ablation_section(by_variant: dict[str, list[dict]], descriptions: dict[str, str]) -> list[str]:
+    main = by_variant["main"]
+    lines = [
+        "## Ablations",
+        "",
+        "Each row changes one thing from the main variant. Macro AUC (anchor mode) mean +- sd over seeds; "
+        "'unseen' is the mean of site_b and site_c per run. The last column is the change of that unseen "
+        "mean against the main variant, with its standard error; 'better'/'worse' only where the change "
+        "exceeds two standard errors.",
+        "",
+        "| variant | seeds | site_a PNG | unseen PNG | site_a DICOM | unseen DICOM | unseen PNG vs main |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    main_unseen = [unseen_mean(r, lambda r, s: png_macro(r, s, "anchor")) for r in main]
+    for variant in ["main"] + sorted(v for v in by_variant if v not in ("main", "unseen_class")):
+        records = by_variant[variant]
+        unseen = [unseen_mean(r, lambda r, s: png_macro(r, s, "anchor")) for r in records]
+        cells = [
+            fmt([png_macro(r, "site_a", "anchor") for r in records]),
+            fmt(unseen),
+            fmt([dicom_macro(r, "site_a") for r in records]),
+            fmt([unseen_mean(r, dicom_macro) for r in records]),
+            "(reference)" if variant == "main" else compare(main_unseen, unseen),
+        ]
+        lines.append(f"| {descriptions.get(variant, variant)} | {len(records)} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def unseen_class_section(records: list[dict]) -> list[str]:
+    seen = [c for c in FINDINGS if c != UNSEEN]
+    lines = [
+        f"## Unseen class: {UNSEEN}",
+        "",
+        f"Training reports describe {UNSEEN} by its signs only and never name it; it is not a DKAM class in "
+        "training. At test time it is scored from its knowledge description (anchor) or its name.",
+        "",
+        "| | " + " | ".join(f"{site} {mode}" for site in SITES for mode in ("anchor",)) + " |",
+        "|---|" + "---:|" * len(SITES),
+    ]
+    cells = [fmt([r["png"][site]["anchor"]["per_class"][UNSEEN] for r in records]) for site in SITES]
+    lines.append(f"| {UNSEEN} AUC | " + " | ".join(cells) + " |")
+    seen_cells = [fmt([sum(r["png"][site]["anchor"]["per_class"][c] for c in seen) / len(seen) for r in records]) for site in SITES]  # fmt: skip
+    lines.append("| seen classes macro AUC | " + " | ".join(seen_cells) + " |")
+    return lines + [""]
+
+
+def runs_section(by_variant: dict[str, list[dict]]) -> list[str]:
+    lines = [
+        "## Every run",
+        "",
+        "Training wall time, median training throughput and the machine's load average at start and end "
+        "(a shared 2-core machine: runs that overlapped other work are slower).",
+        "",
+        "| run | train min | samples/s | load start -> end | threads | anchor PNG a / b / c | anchor DICOM a / b / c |",
+        "|---|---:|---:|---|---:|---|---|",
+    ]
+    for variant, records in by_variant.items():
+        for r in records:
+            t = r.get("train") or {}
+            wall = t.get("wall_s")
+            load = f"{t.get('load_average_start', ['?'])[0]} -> {t.get('load_average_end', ['?'])[0]}" if t else "?"
+            png = " / ".join(f"{100 * png_macro(r, s, 'anchor'):.1f}" for s in SITES)
+            dicom = " / ".join(f"{100 * dicom_macro(r, s):.1f}" for s in SITES)
+            lines.append(
+                f"| {variant}-s{r['seed']} | {wall / 60:.1f} | {t.get('samples_per_s_median', '?')} | {load} | "
+                f"{r['threads']} | {png} | {dicom} |"
+                if wall
+                else f"| {variant}-s{r['seed']} | ? | ? | ? | {r['threads']} | {png} | {dicom} |"
+            )
+    return lines + [""]
+
+
+def write_report(record_dir: Path, doc: Path, schedule: dict, quick: bool = False) -> None:
+    from zero_shot_results import VARIANTS  # the driver owns the variant list
+
+    by_variant = load_records(record_dir, schedule)
+    descriptions = {name: text for name, (text, _) in VARIANTS.items()}
+    command = "python benchmarks/zero_shot_results.py --work /tmp/radz_results --variants VARIANTS --seeds SEEDS"
+    lines = [
+        "# Zero-shot robustness on phantoms: seeds, unseen sites, ablations",
+        "",
+        "The `tiny` preset (1.44M parameters: 3-layer ViT, 4-layer Llama, from scratch) trained on CPU on "
+        "phantoms of `site_a` from their reports only, evaluated zero-shot on held-out phantoms of site_a and "
+        "of the unseen sites site_b and site_c. Built from the per-run records in "
+        f"`{record_dir.relative_to(ROOT) if record_dir.is_relative_to(ROOT) else record_dir}`.",
+        "",
+        f"Reproduce (runs already recorded are skipped): `{command}{' --quick' if quick else ''}`; "
+        "this report alone: `python benchmarks/zero_shot_report.py`.",
+        "",
+        "Schedule: " + schedule_line(schedule),
+        "",
+    ]
+    if quick:
+        lines += ["**Quick mode (CI): tiny data and a few steps; the numbers below mean nothing.**", ""]
+    if "main" in by_variant:
+        lines += main_section(by_variant["main"])
+        lines += ablation_section(by_variant, descriptions)
+    if "unseen_class" in by_variant:
+        lines += unseen_class_section(by_variant["unseen_class"])
+    if by_variant:
+        lines += runs_section(by_variant)
+    else:
+        lines += ["No runs recorded at this schedule yet.", ""]
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text("\n".join(lines) + "\n")
+    print(f"wrote {doc}")
+
+
+def main() -> None:
+    from zero_shot_results import FULL, schedule
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=Path, default=ROOT / "docs" / "results" / "runs")
+    parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "RESULTS_ROBUSTNESS.md")
+    args = parser.parse_args()
+    write_report(args.records, args.doc, schedule(FULL))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""benchmarks/zero_shot_results.py (the robustness study) and zero_shot_report.py: the report's
+mean +- sd and verdicts from records, the screen-output AUC against labels, and one --quick run
+through the real commands (synth, train, eval, export, screen)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import zero_shot_report as report  # noqa: E402  (a benchmarks script)
+import zero_shot_results as study  # noqa: E402
+
+SCHEDULE = study.schedule(study.FULL)
+
+
+def _record(variant: str, seed: int, anchor: dict[str, float], schedule: dict = SCHEDULE) -> dict:
+    """A record whose every class AUC at a site equals that site's macro."""
+
+    def block(value: float) -> dict:
+        return {"macro": value, "per_class": {c: value for c in report.FINDINGS}}
+
+    png = {site: {mode: block(anchor[site]) for mode in report.MODES} for site in report.SITES}
+    dicom = {site: {"anchor": block(anchor[site] - 0.01), "n": 10, "failed": 0} for site in report.SITES}
+    return {
+        "variant": variant,
+        "seed": seed,
+        "schedule": schedule,
+        "threads": 1,
+        "train": {"wall_s": 600.0, "samples_per_s_median": 40.0, "load_average_start": [1.0], "load_average_end": [1.5]},
+        "png": png,
+        "dicom_screen": dicom,
+    }
+
+
+def _write(records_dir: Path, record: dict) -> None:
+    records_dir.mkdir(parents=True, exist_ok=True)
+    (records_dir / f"{record['variant']}-s{record['seed']}.json").write_text(json.dumps(record))
+
+
+def test_report_gives_mean_sd_and_judges_ablations_by_their_standard_error(tmp_path):
+    records = tmp_path / "runs"
+    for seed, a in zip((1, 2, 3), (0.80, 0.82, 0.84)):
+        _write(records, _record("main", seed, {"site_a": a, "site_b": 0.75, "site_c": 0.73 + seed / 100}))
+    for seed in (1, 2):  # clearly worse on the unseen sites
+        _write(records, _record("no_augment", seed, {"site_a": 0.82, "site_b": 0.60 + seed / 100, "site_c": 0.62}))
+    for seed in (1, 2):  # within noise
+        _write(records, _record("dfat_only", seed, {"site_a": 0.82, "site_b": 0.75, "site_c": 0.73 + seed / 100}))
+    # another schedule: never mixed in
+    _write(records, _record("uncrossed", 1, {"site_a": 0.9, "site_b": 0.9, "site_c": 0.9}, {**SCHEDULE, "steps": 500}))
+    doc = tmp_path / "RESULTS.md"
+    report.write_report(records, doc, SCHEDULE)
+    text = doc.read_text()
+    assert "## Main variant: 3 seed(s) (1, 2, 3)" in text
+    row = next(line for line in text.splitlines() if line.startswith("| anchor, 256-px PNG"))
+    assert "| 82.00 +- 2.00 | 75.00 +- 0.00 | 75.00 +- 1.00 |" in row
+    assert "512-px DICOM" in text and "| 81.00 +- 2.00 |" in text  # DICOM blocks sit 0.01 lower
+    no_aug = next(line for line in text.splitlines() if line.startswith("| without acquisition-shift"))
+    assert "(worse)" in no_aug and no_aug.count("|") == 8
+    dfat = next(line for line in text.splitlines() if line.startswith("| DFAT alone"))
+    assert "(within noise)" in dfat
+    assert "uncrossed" not in text and "90.00" not in text
+    assert "| main-s2 | 10.0 | 40.0 | 1.0 -> 1.5 | 1 |" in text
+
+
+def test_report_with_no_records_says_so(tmp_path):
+    doc = tmp_path / "RESULTS.md"
+    report.write_report(tmp_path / "none", doc, SCHEDULE)
+    assert "No runs recorded at this schedule yet." in doc.read_text()
+
+
+def test_screen_auc_joins_results_to_labels_by_path(tmp_path):
+    rng = np.random.default_rng(7)
+    (tmp_path / "images").mkdir()
+    labels = rng.integers(0, 2, size=(40, len(report.FINDINGS)))
+    labels[0], labels[1] = 0, 1  # both classes present everywhere
+    with (tmp_path / "labels.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", *report.FINDINGS])
+        for i, row in enumerate(labels):
+            writer.writerow([f"images/{i:03d}.dcm", *row])
+    results = tmp_path / "results.csv"
+    with results.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["source", "ok", *[f"score_{c}" for c in report.FINDINGS]])
+        for i in reversed(range(40)):  # order must not matter
+            # class 0 scored perfectly, the others by the label of class 0 (chance-level-ish)
+            scores = [labels[i, 0] + rng.random() * 0.1] + [rng.random() for _ in report.FINDINGS[1:]]
+            writer.writerow([str(tmp_path / "images" / f"{i:03d}.dcm"), "True", *scores])
+        writer.writerow([str(tmp_path / "images" / "broken.dcm"), "False", *[""] * len(report.FINDINGS)])
+    got = study.screen_auc(results, tmp_path / "labels.csv")
+    assert got["n"] == 40 and got["failed"] == 1
+    assert got["anchor"]["per_class"][report.FINDINGS[0]] == 1.0
+    others = [got["anchor"]["per_class"][c] for c in report.FINDINGS[1:]]
+    assert all(0.0 <= v <= 1.0 for v in others)
+    assert got["anchor"]["macro"] == pytest.approx(np.mean([1.0, *others]))
+
+
+def test_study_refuses_unknown_variants_and_bad_seeds(tmp_path):
+    script = ROOT / "benchmarks" / "zero_shot_results.py"
+    done = subprocess.run([sys.executable, str(script), "--work", str(tmp_path), "--variants", "main,bogus"], capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2 and "--variants: unknown ['bogus']" in done.stderr
+    done = subprocess.run([sys.executable, str(script), "--work", str(tmp_path), "--seeds", "1,x"], capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2 and "--seeds: comma-separated integers" in done.stderr
+
+
+@pytest.mark.slow
+def test_quick_study_runs_every_step_and_records_the_run(tmp_path):
+    script = ROOT / "benchmarks" / "zero_shot_results.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(script), "--quick", "--work", str(tmp_path), "--variants", "main", "--seeds", "1"]
+    done = subprocess.run(cmd + ["--threads", "1"], capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    record = json.loads((tmp_path / "records" / "main-s1.json").read_text())
+    assert record["schedule"] == study.schedule(study.QUICK) and record["train"]["wall_s"] > 0
+    for site in report.SITES:
+        for mode in report.MODES:
+            assert 0.0 <= record["png"][site][mode]["macro"] <= 1.0
+        screened = record["dicom_screen"][site]
+        assert screened["n"] == study.QUICK["n_dicom"] and screened["failed"] == 0
+        assert 0.0 <= screened["anchor"]["macro"] <= 1.0
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "Quick mode (CI)" in text and "| main-s1 |" in text
+    # a second invocation finds the record and redoes nothing
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0 and "recorded already" in again.stdout
