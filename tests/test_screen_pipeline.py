@@ -93,6 +93,47 @@ def test_screen_paths_from_several_threads(folder, engine):
     assert got == [want, want]
 
 
+def test_concurrent_model_batches_keep_order_and_results(folder, engine):
+    """Batches run on 1, 2 or 3 model threads give the same Results in input order (batches of 2:
+    five batches, the broken file's error Result in its place)."""
+    runs = {
+        n: list(screen.screen_paths(engine, [folder], progress=False, workers=2, batch_size=2, model_runners=n))
+        for n in (1, 2, 3)
+    }
+    assert len(runs[1]) == 10
+    for n in (2, 3):
+        assert [r.source for r in runs[n]] == [r.source for r in runs[1]]
+        for a, b in zip(runs[1], runs[n]):
+            assert (a.error is None) == (b.error is None)
+            if a.error is None:
+                assert a.scores == b.scores
+                np.testing.assert_array_equal(a.embedding, b.embedding)
+    with pytest.raises(ValueError, match="model_runners: must be >= 1"):
+        engine.screen([folder], progress=False, model_runners=0)
+
+
+class _FakeEngine:
+    def __init__(self, devices, threads):
+        self.backends = [type("B", (), {"device": d})() for d in devices]
+        self.threads = threads
+
+
+@pytest.mark.parametrize(
+    "cores, devices, threads, want",
+    [
+        (2, ["cpu"], 1, 2),  # the 2-core default of radz screen: a second batch takes the idle core
+        (1, ["cpu"], 1, 1),  # nothing to overlap on one core
+        (2, ["cpu"], 2, 1),  # a multi-threaded model already spans the cores
+        (8, ["cpu"], None, 1),
+        (2, ["cuda:0"], 1, 1),  # GPU backends queue on their device
+        (4, ["cpu", "cpu"], 1, 1),
+    ],
+)
+def test_default_model_runners_rule(monkeypatch, cores, devices, threads, want):
+    monkeypatch.setattr(screen, "cores", lambda: cores)
+    assert screen.default_model_runners(_FakeEngine(devices, threads)) == want
+
+
 def test_normalise_equals_three_channel_tensor(folder, engine):
     """One intensity channel normalised in the parent == the C++ core's own 3-channel output."""
     args = engine.bundle.preprocess_args()

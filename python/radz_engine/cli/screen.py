@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_batch_size(p, default=32)
     p.add_argument(
+        "--model-runners",
+        type=int,
+        default=None,
+        help="batches in the model at once (default: 2 for a one-thread CPU model on a multi-core machine, else 1)",
+    )
+    p.add_argument(
         "--backend",
         default="auto",
         choices=("auto", "onnxruntime", "tensorrt", "openvino", "torch"),
@@ -234,6 +240,8 @@ def _check_numbers(args) -> str | None:
         return f"--workers must be >= 0 (0: decode in this process), got {args.workers}"
     if args.threads is not None and args.threads < 1:
         return f"--threads must be >= 1, got {args.threads}"
+    if args.model_runners is not None and args.model_runners < 1:
+        return f"--model-runners must be >= 1, got {args.model_runners}"
     if (args.backend == "torch") != (args.checkpoint is not None):
         return "--checkpoint (a `radz train` checkpoint folder) goes with --backend torch, and only with it"
     if args.checkpoint is not None and args.ray is not None:
@@ -363,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
                 skip=skip,
                 batch_size=args.batch_size,
                 processes=args.processes,
+                model_runners=args.model_runners,
             ):
                 writer.write(result)
                 if plain is not None:

@@ -313,18 +313,31 @@ class Engine:
         skip: Any = (),
         batch_size: int | None = None,
         processes: bool = False,
+        model_runners: int | None = None,
     ) -> Iterator[Result]:
         """Stream Results over files, folders (recursive, found by content) and CSV lists (a
         `path` column): decoding and preprocessing in parallel workers (threads; spawned
         processes with `processes=True`, which needs the `if __name__ == "__main__":` guard in
         scripts), the model here in batches. Per-file errors are Results with `error` set.
         `workers`: decode workers (None: from the thread budget, docs/RUNTIME.md; 0: in this
-        thread). `skip`: sources to leave out (resuming)."""
+        thread). `skip`: sources to leave out (resuming). `model_runners`: batches in the model at
+        once (None: runtime.screen.default_model_runners)."""
         from radz_engine.runtime.screen import screen_paths
 
         self._check_open()
+        if model_runners is not None and int(model_runners) < 1:
+            raise ValueError(f"model_runners: must be >= 1, got {model_runners!r}")
         kwargs = {"processes": True} if processes else {}
-        return screen_paths(self, paths, progress=progress, workers=workers, skip=skip, batch_size=batch_size, **kwargs)
+        return screen_paths(
+            self,
+            paths,
+            progress=progress,
+            workers=workers,
+            skip=skip,
+            batch_size=batch_size,
+            model_runners=model_runners,
+            **kwargs,
+        )
 
     # -- classes ---------------------------------------------------------------------------------
     def add_classes(self, classes: dict[str, str]) -> list[str]:

@@ -14,6 +14,9 @@ Thread budget (docs/RUNTIME.md, "Thread budget"): the model gets the engine's `t
 cores when None, ONNX Runtime without spin-waiting); decode workers default to
 `default_workers(model_threads)`: the cores the model leaves free, at least 1, at most 4
 threads (Python-side DICOM parsing holds the GIL, so more decode threads do not add throughput).
+A CPU model on one intra-op thread runs two batches at once (`default_model_runners`): each run
+is single-threaded and independent, so the second takes whatever core decoding leaves idle,
+with no synchronised parallel region to stall when the cores are shared.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ __all__ = [
     "run_chunk",
     "default_workers",
     "default_model_threads",
+    "default_model_runners",
     "MAX_DECODE_THREADS",
 ]
 
@@ -150,6 +154,16 @@ def default_model_threads() -> int:
     return max(1, n - max(1, min(MAX_DECODE_THREADS, n // 2)))
 
 
+def default_model_runners(engine) -> int:
+    """Batches in the model at once while screening: 2 for an engine with one CPU backend whose
+    model runs on one intra-op thread on a machine with more cores (ONNX Runtime / OpenVINO runs
+    are thread-safe and single-threaded there, so two overlap with no shared parallel region);
+    1 otherwise (GPU backends queue on their device; a multi-threaded model already spans cores)."""
+    backends = getattr(engine, "backends", [getattr(engine, "backend", None)])
+    on_cpu = len(backends) == 1 and str(getattr(backends[0], "device", "")).startswith("cpu")
+    return 2 if on_cpu and getattr(engine, "threads", None) == 1 and cores() > 1 else 1
+
+
 def screen_paths(
     engine,
     paths,
@@ -159,12 +173,14 @@ def screen_paths(
     skip: Iterable[str] = (),
     batch_size: int | None = None,
     processes: bool = False,
+    model_runners: int | None = None,
 ) -> Iterator[Result]:
     """Results for every file under `paths` (see expand_paths) except those in `skip`, in order.
 
     workers: decode workers (None: default_workers(engine.threads); 0: decode in this thread).
     processes: decode in spawned processes instead of threads (one channel crosses the pipe).
     batch_size: model batch (default: the engine's max_batch_size).
+    model_runners: batches in the model at once (None: default_model_runners(engine)).
     """
     skip = set(map(str, skip))
     sources = [s for s in expand_paths(paths) if s not in skip]
@@ -177,14 +193,35 @@ def screen_paths(
         from radz_engine.runtime.progress import progress as bar
 
         stream = bar(stream, total=len(sources), desc="radz screen", unit="img")
+    runners = default_model_runners(engine) if model_runners is None else int(model_runners)
+    if runners < 1:
+        raise ValueError(f"model_runners: must be >= 1, got {model_runners!r}")
+    if runners == 1:
+        for chunk in _chunks(stream, batch):
+            yield from run_chunk(engine, chunk)
+        return
+    # Batches run on `runners` threads; results are yielded in input order, at most runners + 1
+    # batches past the one being yielded.
+    with ThreadPoolExecutor(max_workers=runners, thread_name_prefix="radz-model") as pool:
+        running: deque = deque()
+        for chunk in _chunks(stream, batch):
+            running.append(pool.submit(run_chunk, engine, chunk))
+            while len(running) > runners:
+                yield from running.popleft().result()
+        while running:
+            yield from running.popleft().result()
+
+
+def _chunks(stream: Iterable[Prepared | Result], batch: int) -> Iterator[list[Prepared | Result]]:
+    """Consecutive items, cut after every `batch` Prepared ones (error Results ride along)."""
     chunk: list[Prepared | Result] = []
     for item in stream:
         chunk.append(item)
         if sum(1 for c in chunk if isinstance(c, Prepared)) >= batch:
-            yield from run_chunk(engine, chunk)
+            yield chunk
             chunk = []
     if chunk:
-        yield from run_chunk(engine, chunk)
+        yield chunk
 
 
 def run_chunk(engine, chunk: list[Prepared | Result]) -> list[Result]:
