@@ -16,25 +16,33 @@ __all__ = ["submit_latency", "screen_throughput"]
 
 
 def submit_latency(engine, images: list, requests: int = 300) -> dict:
-    """Closed loop, one request at a time: p50/p99 of submit() -> result, the bare backend's
-    batch-1 time, and the target p99 <= 1.3 x bare + max_delay."""
+    """Closed loop, one request at a time: p50/p99 of submit() -> result against the bare
+    backend's batch-1 time, and the target p99 <= 1.3 x bare + max_delay.
+
+    Bare calls and submits alternate (bare, submit, bare, submit, ...), so both sides see the
+    same machine: on a shared CPU a bare median taken before the submits can be off by 2x, and
+    the model's own tail (bare p99) is what a submit p99 cannot go below."""
     x1 = engine.preprocess([__import__("radz_engine.io.inputs", fromlist=["decode"]).decode(images[0])])
-    engine.backend.run(x1)
-    bare = sorted(time_calls(lambda: engine.backend.run(x1), 50))[25] * 1000.0
+    time_calls(lambda: engine.backend.run(x1), 10)  # warm the session
     engine.submit(images[0]).result(30)  # start the runners
-    latencies = []
+    bare, latencies = [], []
     for i in range(requests):
+        start = time.perf_counter()
+        engine.backend.run(x1)
+        bare.append((time.perf_counter() - start) * 1000.0)
         start = time.perf_counter()
         engine.submit(images[i % len(images)]).result(30)
         latencies.append((time.perf_counter() - start) * 1000.0)
     p50, p99 = float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99))
+    bare50 = float(np.percentile(bare, 50))
     return {
         "requests": requests,
         "max_delay_ms": engine.max_delay_ms,
-        "bare_batch1_ms": round(bare, 3),
+        "bare_batch1_ms": round(bare50, 3),
+        "bare_batch1_p99_ms": round(float(np.percentile(bare, 99)), 3),
         "submit_p50_ms": round(p50, 3),
         "submit_p99_ms": round(p99, 3),
-        "target_p99_ms": round(1.3 * bare + engine.max_delay_ms, 3),
+        "target_p99_ms": round(1.3 * bare50 + engine.max_delay_ms, 3),
     }
 
 
