@@ -174,7 +174,7 @@ def bench_syntax(images: Path, rounds: int, batch: int, work: Path) -> dict:
         "loop_rounds": [round(v, 2) for v in loop_rates],
         "loop_unavailable": unavailable,
         "loop_resize": resize,
-        "ratio": None if loop_rate is None else round(radz_rate / loop_rate, 2),
+        "ratio": None if loop_rate is None else round(radz_rate / loop_rate, 3),
         "max_score_diff": None if loop is None else screen_bench.max_score_diff(radz_rows, loop),
         "stage_ms_per_image": {k: round(statistics.median(s[k] for s in stages), 3) for k in STAGES},
         "write_ms_per_image": round(statistics.median(writes), 4),
