@@ -1,7 +1,7 @@
 """`radz screen` end to end per DICOM transfer syntax, against the user's pydicom loop, side by side.
 
-    PYTHONPATH=/tmp/perf-cv2 python benchmarks/screen_syntax_bench.py --work /tmp/screen_syntax2048 \\
-        --n 12 --rounds 2 --out docs/screen_syntax_bench.json
+    PYTHONPATH=/tmp/perf-cv2 python benchmarks/screen_syntax_bench.py --work /tmp/screen_syntax2048_n48 \\
+        --n 48 --rounds 2 --out docs/screen_syntax_bench.json
 
 For each syntax (--syntaxes, default all eight), N phantoms are written first unless WORK/<syntax>
 already holds them: `radz synth --format dicom --size SIZE --transfer-syntax <syntax> --seed 9
