@@ -504,7 +504,7 @@ def test_library_messages_about_patient_tags_are_withheld(monkeypatch):
 
     monkeypatch.setattr("radz_engine.io.dicom.pixel_array", leaky)
     with pytest.raises(DicomInputError, match="cannot decode .*details withheld") as info:
-        read_dicom(make_dataset(ramp()))
+        read_dicom(make_dataset(ramp(dtype=np.uint32)))  # 32 bits: through pixel_array
     assert "Doe" not in str(info.value)
 
 
@@ -654,3 +654,38 @@ def test_dicom_without_preamble_is_read_by_content(tmp_path):
     junk.write_bytes(b"\x08\x00" + np.random.default_rng(0).bytes(4000))
     with pytest.raises(DicomInputError, match="not a DICOM file"):
         read_any(str(junk))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16])
+@pytest.mark.parametrize("syntax", ["explicit", "implicit"])
+@pytest.mark.parametrize("photometric", ["MONOCHROME1", "MONOCHROME2"])
+def test_native_pixels_read_directly_equal_pydicom(dtype, syntax, photometric):
+    """Uncompressed little-endian grayscale frames are read from the element's bytes (no
+    pixel_array): the same values, dtype and shape as pydicom's, on fresh random pixels with
+    unused high bits set, odd sizes and two frames; the array is the caller's own (writable)."""
+    from pydicom.pixels import pixel_array
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    rng = np.random.default_rng(int(np.dtype(dtype).itemsize) * 10 + len(syntax) + len(photometric))
+    info = np.iinfo(dtype)
+    frames = rng.integers(info.min, info.max, size=(2, 13, 7), endpoint=True).astype(dtype)
+    bits_stored = 8 if np.dtype(dtype).itemsize == 1 else 12
+    ds = make_dataset(frames[0], photometric=photometric, bits_stored=bits_stored)
+    ds.NumberOfFrames = 2
+    ds.PixelData = frames.tobytes()
+    if syntax == "implicit":
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    data = to_bytes(ds)
+    got = read_dicom(data).pixels
+    want = pixel_array(pydicom.dcmread(io.BytesIO(data)), index=0, correct_unused_bits=False)
+    assert got.dtype == want.dtype and got.shape == want.shape == (13, 7)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got, frames[0])
+    got[0, 0] = 0  # writable: not a view of the file's bytes
+
+
+def test_native_pixels_too_short_still_refused_as_truncated():
+    ds = make_dataset(ramp((16, 16)))
+    ds.PixelData = ds.PixelData[:100]
+    with pytest.raises(DicomInputError, match="truncated pixel data"):
+        read_dicom(to_bytes(ds))
