@@ -43,7 +43,14 @@ def main() -> None:
     # The shipped model card is carried over (its evaluation numbers are updated below).
     card_path = args.work / "card.json"
     old_card = json.loads((DEFAULT / "manifest.json").read_text()).get("card") if DEFAULT.exists() else None
-    card_path.write_text(json.dumps(old_card or {}, indent=2))
+    card = old_card or {}
+    training = card.setdefault("training_data", {})
+    run_config = json.loads((final.parent / "train_config.json").read_text())
+    training["training_command"] = f"radz train {args.work / 'configs' / (args.run + '.json')} --no-progress"
+    training["augmentation"] = (
+        "acquisition-shift augmentation (docs/AUGMENTATION.md)" if run_config.get("augment") else "none"
+    )
+    card_path.write_text(json.dumps(card, indent=2))
     export = [sys.executable, "-m", "radz_engine.cli", "export", str(final), "--out", str(DEFAULT),
               "--card", str(card_path), "--intended-use", "research", "--synthetic-data"]  # fmt: skip
     subprocess.run(export, check=True)
