@@ -659,7 +659,7 @@ def test_dicom_without_preamble_is_read_by_content(tmp_path):
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16])
 @pytest.mark.parametrize("syntax", ["explicit", "implicit"])
 @pytest.mark.parametrize("photometric", ["MONOCHROME1", "MONOCHROME2"])
-def test_native_pixels_read_directly_equal_pydicom(dtype, syntax, photometric):
+def test_native_pixels_read_directly_equal_pydicom(dtype, syntax, photometric, monkeypatch):
     """Uncompressed little-endian grayscale frames are read from the element's bytes (no
     pixel_array): the same values, dtype and shape as pydicom's, on fresh random pixels with
     unused high bits set, odd sizes and two frames; the array is the caller's own (writable)."""
@@ -676,8 +676,13 @@ def test_native_pixels_read_directly_equal_pydicom(dtype, syntax, photometric):
     if syntax == "implicit":
         ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
     data = to_bytes(ds)
-    got = read_dicom(data).pixels
     want = pixel_array(pydicom.dcmread(io.BytesIO(data)), index=0, correct_unused_bits=False)
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("the native path must not call pixel_array")
+
+    monkeypatch.setattr("radz_engine.io.dicom.pixel_array", not_here)
+    got = read_dicom(data).pixels
     assert got.dtype == want.dtype and got.shape == want.shape == (13, 7)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(got, frames[0])
@@ -689,3 +694,31 @@ def test_native_pixels_too_short_still_refused_as_truncated():
     ds.PixelData = ds.PixelData[:100]
     with pytest.raises(DicomInputError, match="truncated pixel data"):
         read_dicom(to_bytes(ds))
+    ds = make_dataset(ramp((16, 16)))
+    ds.NumberOfFrames = 10  # bytes for one frame only: truncated, though frame 0 is complete
+    with pytest.raises(DicomInputError, match="truncated pixel data"):
+        read_dicom(to_bytes(ds))
+
+
+@pytest.mark.parametrize(
+    "change", ["del BitsStored", "del PixelRepresentation", "del SamplesPerPixel", "SamplesPerPixel=0", "BitsStored=20"]
+)
+def test_native_path_leaves_inconsistent_pixel_tags_to_pydicom(change, monkeypatch):
+    """Missing or inconsistent pixel tags never take the direct read: pydicom decides (and so the
+    result is whatever read_dicom gave before the direct read existed)."""
+    ds = make_dataset(ramp((8, 8)), bits_stored=12)
+    keyword, _, value = change.removeprefix("del ").partition("=")
+    if change.startswith("del "):
+        delattr(ds, keyword)
+    else:
+        setattr(ds, keyword, int(value))
+    calls = []
+
+    def recording(*args, **kwargs):
+        calls.append(1)
+        raise ValueError("refused by pydicom")
+
+    monkeypatch.setattr("radz_engine.io.dicom.pixel_array", recording)
+    with pytest.raises(DicomInputError):
+        read_dicom(to_bytes(ds))
+    assert calls == [1]

@@ -310,7 +310,7 @@ def _decode(
         # Unused high bits are left as stored: every consumer masks to BitsStored (the C++ core, the
         # numpy reference); pydicom's own pass over the array costs ~20% of a native decode.
         if arr is None:
-            arr = _native_frame(ds, tsuid, rows, columns)
+            arr = _native_frame(ds, tsuid, rows, columns, frames)
         if arr is None:
             arr = pixel_array(ds, index=0, correct_unused_bits=False)
     except ValueError as exc:
@@ -340,24 +340,25 @@ def _decode(
 _NATIVE_LITTLE_ENDIAN = frozenset((ExplicitVRLittleEndian, ImplicitVRLittleEndian))
 
 
-def _native_frame(ds: Dataset, tsuid: UID, rows: int, columns: int) -> np.ndarray | None:
+def _native_frame(ds: Dataset, tsuid: UID, rows: int, columns: int, frames: int) -> np.ndarray | None:
     """Frame 0 of uncompressed little-endian grayscale pixel data, read straight from the element's
     bytes: what pixel_array(ds, index=0, correct_unused_bits=False) returns there, without its
-    option handling (~1 ms per 512-px file, a third of reading it). None for any other layout
-    (and for too few bytes), which pydicom then decodes or refuses with its own message."""
+    option handling (~1 ms per 512-px file, a third of reading it). None for any other layout,
+    a missing or inconsistent pixel tag, or fewer bytes than all `frames` need: pydicom then
+    decodes or refuses with its own message (truncated files stay errors)."""
     if tsuid not in _NATIVE_LITTLE_ENDIAN or "PixelData" not in ds:
         return None
-    if (_int_tag(ds, "SamplesPerPixel") or 1) != 1 or _photometric(ds) not in ("MONOCHROME1", "MONOCHROME2"):
+    if _int_tag(ds, "SamplesPerPixel") != 1 or _photometric(ds) not in ("MONOCHROME1", "MONOCHROME2"):
         return None
-    bits = _int_tag(ds, "BitsAllocated")
-    representation = _int_tag(ds, "PixelRepresentation") or 0
-    if bits not in (8, 16) or representation not in (0, 1):
+    bits, stored = _int_tag(ds, "BitsAllocated"), _int_tag(ds, "BitsStored")
+    representation = _int_tag(ds, "PixelRepresentation")
+    if bits not in (8, 16) or stored is None or not 1 <= stored <= bits or representation not in (0, 1):
         return None
     data = ds.PixelData
     if not isinstance(data, (bytes, bytearray)):
         return None
     dtype = np.dtype(f"<{'i' if representation else 'u'}{bits // 8}")
-    if len(data) < rows * columns * dtype.itemsize:
+    if len(data) < rows * columns * dtype.itemsize * frames:
         return None
     return np.frombuffer(data, dtype=dtype, count=rows * columns).reshape(rows, columns).copy()
 
