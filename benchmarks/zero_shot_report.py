@@ -75,6 +75,7 @@ def unseen_mean(record: dict, getter) -> float:
 
 def compare(main: list[float], other: list[float]) -> str:
     """Difference of means (other - main) with its standard error, and whether it exceeds 2 SE."""
+    main, other = [v for v in main if v == v], [v for v in other if v == v]
     m1, s1 = mean_sd(main)
     m2, s2 = mean_sd(other)
     if len(main) < 2 or len(other) < 2:

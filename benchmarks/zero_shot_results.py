@@ -93,9 +93,26 @@ def make_data(work: Path, s: dict, variants: list[str], log: Path) -> None:
         synth(work / "train_unseen", s["n_train"], 1, "site_a", log, png + ["--withhold", UNSEEN])
     for seed, site in zip((2, 3, 4), SITES):
         synth(work / f"test_{site}", s["n_test"], seed, site, log, png)
+    make_dicom_sets(work, s, log)
+
+
+def make_dicom_sets(work: Path, s: dict, log: Path) -> None:
+    """The DICOM test sets `radz screen` reads (one per site)."""
     dicom = ["--format", "dicom", "--dicom-size", str(s["dicom_size"])]
     for seed, site in zip((21, 22, 23), SITES):
         synth(work / f"dicom_{site}", s["n_dicom"], seed, site, log, dicom)
+
+
+def check_schedule(work: Path, s: dict) -> None:
+    """WORK's data, runs and outputs belong to one schedule: refuse another (exit 2)."""
+    marker = work / "schedule.json"
+    if marker.exists() and json.loads(marker.read_text()) != schedule(s):
+        sys.exit(
+            f"--work {work}: holds data and runs made at another schedule ({marker}: "
+            f"{marker.read_text().strip()}); use another --work folder"
+        )
+    work.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(schedule(s)))
 
 
 def set_key(config: dict, key: str, value) -> None:
@@ -105,7 +122,7 @@ def set_key(config: dict, key: str, value) -> None:
         config[key] = value
 
 
-def train_config(work: Path, variant: str, seed: int, s: dict, threads: int) -> Path:
+def train_config(work: Path, variant: str, seed: int, s: dict, threads: int) -> dict:
     classes = FINDINGS + ["no_finding"]
     if variant == "unseen_class":
         classes = [c for c in classes if c != UNSEEN]
@@ -126,10 +143,7 @@ def train_config(work: Path, variant: str, seed: int, s: dict, threads: int) -> 
     }
     for key, value in VARIANTS[variant][1].items():
         set_key(config, key, value)
-    path = work / "configs" / f"{variant}-s{seed}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config, indent=2))
-    return path
+    return config
 
 
 def load_average() -> list[float]:
@@ -143,12 +157,19 @@ def train(work: Path, variant: str, seed: int, s: dict, threads: int, log: Path)
     """Trains the run unless its final checkpoint exists; returns its timing facts."""
     run_dir = work / "runs" / f"{variant}-s{seed}"
     facts_path = run_dir / "train_facts.json"
-    if (run_dir / "final").exists():
-        return json.loads(facts_path.read_text()) if facts_path.exists() else {}
     config = train_config(work, variant, seed, s, threads)
+    if (run_dir / "final").exists():
+        trained = json.loads((run_dir / "train_config.json").read_text())
+        differ = sorted(k for k, v in config.items() if k != "threads" and trained.get(k) != v)
+        if differ:
+            sys.exit(f"{run_dir}: trained with other settings ({', '.join(differ)}); move it away to retrain")
+        return json.loads(facts_path.read_text()) if facts_path.exists() else {}
+    path = work / "configs" / f"{variant}-s{seed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2))
     facts = {"load_average_start": load_average()}
     start = time.perf_counter()
-    run(radz("train", str(config), "--no-progress"), log)
+    run(radz("train", str(path), "--no-progress"), log)
     facts["wall_s"] = round(time.perf_counter() - start, 1)
     facts["load_average_end"] = load_average()
     rates = [json.loads(line).get("samples_per_s") for line in (run_dir / "metrics.jsonl").open()]
@@ -219,10 +240,10 @@ def screen_sites(work: Path, bundle: Path, out_dir: Path, log: Path) -> dict:
     result = {}
     for site in SITES:
         out = out_dir / f"{site}.csv"
-        if not out.exists():
-            out.parent.mkdir(parents=True, exist_ok=True)
-            images = work / f"dicom_{site}" / "images"
-            run(radz("screen", str(images), "--bundle", str(bundle), "--out", str(out), "--quiet"), log)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        images = work / f"dicom_{site}" / "images"
+        # always run: radz screen resumes, so a results file cut short by a stop is completed
+        run(radz("screen", str(images), "--bundle", str(bundle), "--out", str(out), "--quiet"), log)
         result[site] = screen_auc(out, work / f"dicom_{site}" / "labels.csv")
     return result
 
@@ -238,6 +259,7 @@ def check_bundle(work: Path, bundle: Path, log: Path) -> dict:
         "bundle": str(bundle),
         "manifest_sha256_12": digest,
         "macro_auc": macros,
+        "screened": {site: {"n": result[site]["n"], "failed": result[site]["failed"]} for site in SITES},
         "gap_in_site_minus_worst_unseen": macros["site_a"] - min(macros["site_b"], macros["site_c"]),
         "targets_met": macros["site_a"] >= 0.88 and min(macros["site_b"], macros["site_c"]) >= 0.85,
         "per_class": {site: result[site]["anchor"]["per_class"] for site in SITES},
@@ -278,7 +300,9 @@ def record_run(work: Path, variant: str, seed: int, s: dict, threads: int, facts
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=Path("/tmp/radz_results"))
+    parser.add_argument(
+        "--work", type=Path, default=None, help="default: /tmp/radz_results (quick: /tmp/radz_results_quick)"
+    )
     parser.add_argument("--variants", default="main", help=f"comma-separated, 'ablations' or 'all' ({', '.join(VARIANTS)})")  # fmt: skip
     parser.add_argument("--seeds", default="1,2,3", help="comma-separated training seeds (default: 1,2,3)")
     parser.add_argument("--threads", type=int, default=2)
@@ -293,6 +317,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     s = dict(QUICK if args.quick else FULL)
+    args.work = args.work or Path("/tmp/radz_results_quick" if args.quick else "/tmp/radz_results")
     record_dir = args.record_dir or (args.work / "records" if args.quick else ROOT / "docs" / "results" / "runs")
     doc = args.doc or (args.work / "RESULTS.md" if args.quick else ROOT / "docs" / "RESULTS_ROBUSTNESS.md")
     names = {"all": list(VARIANTS), "ablations": ["main", *ABLATIONS]}
@@ -304,11 +329,11 @@ def main() -> None:
         seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
     except ValueError:
         parser.error(f"--seeds: comma-separated integers, got {args.seeds!r}")
-    args.work.mkdir(parents=True, exist_ok=True)
+    check_schedule(args.work, s)
     record_dir.mkdir(parents=True, exist_ok=True)
     log = args.work / "log.txt"
     if args.check_bundle:
-        make_data(args.work, s, [], log)
+        make_dicom_sets(args.work, s, log)
         summary = check_bundle(args.work, args.check_bundle, log)
         (args.work / f"bundle_check_{summary['manifest_sha256_12']}.json").write_text(json.dumps(summary, indent=1))
         return

@@ -98,19 +98,21 @@ def main() -> None:
 
     check = phantom_auc(DEFAULT, CHECK["n"], CHECK["seed"], CHECK["site"])
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from zero_shot_results import FULL, check_bundle, make_data
+    from zero_shot_results import FULL, check_bundle, check_schedule, make_dicom_sets
 
-    make_data(args.work, FULL, [], args.work / "log.txt")
+    check_schedule(args.work, FULL)
+    make_dicom_sets(args.work, FULL, args.work / "log.txt")
     sites = check_bundle(args.work, DEFAULT, args.work / "log.txt")
     n_dicom = FULL["n_dicom"]
     log = (args.work / "log.txt").read_text().splitlines()
     as_typed = lambda line: line[2:].replace(f"{sys.executable} -m radz_engine.cli", "radz")  # noqa: E731
-    commands = [
+    commands = [  # a retried training shows up once
         as_typed(line)
         for line in log
         if line.startswith("$ ")
         and (" synth " in line and "/train " in line or " train " in line and f"{args.run}.json" in line)
     ]
+    commands = list(dict.fromkeys(commands))
     manifest_path = DEFAULT / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["provenance"] = {

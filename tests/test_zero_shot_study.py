@@ -36,7 +36,12 @@ def _record(variant: str, seed: int, anchor: dict[str, float], schedule: dict = 
         "seed": seed,
         "schedule": schedule,
         "threads": 1,
-        "train": {"wall_s": 600.0, "samples_per_s_median": 40.0, "load_average_start": [1.0], "load_average_end": [1.5]},
+        "train": {
+            "wall_s": 600.0,
+            "samples_per_s_median": 40.0,
+            "load_average_start": [1.0],
+            "load_average_end": [1.5],
+        },
         "png": png,
         "dicom_screen": dicom,
     }
@@ -65,7 +70,7 @@ def test_report_gives_mean_sd_and_judges_ablations_by_their_standard_error(tmp_p
     assert "| 82.00 +- 2.00 | 75.00 +- 0.00 | 75.00 +- 1.00 |" in row
     assert "512-px DICOM" in text and "| 81.00 +- 2.00 |" in text  # DICOM blocks sit 0.01 lower
     no_aug = next(line for line in text.splitlines() if line.startswith("| without acquisition-shift"))
-    assert "(worse)" in no_aug and no_aug.count("|") == 8
+    assert "| -13.25 +- 0.38 (worse) |" in no_aug and no_aug.count("|") == 8  # Welch standard error
     dfat = next(line for line in text.splitlines() if line.startswith("| DFAT alone"))
     assert "(within noise)" in dfat
     assert "uncrossed" not in text and "90.00" not in text
@@ -103,6 +108,13 @@ def test_screen_auc_joins_results_to_labels_by_path(tmp_path):
     others = [got["anchor"]["per_class"][c] for c in report.FINDINGS[1:]]
     assert all(0.0 <= v <= 1.0 for v in others)
     assert got["anchor"]["macro"] == pytest.approx(np.mean([1.0, *others]))
+
+
+def test_a_work_folder_keeps_one_schedule(tmp_path):
+    study.check_schedule(tmp_path, study.QUICK)
+    study.check_schedule(tmp_path, study.QUICK)  # the same schedule again: fine
+    with pytest.raises(SystemExit, match="holds data and runs made at another schedule"):
+        study.check_schedule(tmp_path, study.FULL)
 
 
 def test_study_refuses_unknown_variants_and_bad_seeds(tmp_path):
