@@ -231,15 +231,22 @@ def main() -> int:
         "dicom_size": args.dicom_size,
         "load_1min_start": _load(),
         "syntaxes": {},
+        "failed": {},  # syntax -> why radz could not be measured
     }
     with tempfile.TemporaryDirectory(prefix="screen_syntax_") as tmp:
         for syntax in syntaxes:
             print(f"{syntax}:", file=sys.stderr)
             images = make_phantoms(args.work / syntax, syntax, args.n, args.dicom_size)
-            result["syntaxes"][syntax] = {
-                "lossless": syntax in LOSSLESS,
-                **bench_syntax(images, args.rounds, args.batch, Path(tmp)),
-            }
+            try:
+                measured = bench_syntax(images, args.rounds, args.batch, Path(tmp))
+            except (subprocess.CalledProcessError, statistics.StatisticsError, ZeroDivisionError) as error:
+                # radz failed on this syntax (or no file screened ok): say so, go on with the others
+                detail = getattr(error, "stderr", None) or str(error)
+                lines = [line for line in str(detail).strip().splitlines() if line.strip()]
+                result["failed"][syntax] = (lines[-1] if lines else type(error).__name__)[:300]
+                print(f"  {syntax}: radz failed: {result['failed'][syntax]}", file=sys.stderr)
+                continue
+            result["syntaxes"][syntax] = {"lossless": syntax in LOSSLESS, **measured}
     result["load_1min_end"] = _load()
     result["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     print(f"\n{args.n} files/syntax at {args.dicom_size} px, {args.rounds} alternated rounds, {os.cpu_count()} CPUs, "

@@ -161,6 +161,10 @@ def _main_ray(args) -> int:
         return _fail("--overwrite is not supported with --ray: write to a new results folder")
     if args.workers is not None:
         print("radz screen: --workers is ignored with --ray (Ray schedules the decoding tasks)", file=sys.stderr)
+    if args.model_runners is not None:
+        print(
+            "radz screen: --model-runners is ignored with --ray (each actor runs one batch at a time)", file=sys.stderr
+        )
     add_classes = None
     if args.add_classes:
         with open(args.add_classes) as handle:
