@@ -167,6 +167,32 @@ def unseen_class_section(records: list[dict]) -> list[str]:
     return lines + [""]
 
 
+def bundle_section(record_dir: Path, schedule: dict) -> list[str]:
+    """The shipped-bundle target (issue 17) from `zero_shot_results.py --check-bundle` summaries."""
+    checks = [json.loads(p.read_text()) for p in sorted((record_dir.parent / "bundle_checks").glob("*.json"))]
+    checks = [c for c in checks if c.get("schedule") == schedule]
+    if not checks:
+        return []
+    lines = [
+        "## Bundles against the target",
+        "",
+        "Target: macro AUC >= 0.88 in-site and >= 0.85 on every unseen site, fresh 512-px DICOM phantoms "
+        "through `radz screen` (the bundle's scoring and thresholds; `zero_shot_results.py --check-bundle B`).",
+        "",
+        "| bundle (manifest sha256) | trained from | site_a | site_b | site_c | gap | screened / failed | met |",
+        "|---|---|---:|---:|---:|---:|---|---|",
+    ]
+    for c in checks:
+        auc = c["macro_auc"]
+        screened = " / ".join(f"{v['n']}/{v['failed']}" for v in c.get("screened", {}).values()) or "?"
+        lines.append(
+            f"| `{c['bundle']}` ({c['manifest_sha256_12']}) | `{c.get('model_source')}` | "
+            + " | ".join(f"{100 * auc[s]:.2f}" for s in SITES)
+            + f" | {100 * c['gap_in_site_minus_worst_unseen']:.2f} | {screened} | {'yes' if c['targets_met'] else 'no'} |"
+        )
+    return lines + [""]
+
+
 def runs_section(by_variant: dict[str, list[dict]]) -> list[str]:
     lines = [
         "## Every run",
@@ -220,6 +246,7 @@ def write_report(record_dir: Path, doc: Path, schedule: dict, quick: bool = Fals
         lines += ablation_section(by_variant, descriptions)
     if "unseen_class" in by_variant:
         lines += unseen_class_section(by_variant["unseen_class"])
+    lines += bundle_section(record_dir, schedule)
     if by_variant:
         lines += runs_section(by_variant)
     else:

@@ -255,8 +255,10 @@ def check_bundle(work: Path, bundle: Path, log: Path) -> dict:
     digest = hashlib.sha256((bundle / "manifest.json").read_bytes()).hexdigest()[:12]
     result = screen_sites(work, bundle, work / "screen" / f"bundle-{digest}", log)
     macros = {site: result[site]["anchor"]["macro"] for site in SITES}
+    manifest = json.loads((bundle / "manifest.json").read_text())
     summary = {
-        "bundle": str(bundle),
+        "bundle": str(bundle.resolve().relative_to(ROOT)) if bundle.resolve().is_relative_to(ROOT) else str(bundle),
+        "model_source": manifest.get("model", {}).get("source"),
         "manifest_sha256_12": digest,
         "macro_auc": macros,
         "screened": {site: {"n": result[site]["n"], "failed": result[site]["failed"]} for site in SITES},
@@ -335,7 +337,11 @@ def main() -> None:
     if args.check_bundle:
         make_dicom_sets(args.work, s, log)
         summary = check_bundle(args.work, args.check_bundle, log)
-        (args.work / f"bundle_check_{summary['manifest_sha256_12']}.json").write_text(json.dumps(summary, indent=1))
+        summary["schedule"] = schedule(s)
+        checks = record_dir.parent / "bundle_checks"  # the report shows them beside the runs
+        checks.mkdir(parents=True, exist_ok=True)
+        (checks / f"{summary['manifest_sha256_12']}.json").write_text(json.dumps(summary, indent=1) + "\n")
+        write_report(record_dir, doc, s, quick=args.quick)
         return
     make_data(args.work, s, variants, log)
     for seed in seeds:  # seed-major: a study cut short still has every variant at its first seeds

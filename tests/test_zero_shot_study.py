@@ -62,9 +62,16 @@ def test_report_gives_mean_sd_and_judges_ablations_by_their_standard_error(tmp_p
         _write(records, _record("dfat_only", seed, {"site_a": 0.82, "site_b": 0.75, "site_c": 0.73 + seed / 100}))
     # another schedule: never mixed in
     _write(records, _record("uncrossed", 1, {"site_a": 0.9, "site_b": 0.9, "site_c": 0.9}, {**SCHEDULE, "steps": 500}))
+    checks = tmp_path / "bundle_checks"
+    checks.mkdir()
+    check = {"bundle": "b", "manifest_sha256_12": "abc", "model_source": "runs/main-s1/final", "schedule": SCHEDULE,
+             "macro_auc": {"site_a": 0.91, "site_b": 0.86, "site_c": 0.84}, "gap_in_site_minus_worst_unseen": 0.06,
+             "targets_met": False, "screened": {s: {"n": 400, "failed": 0} for s in report.SITES}}  # fmt: skip
+    (checks / "abc.json").write_text(json.dumps(check))
     doc = tmp_path / "RESULTS.md"
     report.write_report(records, doc, SCHEDULE)
     text = doc.read_text()
+    assert "| `b` (abc) | `runs/main-s1/final` | 91.00 | 86.00 | 84.00 | 6.00 | 400/0 / 400/0 / 400/0 | no |" in text
     assert "## Main variant: 3 seed(s) (1, 2, 3)" in text
     row = next(line for line in text.splitlines() if line.startswith("| anchor, 256-px PNG"))
     assert "| 82.00 +- 2.00 | 75.00 +- 0.00 | 75.00 +- 1.00 |" in row
