@@ -11,17 +11,9 @@ import json
 import math
 from pathlib import Path
 
-FINDINGS = [
-    "cardiomegaly",
-    "pleural_effusion",
-    "pneumothorax",
-    "consolidation",
-    "nodule",
-    "mass",
-    "atelectasis",
-    "edema",
-    "emphysema",
-]
+from radz_train.data.phantom.findings import FINDINGS as _PHANTOM_FINDINGS
+
+FINDINGS = list(_PHANTOM_FINDINGS)  # what the phantoms are labelled with (radz synth)
 UNSEEN = "emphysema"
 SITES = ("site_a", "site_b", "site_c")
 MODES = ("softmax", "posneg", "anchor")

@@ -33,10 +33,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from zero_shot_report import FINDINGS, UNSEEN, write_report  # noqa: E402  (a sibling script)
+from zero_shot_report import FINDINGS, SITES, UNSEEN, write_report  # noqa: E402  (a sibling script)
 
 ROOT = Path(__file__).resolve().parents[1]
-SITES = ("site_a", "site_b", "site_c")
 
 # name: (what it is, training-config changes). "main" is the default training recipe.
 VARIANTS = {

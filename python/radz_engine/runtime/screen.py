@@ -215,11 +215,13 @@ def screen_paths(
 def _chunks(stream: Iterable[Prepared | Result], batch: int) -> Iterator[list[Prepared | Result]]:
     """Consecutive items, cut after every `batch` Prepared ones (error Results ride along)."""
     chunk: list[Prepared | Result] = []
+    prepared = 0
     for item in stream:
         chunk.append(item)
-        if sum(1 for c in chunk if isinstance(c, Prepared)) >= batch:
+        prepared += isinstance(item, Prepared)
+        if prepared >= batch:
             yield chunk
-            chunk = []
+            chunk, prepared = [], 0
     if chunk:
         yield chunk
 
