@@ -46,6 +46,7 @@ from pydicom.pixels import apply_color_lut, get_decoder, pixel_array
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from radz_engine.errors import DicomInputError, RadzInputWarning
+from radz_engine.io.dicom_header import NativeDataset, read_native
 from radz_engine.preprocessing.pixel_spec import VOI_FUNCTIONS, PixelSpec
 
 __all__ = [
@@ -141,9 +142,11 @@ def read_dicom(
         # (catch_warnings is process-wide: concurrent threads' warnings may land here too.)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            ds = _open(source, name)
-            _check_not_truncated(caught, name)
-            image = _decode(ds, name, frame, max_pixels, max_side, notes, min_size)
+            image = _read_native(source, name, frame, max_pixels, max_side, notes)
+            if image is None:
+                ds = _open(source, name)
+                _check_not_truncated(caught, name)
+                image = _decode(ds, name, frame, max_pixels, max_side, notes, min_size)
     except DicomInputError:
         raise
     except MemoryError:
@@ -255,6 +258,36 @@ def _open(source, name: str) -> Dataset:
         raise DicomInputError(name, "truncated file (ends inside the header)") from exc
 
 
+class _NeedsPydicom(Exception):
+    """The native header was read, but the pixels need pydicom."""
+
+
+def _read_native(source, name: str, frame: str, max_pixels: int, max_side: int, notes: list) -> DicomImage | None:
+    """A plain uncompressed little-endian file read without pydicom (`io.dicom_header`), or None
+    for pydicom to read it. Errors in the tags are raised as on the pydicom path."""
+    if isinstance(source, Dataset):
+        return None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    else:
+        try:
+            with open(source, "rb") as handle:
+                if handle.read(132)[128:132] != b"DICM":
+                    return None
+                handle.seek(0)
+                data = handle.read()
+        except OSError:
+            return None  # pydicom reports it
+    ds = read_native(data)
+    if ds is None:
+        return None
+    try:
+        return _decode(ds, name, frame, max_pixels, max_side, notes)
+    except _NeedsPydicom:
+        notes.clear()
+        return None
+
+
 def _read_without_preamble(target) -> Dataset | None:
     if hasattr(target, "seek"):
         target.seek(0)
@@ -312,7 +345,11 @@ def _decode(
         if arr is None:
             arr = _native_frame(ds, tsuid, rows, columns, frames)
         if arr is None:
+            if isinstance(ds, NativeDataset):
+                raise _NeedsPydicom
             arr = pixel_array(ds, index=0, correct_unused_bits=False)
+    except _NeedsPydicom:
+        raise
     except ValueError as exc:
         if "less than expected" in str(exc):
             raise DicomInputError(name, "truncated pixel data (fewer bytes than Rows x Columns x frames need)") from exc
@@ -355,7 +392,7 @@ def _native_frame(ds: Dataset, tsuid: UID, rows: int, columns: int, frames: int)
     if bits not in (8, 16) or stored is None or not 1 <= stored <= bits or representation not in (0, 1):
         return None
     data = ds.PixelData
-    if not isinstance(data, (bytes, bytearray)):
+    if not isinstance(data, (bytes, bytearray, memoryview)):
         return None
     dtype = np.dtype(f"<{'i' if representation else 'u'}{bits // 8}")
     if len(data) < rows * columns * dtype.itemsize * frames:

@@ -1,0 +1,269 @@
+"""The pydicom-free header reader (io.dicom_header) against pydicom: on random datasets,
+`read_dicom` through the native reader gives exactly what it gives through pydicom (pixels,
+spec, metadata, warnings, errors), the native reader is really taken on plain files, and odd or
+hostile files go to pydicom instead of being misread."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless, generate_uid
+
+import radz_engine.io.dicom as dicom
+from radz_engine.errors import DicomInputError
+from radz_engine.io.dicom_header import NativeDataset, read_native
+
+CR = "1.2.840.10008.5.1.4.1.1.1"
+READ_NATIVE = dicom._read_native  # hypothesis reuses one monkeypatch for every example
+
+
+def build(pixels: np.ndarray, *, implicit=False, photometric="MONOCHROME2", bits_stored=None, frames=1, **tags):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns on the invalid values some tests set on purpose
+        return _build(pixels, implicit, photometric, bits_stored, frames, tags)
+
+
+def _build(pixels, implicit, photometric, bits_stored, frames, tags):
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CR
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    ds = FileDataset("synthetic", {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = CR, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.Modality, ds.PatientName, ds.PatientID = "CR", "Doe^Jane", "SECRET-4711"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.BitsAllocated = pixels.dtype.itemsize * 8
+    ds.BitsStored = bits_stored or ds.BitsAllocated
+    ds.HighBit = ds.BitsStored - 1
+    ds.PixelRepresentation = 1 if pixels.dtype.kind == "i" else 0
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    ds.PixelData = np.concatenate([pixels.ravel()] * frames).tobytes()
+    undefined = tags.pop("undefined_lengths", False)
+    for keyword, value in tags.items():
+        setattr(ds, keyword, value)
+    for element in ds.iterall():
+        if element.VR == "SQ":
+            element.is_undefined_length = undefined
+    return ds
+
+
+def to_bytes(ds: Dataset) -> bytes:
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def outcome(data: bytes, *, native: bool, monkeypatch) -> tuple:
+    """read_dicom's result as comparable values: (pixels, dtype, spec fields, metadata, warnings)
+    or ("error", message)."""
+    taken = []
+
+    def spy(*args):
+        image = READ_NATIVE(*args)
+        taken.append(image is not None)
+        return image
+
+    monkeypatch.setattr(dicom, "_read_native", spy if native else (lambda *args: None))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            image = dicom.read_dicom(data, min_size=8)
+        except DicomInputError as exc:
+            return ("error", str(exc)), taken
+    spec = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in dataclasses.asdict(image.spec).items()}
+    notes = sorted(str(w.message) for w in caught if "radz" in w.category.__module__)
+    return (image.pixels.tobytes(), str(image.pixels.dtype), image.pixels.shape, spec, image.metadata, notes), taken
+
+
+def distractors(draw) -> dict:
+    """Elements the reader must skip: sequences of both length encodings, nested, private tags, long text."""
+    tags = {}
+    if draw(st.booleans()):
+        inner = Dataset()
+        inner.ReferencedSOPClassUID, inner.ReferencedSOPInstanceUID = CR, generate_uid()
+        if draw(st.booleans()):
+            deeper = Dataset()
+            deeper.CodeValue, deeper.CodingSchemeDesignator, deeper.CodeMeaning = (
+                "1",
+                "DCM",
+                "x" * draw(st.integers(0, 40)),
+            )
+            inner.PurposeOfReferenceCodeSequence = Sequence([deeper])
+        tags["ReferencedImageSequence"] = Sequence([inner] * draw(st.integers(0, 3)))
+        tags["undefined_lengths"] = draw(st.booleans())
+    if draw(st.booleans()):
+        tags["ImageComments"] = "remark " * draw(st.integers(0, 50))
+    return tags
+
+
+@st.composite
+def plain_files(draw):
+    dtype = draw(st.sampled_from([np.uint8, np.uint16, np.int16]))
+    info = np.iinfo(dtype)
+    shape = (draw(st.integers(1, 9)), draw(st.integers(1, 9)))
+    seed = draw(st.integers(0, 2**32 - 1))
+    pixels = np.random.default_rng(seed).integers(info.min, info.max, size=shape, endpoint=True).astype(dtype)
+    bits = 8 * np.dtype(dtype).itemsize
+    tags = distractors(draw)
+    number = st.floats(-5000, 5000, allow_nan=False).map(lambda x: f"{x:.6g}")
+    if draw(st.booleans()):
+        tags["WindowCenter"] = draw(st.sampled_from([None, "", "  40", "40\\80", "1e3"]) | number)
+        tags["WindowWidth"] = draw(st.sampled_from([None, "", "0", "400\\800 ", "-3"]) | number)
+    if draw(st.booleans()):
+        tags["VOILUTFunction"] = draw(st.sampled_from(["LINEAR", "LINEAR_EXACT", "SIGMOID", "bogus", ""]))
+    if draw(st.booleans()):
+        tags["RescaleSlope"] = draw(st.sampled_from(["1", "0.5", "2", ""]))
+        tags["RescaleIntercept"] = draw(st.sampled_from(["0", "-1024", "+7.5", ""]))
+    if draw(st.booleans()):
+        tags["PixelPaddingValue"] = draw(st.integers(int(info.min), int(info.max)))
+        if draw(st.booleans()):
+            tags["PixelPaddingRangeLimit"] = draw(st.integers(int(info.min), int(info.max)))
+    for keyword in ("ViewPosition", "BodyPartExamined"):
+        if draw(st.booleans()):
+            tags[keyword] = draw(st.sampled_from(["", "PA", "CHEST", "AP "]))
+    return to_bytes(
+        build(
+            pixels,
+            implicit=draw(st.booleans()),
+            photometric=draw(st.sampled_from(["MONOCHROME1", "MONOCHROME2"])),
+            bits_stored=draw(st.integers(1, bits)),
+            frames=draw(st.integers(1, 3)),
+            **{k: v for k, v in tags.items() if v is not None},
+        )
+    )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=plain_files())
+def test_random_plain_files_read_natively_exactly_as_pydicom(data, monkeypatch):
+    native, taken = outcome(data, native=True, monkeypatch=monkeypatch)
+    reference, _ = outcome(data, native=False, monkeypatch=monkeypatch)
+    assert native == reference
+    assert taken == [True], "a plain file must not need pydicom"
+
+
+def test_plain_file_values_are_pydicoms(monkeypatch):
+    ds = build(
+        np.arange(12, dtype=np.uint16).reshape(3, 4), WindowCenter="40\\80", WindowWidth=" 400 ", NumberOfFrames="1 "
+    )
+    ds.ViewPosition = "PA"
+    header = read_native(to_bytes(ds))
+    assert isinstance(header, NativeDataset)
+    assert header.get("WindowCenter") == [40.0, 80.0] and header.WindowWidth == 400.0
+    assert header.get("NumberOfFrames") == 1 and header.Rows == 3 and "ViewPosition" in header
+    assert header.get("VOILUTFunction") is None and "PixelPaddingValue" not in header
+    assert header.file_meta.get("TransferSyntaxUID") == ExplicitVRLittleEndian
+    assert bytes(header.PixelData) == ds.PixelData
+    with pytest.raises(KeyError, match="does not read PatientName"):
+        header.get("PatientName")  # only the tags radz needs are read, and patient data never
+
+
+def _with(ds_change) -> bytes:
+    ds = build(np.arange(64, dtype=np.uint16).reshape(8, 8), bits_stored=12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the invalid values are the point
+        ds_change(ds)
+        return to_bytes(ds)
+
+
+def _voi_lut(ds):
+    item = Dataset()
+    item.LUTDescriptor, item.LUTData = [4, 0, 8], np.array([0, 80, 160, 255], "<u2").tobytes()
+    ds.VOILUTSequence = Sequence([item])
+
+
+def _colour(ds):
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelData = np.random.default_rng(1).integers(0, 255, (8, 8, 3), dtype=np.uint8).tobytes()
+
+
+ODD = {
+    "VOI LUT sequence": _voi_lut,
+    "colour": _colour,
+    "non-ASCII view": lambda ds: setattr(ds, "ViewPosition", "ÄP"),
+    "malformed window": lambda ds: (setattr(ds, "WindowCenter", "40"), setattr(ds, "WindowWidth", "400")),
+    "multi-valued modality": lambda ds: setattr(ds, "Modality", ["CR", "DX"]),
+    "too few pixel bytes": lambda ds: setattr(ds, "PixelData", ds.PixelData[:50]),
+    "frames beyond the bytes": lambda ds: setattr(ds, "NumberOfFrames", 4),
+    "Rows as SS": lambda ds: ds["Rows"].__setattr__("VR", "SS"),
+}
+
+
+@pytest.mark.parametrize("name", list(ODD))
+def test_odd_files_go_to_pydicom_with_the_same_result(name, monkeypatch):
+    data = _with(ODD[name])
+    if name == "malformed window":
+        data = data.replace(b"P\x10DS\x02\x0040", b"P\x10DS\x02\x004O")  # pydicom refuses to set it
+        assert b"4O" in data
+    native, taken = outcome(data, native=True, monkeypatch=monkeypatch)
+    reference, _ = outcome(data, native=False, monkeypatch=monkeypatch)
+    assert native == reference
+    assert taken == [False]
+
+
+def test_other_syntaxes_and_missing_preamble_are_not_read_here():
+    ds = build(np.arange(64, dtype=np.uint16).reshape(8, 8))
+    plain = to_bytes(ds)
+    assert read_native(plain) is not None
+    ds.compress(RLELossless)
+    assert read_native(to_bytes(ds)) is None
+    assert read_native(plain[128:]) is None  # no preamble
+    assert read_native(plain + b"\x00\x00\x00") is None  # trailing bytes that are no element
+    for cut in (131, 140, 200, len(plain) - 1):
+        assert read_native(plain[:cut]) is None
+
+
+def test_undefined_length_sequences_are_skipped():
+    ds = build(np.arange(64, dtype=np.uint16).reshape(8, 8), WindowCenter="100", WindowWidth="50")
+    inner = Dataset()
+    inner.ReferencedSOPInstanceUID = generate_uid()
+    nested = Dataset()
+    nested.CodeValue = "1"
+    inner.PurposeOfReferenceCodeSequence = Sequence([nested])
+    ds.ReferencedImageSequence = Sequence([inner, inner])
+    for implicit in (False, True):
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+        ds["ReferencedImageSequence"].is_undefined_length = True
+        inner["PurposeOfReferenceCodeSequence"].is_undefined_length = True
+        data = to_bytes(ds)
+        assert b"\xfe\xff\xdd\xe0" in data  # a sequence delimiter was written
+        header = read_native(data)
+        assert header is not None and header.WindowCenter == 100.0
+        assert bytes(header.PixelData) == ds.PixelData
+
+
+def test_mutated_files_never_escape_as_other_errors():
+    """Hostile bytes: the reader returns a dataset or None, read_dicom a result or DicomInputError."""
+    ds = build(np.arange(256, dtype=np.uint16).reshape(16, 16), WindowCenter="100", WindowWidth="50")
+    inner = Dataset()
+    inner.ReferencedSOPInstanceUID = generate_uid()
+    ds.ReferencedImageSequence = Sequence([inner])
+    ds["ReferencedImageSequence"].is_undefined_length = True
+    plain = bytearray(to_bytes(ds))
+    header_end = len(plain) - len(ds.PixelData)
+    rng = np.random.default_rng(7)
+    for _ in range(400):
+        data = bytearray(plain)
+        for position in rng.integers(128, header_end, size=rng.integers(1, 4)):
+            data[position] = rng.integers(0, 256)
+        header = read_native(bytes(data))
+        assert header is None or isinstance(header, NativeDataset)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # odd tags warn; only the exception type matters here
+            try:
+                dicom.read_dicom(bytes(data))
+            except DicomInputError:
+                pass
