@@ -35,7 +35,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from zero_shot_report import FINDINGS, SITES, UNSEEN, write_report  # noqa: E402  (a sibling script)
 
+from radz_train.data.augment import SHIFTS  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
+SHIFT_NAMES = tuple(shift.name for shift in SHIFTS)
 
 # name: (what it is, training-config changes). "main" is the default training recipe.
 VARIANTS = {
@@ -52,6 +55,10 @@ VARIANTS = {
     ),
     "uncrossed": ("uncrossed L_CA (global-global + local-local)", {"crossed": False}),
     "unseen_class": (f"'{UNSEEN}' never named in training reports nor used as a DKAM class", {}),
+    "field_of_view": (
+        "the table's shifts off; only the opt-in field of view and tilt (p 0.5)",
+        {"augment_probabilities": {**{name: 0.0 for name in SHIFT_NAMES}, "field_of_view": 0.5}},
+    ),
 }
 ABLATIONS = ["no_augment", "dfat_only", "no_modality_tokens", "final_layer", "uncrossed"]
 

@@ -101,8 +101,31 @@ def test_each_shift_keeps_the_findings(name):
     shift, in the same place (letterbox moves it: there only its strength is checked)."""
     for base, after in finding_maps(only(name), seeds=range(3)):
         assert np.linalg.norm(after) > 0.5 * np.linalg.norm(base)
-        if name != "letterbox":
+        if name not in ("letterbox", "field_of_view"):  # these two move it
             assert np.corrcoef(base.ravel(), after.ravel())[0, 1] > 0.85
+
+
+def test_field_of_view_keeps_findings_on_their_side():
+    for k, (_base, after) in enumerate(finding_maps(only("field_of_view"), seeds=range(5))):
+        half = after.shape[1] // 2
+        left, right = np.abs(after[:, :half]).sum(), np.abs(after[:, half:]).sum()
+        assert (left > right) if k < 5 else (right > left)
+
+
+def test_opt_in_shifts_leave_the_default_stream_unchanged(image):
+    """A shift with p 0 in the table draws nothing unless enabled: the default augmentation of a
+    seed is what it was before such shifts were added (one uniform per default shift, then parameters)."""
+    defaults = [s for s in SHIFTS if s.p > 0]
+    assert len(defaults) == 13 and all(s.p == 0 for s in SHIFTS if s not in defaults)
+    rng = np.random.default_rng(3)
+    off = {s.name: 0.0 for s in SHIFTS}
+    assert augment(image, PHANTOM_SPEC, rng, off)[0] is image
+    reference = np.random.default_rng(3)
+    reference.random(len(defaults))
+    assert rng.random() == reference.random()
+    a = augment(image, PHANTOM_SPEC, np.random.default_rng(5))
+    b = augment(image, PHANTOM_SPEC, np.random.default_rng(5), {"field_of_view": 0.0})
+    assert np.array_equal(a[0], b[0]) and a[1] == b[1]
 
 
 def test_the_full_table_keeps_findings_on_their_side():

@@ -11,7 +11,8 @@ One function per shift, one table (`SHIFTS`: name, probability, parameter ranges
 Order (the physical chain): the stored pixels are decoded to display intensities in [0, 1]
 (the DICOM grayscale pipeline of the PixelSpec), the "content" shifts change what the detector
 and the site's processing put in the image (exposure, gamma, blur, sharpening, grid lines,
-noise, collimation, burned-in markers, resolution, letterbox), then the "storage" shifts choose
+noise, collimation, burned-in markers, resolution, letterbox; the opt-in field of view and tilt
+first of all), then the "storage" shifts choose
 how the site stores it (VOI window / function, MONOCHROME1, bits stored and headroom) and the
 intensities are encoded as uint16 stored values with a PixelSpec that displays them.
 
@@ -308,6 +309,31 @@ def letterbox(x: np.ndarray, rng: np.random.Generator, r: Mapping) -> np.ndarray
     return np.pad(x, pad, mode="constant", constant_values=np.float32(_u(rng, r["level"])))
 
 
+def field_of_view(x: np.ndarray, rng: np.random.Generator, r: Mapping) -> np.ndarray:
+    """Another site's patient placement: a wider field of view (the anatomy scaled about the
+    centre by a factor < 1) and an in-plane tilt (degrees); the uncovered border takes the image's
+    edge level (median of the outermost rows and columns). Bilinear resampling."""
+    scale, angle = _u(rng, r["scale"]), math.radians(_u(rng, r["rotation"]))
+    h, w = x.shape
+    fill = np.float32(np.median(np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])))
+    cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+    dy = np.arange(h, dtype=np.float32)[:, None] - np.float32(cy)
+    dx = np.arange(w, dtype=np.float32)[None, :] - np.float32(cx)
+    cos, sin = np.float32(math.cos(angle) / scale), np.float32(math.sin(angle) / scale)
+    sy = cos * dy - sin * dx + np.float32(cy)  # output pixel -> where it comes from in the input
+    sx = sin * dy + cos * dx + np.float32(cx)
+    inside = (sy >= 0) & (sy <= h - 1) & (sx >= 0) & (sx <= w - 1)
+    y0 = np.clip(np.floor(sy).astype(np.intp), 0, max(h - 2, 0))
+    x0 = np.clip(np.floor(sx).astype(np.intp), 0, max(w - 2, 0))
+    fy, fx = np.clip(sy - y0, 0, 1), np.clip(sx - x0, 0, 1)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    top = x[y0, x0] * (1 - fx) + x[y0, x1] * fx
+    bottom = x[y1, x0] * (1 - fx) + x[y1, x1] * fx
+    out = (top * (1 - fy) + bottom * fy).astype(np.float32)
+    out[~inside] = fill
+    return out
+
+
 # -- storage shifts: Encoding -> Encoding ------------------------------------------------------------
 def window(enc: Encoding, rng: np.random.Generator, r: Mapping) -> Encoding:
     """Another site's VOI in the header: window centre and width moved, sometimes a SIGMOID VOI
@@ -365,7 +391,11 @@ SHIFTS: tuple[Shift, ...] = (
     ),
     Shift("monochrome1", 0.5, "storage", monochrome1, {}),
     Shift("bits_stored", 0.5, "storage", bits_stored, {"bits": (12, 15), "span": (0.5, 0.95)}),
+    # Off by default (p 0): opt in with augment_probabilities. A shift with p 0 in the table
+    # draws nothing unless enabled, so adding one leaves every earlier run's stream unchanged.
+    Shift("field_of_view", 0.0, "content", field_of_view, {"scale": (0.8, 1.0), "rotation": (-8.0, 8.0)}),
 )
+_FIRST = ("field_of_view",)  # patient placement comes before the detector and the site's processing
 _BY_NAME = {s.name: s for s in SHIFTS}
 
 
@@ -393,8 +423,10 @@ def augment(
     off, {"gamma": 1.0} always applies it). When no shift fires the input is returned unchanged.
     """
     probs = check_probabilities(probabilities) if probabilities else {s.name: s.p for s in SHIFTS}
-    draws = rng.random(len(SHIFTS))  # one draw per shift, always: fixed stream layout
-    fired = [s for s, u in zip(SHIFTS, draws) if u < probs[s.name]]
+    drawn = [s for s in SHIFTS if s.p > 0 or probs[s.name] > 0]
+    draws = rng.random(len(drawn))  # one draw per shift, always: fixed stream layout
+    fired = [s for s, u in zip(drawn, draws) if u < probs[s.name]]
+    fired.sort(key=lambda s: s.name not in _FIRST)  # stable: the table's order otherwise
     if not fired:
         return stored, spec
     x = decode(stored, spec)
