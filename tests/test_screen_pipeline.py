@@ -112,6 +112,25 @@ def test_concurrent_model_batches_keep_order_and_results(folder, engine):
         engine.screen([folder], progress=False, model_runners=0)
 
 
+@pytest.mark.parametrize("runners", [1, 2])
+def test_progress_counts_results_not_decoded_files(folder, engine, monkeypatch, runners):
+    """The bar advances when a Result is handed out, not when a file is decoded ahead of the model
+    (decoding runs up to a few batches ahead)."""
+    from radz_engine.runtime import progress as progress_module
+    from radz_engine.runtime.results import Result
+
+    seen = []
+
+    def recording(items, **kwargs):
+        for item in items:
+            seen.append(item)
+            yield item
+
+    monkeypatch.setattr(progress_module, "progress", recording)
+    got = list(screen.screen_paths(engine, [folder], progress=True, workers=2, batch_size=2, model_runners=runners))
+    assert len(got) == 10 and seen == got and all(isinstance(item, Result) for item in seen)
+
+
 class _FakeEngine:
     def __init__(self, devices, threads):
         self.backends = [type("B", (), {"device": d})() for d in devices]

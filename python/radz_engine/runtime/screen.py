@@ -188,14 +188,23 @@ def screen_paths(
     workers = default_workers(model_threads, processes) if workers is None else int(workers)
     batch = int(batch_size or engine.max_batch_size)
     args = engine.bundle.preprocess_args()
-    stream = _prepared(sources, args, workers, window=max(2 * batch, 4 * max(1, workers)), processes=processes)
-    if progress:
-        from radz_engine.runtime.progress import progress as bar
-
-        stream = bar(stream, total=len(sources), desc="radz screen", unit="img")
     runners = default_model_runners(engine) if model_runners is None else int(model_runners)
     if runners < 1:
         raise ValueError(f"model_runners: must be >= 1, got {model_runners!r}")
+    stream = _prepared(sources, args, workers, window=max(2 * batch, 4 * max(1, workers)), processes=processes)
+    results = _results(engine, stream, batch, runners)
+    try:
+        if progress:  # counts results handed out, not files decoded ahead of the model
+            from radz_engine.runtime.progress import progress as bar
+
+            yield from bar(results, total=len(sources), desc="radz screen", unit="img")
+        else:
+            yield from results
+    finally:
+        results.close()  # a caller that stops early stops the model threads now, not at garbage collection
+
+
+def _results(engine, stream: Iterable[Prepared | Result], batch: int, runners: int) -> Iterator[Result]:
     if runners == 1:
         for chunk in _chunks(stream, batch):
             yield from run_chunk(engine, chunk)
