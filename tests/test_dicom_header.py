@@ -10,6 +10,7 @@ import io
 import warnings
 
 import numpy as np
+import pydicom
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -100,6 +101,7 @@ def distractors(draw) -> dict:
                 "x" * draw(st.integers(0, 40)),
             )
             inner.PurposeOfReferenceCodeSequence = Sequence([deeper])
+        inner.is_undefined_length_sequence_item = draw(st.booleans())
         tags["ReferencedImageSequence"] = Sequence([inner] * draw(st.integers(0, 3)))
         tags["undefined_lengths"] = draw(st.booleans())
     if draw(st.booleans()):
@@ -245,25 +247,94 @@ def test_undefined_length_sequences_are_skipped():
         assert bytes(header.PixelData) == ds.PixelData
 
 
-def test_mutated_files_never_escape_as_other_errors():
-    """Hostile bytes: the reader returns a dataset or None, read_dicom a result or DicomInputError."""
+@pytest.mark.parametrize("item_length", ["defined", "undefined"])
+@pytest.mark.parametrize("implicit", [False, True])
+def test_mutated_files_read_natively_exactly_as_pydicom(item_length, implicit, monkeypatch):
+    """Hostile bytes (1-3 random bytes of the header changed): the reader returns a dataset or
+    None, and read_dicom's outcome is the pydicom path's, image or error, every time. Items of an
+    undefined-length sequence are parsed by pydicom while reading, so damage there must be seen."""
     ds = build(np.arange(256, dtype=np.uint16).reshape(16, 16), WindowCenter="100", WindowWidth="50")
     inner = Dataset()
     inner.ReferencedSOPInstanceUID = generate_uid()
-    ds.ReferencedImageSequence = Sequence([inner])
+    inner.is_undefined_length_sequence_item = item_length == "undefined"
+    ds.ReferencedImageSequence = Sequence([inner, inner])
     ds["ReferencedImageSequence"].is_undefined_length = True
+    if implicit:
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
     plain = bytearray(to_bytes(ds))
     header_end = len(plain) - len(ds.PixelData)
-    rng = np.random.default_rng(7)
-    for _ in range(400):
+    rng = np.random.default_rng(7 + implicit)
+    native_taken = 0
+    for _ in range(150):
         data = bytearray(plain)
         for position in rng.integers(128, header_end, size=rng.integers(1, 4)):
             data[position] = rng.integers(0, 256)
         header = read_native(bytes(data))
         assert header is None or isinstance(header, NativeDataset)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # odd tags warn; only the exception type matters here
-            try:
-                dicom.read_dicom(bytes(data))
-            except DicomInputError:
-                pass
+        native, taken = outcome(bytes(data), native=True, monkeypatch=monkeypatch)
+        reference, _ = outcome(bytes(data), native=False, monkeypatch=monkeypatch)
+        assert native == reference
+        native_taken += taken == [True]
+    assert native_taken >= 30  # most damage is in values the reader skips or converts alike
+
+
+def _implicit_declared(data: bytes) -> bytes:
+    """An explicit VR file whose file meta says Implicit VR Little Endian (same length)."""
+    assert data.count(b"1.2.840.10008.1.2.1\x00") == 1
+    return data.replace(b"1.2.840.10008.1.2.1\x00", b"1.2.840.10008.1.2\x00\x00\x00")
+
+
+def _after_pixels(data: bytes) -> bytes:
+    """A Modality element after PixelData: tags out of order."""
+    return data + b"\x08\x00\x60\x00CS\x02\x00DX"
+
+
+def _meta_ts_as_ob(data: bytes) -> bytes:
+    at = data.find(b"\x02\x00\x10\x00UI")
+    return data[: at + 4] + b"OB\x00\x00" + (20).to_bytes(4, "little") + data[at + 8 :]
+
+
+def _padding_pair(data: bytes) -> bytes:
+    """Implicit VR PixelPaddingValue with two values (VM 1 tag)."""
+    at = data.find(b"\x28\x00\x20\x01\x02\x00\x00\x00")
+    assert at > 0
+    return data[:at] + b"\x28\x00\x20\x01\x04\x00\x00\x00\xfb\xff\x03\x00" + data[at + 10 :]
+
+
+BYTE_EDITS = {
+    "implicit declared, explicit data": (False, {}, _implicit_declared),
+    "tag after PixelData": (False, {}, _after_pixels),
+    "transfer syntax with VR OB": (False, {}, _meta_ts_as_ob),
+    "window 1e400": (False, {"WindowCenter": "12345", "WindowWidth": "400"}, lambda d: d.replace(b"12345 ", b"1e400 ")),
+    "two padding values": (True, {"PixelPaddingValue": 7}, _padding_pair),
+}
+
+
+@pytest.mark.parametrize("name", list(BYTE_EDITS))
+def test_edited_files_go_to_pydicom(name, monkeypatch):
+    implicit, tags, edit = BYTE_EDITS[name]
+    data = edit(to_bytes(build(np.arange(64, dtype=np.uint16).reshape(8, 8), implicit=implicit, **tags)))
+    native, taken = outcome(data, native=True, monkeypatch=monkeypatch)
+    reference, _ = outcome(data, native=False, monkeypatch=monkeypatch)
+    assert native == reference
+    assert taken == [False]
+
+
+def test_strict_pydicom_validation_keeps_pydicom(monkeypatch):
+    """Where the caller made pydicom strict, pydicom reads every file (its checks, its errors)."""
+    data = to_bytes(build(np.arange(64, dtype=np.uint16).reshape(8, 8)))
+    monkeypatch.setattr(pydicom.config.settings, "reading_validation_mode", pydicom.config.RAISE)
+    _, taken = outcome(data, native=True, monkeypatch=monkeypatch)
+    assert taken == [False]
+
+
+def test_compressed_files_are_not_read_twice(tmp_path, monkeypatch):
+    """Only the head of a compressed file is read before pydicom takes it."""
+    ds = build(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64))
+    ds.compress(RLELossless)
+    path = tmp_path / "rle.dcm"
+    path.write_bytes(to_bytes(ds))
+    calls = []
+    monkeypatch.setattr("radz_engine.io.dicom.read_native", lambda data: calls.append(len(data)))
+    dicom.read_dicom(path)
+    assert calls == []

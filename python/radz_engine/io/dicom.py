@@ -46,7 +46,7 @@ from pydicom.pixels import apply_color_lut, get_decoder, pixel_array
 from pydicom.uid import UID, AllTransferSyntaxes, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from radz_engine.errors import DicomInputError, RadzInputWarning
-from radz_engine.io.dicom_header import NativeDataset, read_native
+from radz_engine.io.dicom_header import NativeDataset, native_syntax, read_native
 from radz_engine.preprocessing.pixel_spec import VOI_FUNCTIONS, PixelSpec
 
 __all__ = [
@@ -258,6 +258,9 @@ def _open(source, name: str) -> Dataset:
         raise DicomInputError(name, "truncated file (ends inside the header)") from exc
 
 
+_HEAD_BYTES = 65536  # enough for the preamble and any real file meta group
+
+
 class _NeedsPydicom(Exception):
     """The native header was read, but the pixels need pydicom."""
 
@@ -265,15 +268,15 @@ class _NeedsPydicom(Exception):
 def _read_native(source, name: str, frame: str, max_pixels: int, max_side: int, notes: list) -> DicomImage | None:
     """A plain uncompressed little-endian file read without pydicom (`io.dicom_header`), or None
     for pydicom to read it. Errors in the tags are raised as on the pydicom path."""
-    if isinstance(source, Dataset):
-        return None
+    if isinstance(source, Dataset) or pydicom.config.settings.reading_validation_mode == pydicom.config.RAISE:
+        return None  # the native reader converts values as pydicom's default (WARN) mode does
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     else:
         try:
             with open(source, "rb") as handle:
-                if handle.read(132)[128:132] != b"DICM":
-                    return None
+                if not native_syntax(handle.read(_HEAD_BYTES)):
+                    return None  # compressed or odd: pydicom reads it, and only pydicom
                 handle.seek(0)
                 data = handle.read()
         except OSError:

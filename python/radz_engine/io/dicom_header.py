@@ -21,7 +21,7 @@ import math
 import re
 import struct
 
-__all__ = ["NativeDataset", "read_native"]
+__all__ = ["NativeDataset", "native_syntax", "read_native"]
 
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -113,10 +113,24 @@ class NativeDataset:
         return keyword in self._values
 
     def __getattr__(self, keyword: str):
+        if keyword.startswith("_"):  # copy / pickle probe before __init__ ran: no recursion
+            raise AttributeError(keyword)
         try:
             return self._values[keyword]
         except KeyError:
             raise AttributeError(keyword) from None
+
+
+def native_syntax(head: bytes) -> bool:
+    """Whether a file starting with `head` (its first bytes, preamble included) may be read here:
+    'DICM' and a file meta group naming an uncompressed little-endian transfer syntax. Lets a
+    caller skip reading the rest of a compressed file twice."""
+    try:
+        if len(head) < 132 or head[128:132] != b"DICM":
+            return False
+        return _file_meta(head, 132)[1] in (EXPLICIT_LE, IMPLICIT_LE)
+    except (_Fallback, struct.error, UnicodeDecodeError, ValueError):
+        return False
 
 
 def read_native(data: bytes) -> NativeDataset | None:
@@ -137,7 +151,7 @@ def _read(buf: bytes) -> NativeDataset:
     if not explicit and len(buf) >= pos + 6 and all(0x40 < b < 0x5B for b in buf[pos + 4 : pos + 6]):
         raise _Fallback  # implicit VR declared but the data looks explicit: pydicom's heuristic decides
     raw: dict = {}
-    _walk(buf, pos, explicit, 0, raw)
+    _walk(buf, pos, len(buf), explicit, 0, raw)
     values = {keyword: _convert(buf, vr, start, length) for keyword, (vr, start, length) in raw.items()}
     return NativeDataset(values, transfer_syntax)
 
@@ -158,22 +172,26 @@ def _file_meta(buf: bytes, pos: int) -> tuple[int, str | None]:
         if length == _UNDEFINED or start + length > n:
             raise _Fallback
         if element == 0x0010:
+            if vr != b"UI":
+                raise _Fallback  # pydicom would keep another VR's value as bytes
             transfer_syntax = _text(buf[start : start + length])
         pos = start + length
     return pos, transfer_syntax
 
 
-def _walk(buf: bytes, pos: int, explicit: bool, depth: int, raw: dict | None) -> int:
-    """Elements from pos to the end (depth 0, recording the wanted ones in raw) or to the item
-    delimiter (depth > 0); returns the position after them."""
-    n = len(buf)
+def _walk(buf: bytes, pos: int, end: int, explicit: bool, depth: int, raw: dict | None, delimited=False) -> int:
+    """Elements from pos to exactly `end` (depth 0: the file, recording the wanted ones in raw; a
+    defined-length item), or to the item delimiter (`delimited`: an undefined-length item);
+    returns the position after them. Items of undefined-length sequences are walked element by
+    element, as pydicom parses them while reading the file (it reads defined-length sequences
+    lazily, so their contents are skipped by length as it does)."""
     last = -1
-    while pos < n:
-        if pos + 8 > n:
+    while pos < end:
+        if pos + 8 > end:
             raise _Fallback
         group, element = _TAG.unpack_from(buf, pos)
         tag = group << 16 | element
-        if tag == _ITEM_END and depth:
+        if tag == _ITEM_END and delimited:
             return pos + 8
         if group == 0xFFFE or (depth == 0 and (tag <= last or group == 0x0002 or tag in _FALLBACK_TAGS)):
             raise _Fallback
@@ -181,7 +199,7 @@ def _walk(buf: bytes, pos: int, explicit: bool, depth: int, raw: dict | None) ->
         if explicit:
             vr = buf[pos + 4 : pos + 6]
             if vr in _LONG_VRS:
-                if pos + 12 > n:
+                if pos + 12 > end:
                     raise _Fallback
                 length, start = _U32.unpack_from(buf, pos + 8)[0], pos + 12
             elif vr in _ALL_VRS:
@@ -194,9 +212,9 @@ def _walk(buf: bytes, pos: int, explicit: bool, depth: int, raw: dict | None) ->
         if length == _UNDEFINED:
             if (explicit and vr != b"SQ") or (depth == 0 and tag in _BY_TAG):
                 raise _Fallback  # UN / encapsulated data, or a wanted tag that is not a value
-            pos = _skip_sequence(buf, start, explicit, depth + 1)
+            pos = _skip_sequence(buf, start, end, explicit, depth + 1)
             continue
-        if start + length > n:
+        if start + length > end:
             raise _Fallback
         if raw is not None and tag in _BY_TAG:
             keyword, vrs = _BY_TAG[tag]
@@ -205,17 +223,16 @@ def _walk(buf: bytes, pos: int, explicit: bool, depth: int, raw: dict | None) ->
                 raise _Fallback
             raw[keyword] = (name, start, length)
         pos = start + length
-    if depth:
+    if delimited:
         raise _Fallback  # an item without its delimiter
     return pos
 
 
-def _skip_sequence(buf: bytes, pos: int, explicit: bool, depth: int) -> int:
-    """Past an undefined-length sequence's items and its delimiter."""
+def _skip_sequence(buf: bytes, pos: int, end: int, explicit: bool, depth: int) -> int:
+    """Past an undefined-length sequence's items (each walked) and its delimiter, within `end`."""
     if depth > _MAX_DEPTH:
         raise _Fallback
-    n = len(buf)
-    while pos + 8 <= n:
+    while pos + 8 <= end:
         group, element = _TAG.unpack_from(buf, pos)
         tag, length = group << 16 | element, _U32.unpack_from(buf, pos + 4)[0]
         if tag == _SEQUENCE_END:
@@ -223,11 +240,11 @@ def _skip_sequence(buf: bytes, pos: int, explicit: bool, depth: int) -> int:
         if tag != _ITEM:
             raise _Fallback
         if length == _UNDEFINED:
-            pos = _walk(buf, pos + 8, explicit, depth, None)
-        elif pos + 8 + length > n:
+            pos = _walk(buf, pos + 8, end, explicit, depth, None, delimited=True)
+        elif pos + 8 + length > end:
             raise _Fallback
         else:
-            pos += 8 + length
+            pos = _walk(buf, pos + 8, pos + 8 + length, explicit, depth, None)
     raise _Fallback
 
 
@@ -236,10 +253,9 @@ def _convert(buf: bytes, vr: str, start: int, length: int):
     if vr in ("OW", "OB"):
         return value
     if vr in ("US", "SS"):
-        if length % 2:
-            raise _Fallback
-        numbers = struct.unpack(f"<{length // 2}{'H' if vr == 'US' else 'h'}", value)
-        return None if not numbers else numbers[0] if len(numbers) == 1 else list(numbers)
+        if length not in (0, 2):
+            raise _Fallback  # every US tag read here has VM 1; pydicom wraps others its own way
+        return struct.unpack("<H" if vr == "US" else "<h", value)[0] if length else None
     if vr in ("IS", "DS"):
         text = value.decode("ascii").rstrip(" ")
         if not text:

@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 OUTPUT_FORMATS = (".csv", ".jsonl", ".parquet")
-FLUSH_EVERY_S = 0.25  # ResultWriter: the most an interrupted run's output lags behind
+FLUSH_EVERY_S = 0.25  # ResultWriter: flush at the first row this long after the last flush
 
 
 def _format(out: Path) -> str:
@@ -344,9 +344,10 @@ def _stored_embeddings(out: Path) -> bool | None:
 
 class ResultWriter:
     """Appends Results to .csv / .jsonl as they come; .parquet rows go to a JSONL sidecar and
-    become parquet in close(). Rows reach the file at least every FLUSH_EVERY_S seconds (a flush
-    per row cost ~0.17 ms, 20% of a 512-px file's screening): an interrupted run loses at most
-    that much, and resuming (`radz screen` on the same --out) screens those files again.
+    become parquet in close(). The file is flushed with the first row written FLUSH_EVERY_S
+    seconds or more after the last flush, and on close (a flush per row cost ~0.17 ms, 20% of a
+    512-px file's screening): a killed run loses the rows written since the last flush, and
+    resuming (`radz screen` on the same --out) screens those files again.
 
     model, thresholds: the engine's bundle identity and thresholds, for rows of Results that do
     not carry them; with `model`, an existing output written by another bundle is refused
