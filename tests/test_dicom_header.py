@@ -6,7 +6,6 @@ hostile files go to pydicom instead of being misread."""
 from __future__ import annotations
 
 import dataclasses
-import io
 import warnings
 
 import numpy as np
@@ -14,13 +13,14 @@ import pydicom
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless, generate_uid
 
 import radz_engine.io.dicom as dicom
 from radz_engine.errors import DicomInputError
 from radz_engine.io.dicom_header import NativeDataset, read_native
+from test_dicom import make_dataset, to_bytes  # the CR dataset every DICOM test starts from
 
 CR = "1.2.840.10008.5.1.4.1.1.1"
 READ_NATIVE = dicom._read_native  # hypothesis reuses one monkeypatch for every example
@@ -33,36 +33,17 @@ def build(pixels: np.ndarray, *, implicit=False, photometric="MONOCHROME2", bits
 
 
 def _build(pixels, implicit, photometric, bits_stored, frames, tags):
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CR
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
-    ds = FileDataset("synthetic", {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = CR, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.Modality, ds.PatientName, ds.PatientID = "CR", "Doe^Jane", "SECRET-4711"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.BitsAllocated = pixels.dtype.itemsize * 8
-    ds.BitsStored = bits_stored or ds.BitsAllocated
-    ds.HighBit = ds.BitsStored - 1
-    ds.PixelRepresentation = 1 if pixels.dtype.kind == "i" else 0
+    undefined = tags.pop("undefined_lengths", False)
+    ds = make_dataset(pixels, photometric=photometric, bits_stored=bits_stored, **tags)
+    if implicit:
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
     if frames > 1:
         ds.NumberOfFrames = frames
-    ds.PixelData = np.concatenate([pixels.ravel()] * frames).tobytes()
-    undefined = tags.pop("undefined_lengths", False)
-    for keyword, value in tags.items():
-        setattr(ds, keyword, value)
+        ds.PixelData = np.concatenate([pixels.ravel()] * frames).tobytes()
     for element in ds.iterall():
         if element.VR == "SQ":
             element.is_undefined_length = undefined
     return ds
-
-
-def to_bytes(ds: Dataset) -> bytes:
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
 
 
 def outcome(data: bytes, *, native: bool, monkeypatch) -> tuple:
