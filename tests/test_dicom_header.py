@@ -282,29 +282,60 @@ def _padding_pair(data: bytes) -> bytes:
     return data[:at] + b"\x28\x00\x20\x01\x04\x00\x00\x00\xfb\xff\x03\x00" + data[at + 10 :]
 
 
+def _undefined_length_is(data: bytes) -> bytes:
+    """Implicit VR: an undefined-length sequence's tag turned into ReferencedFrameNumber (IS),
+    which pydicom reads as bytes up to the first delimiter, not as a sequence."""
+    tag = b"\x08\x00\x40\x11\xff\xff\xff\xff"
+    assert data.count(tag) == 1
+    return data.replace(tag, b"\x08\x00\x60\x11\xff\xff\xff\xff")
+
+
+def _nested_undefined(ds):
+    inner, nested = Dataset(), Dataset()
+    nested.CodeValue = "1"
+    inner.PurposeOfReferenceCodeSequence = Sequence([nested])
+    inner.is_undefined_length_sequence_item = True
+    ds.ReferencedImageSequence = Sequence([inner])
+    return ds
+
+
 BYTE_EDITS = {
     "implicit declared, explicit data": (False, {}, _implicit_declared),
     "tag after PixelData": (False, {}, _after_pixels),
     "transfer syntax with VR OB": (False, {}, _meta_ts_as_ob),
     "window 1e400": (False, {"WindowCenter": "12345", "WindowWidth": "400"}, lambda d: d.replace(b"12345 ", b"1e400 ")),
     "two padding values": (True, {"PixelPaddingValue": 7}, _padding_pair),
+    "implicit undefined-length IS": (True, {"undefined_lengths": True}, _undefined_length_is),
 }
 
 
 @pytest.mark.parametrize("name", list(BYTE_EDITS))
 def test_edited_files_go_to_pydicom(name, monkeypatch):
     implicit, tags, edit = BYTE_EDITS[name]
-    data = edit(to_bytes(build(np.arange(64, dtype=np.uint16).reshape(8, 8), implicit=implicit, **tags)))
+    ds = build(np.arange(64, dtype=np.uint16).reshape(8, 8), implicit=implicit, **tags)
+    if name == "implicit undefined-length IS":
+        ds = _nested_undefined(ds)
+        for element in ds.iterall():
+            if element.VR == "SQ":
+                element.is_undefined_length = True
+    data = edit(to_bytes(ds))
     native, taken = outcome(data, native=True, monkeypatch=monkeypatch)
     reference, _ = outcome(data, native=False, monkeypatch=monkeypatch)
     assert native == reference
     assert taken == [False]
 
 
-def test_strict_pydicom_validation_keeps_pydicom(monkeypatch):
-    """Where the caller made pydicom strict, pydicom reads every file (its checks, its errors)."""
-    data = to_bytes(build(np.arange(64, dtype=np.uint16).reshape(8, 8)))
-    monkeypatch.setattr(pydicom.config.settings, "reading_validation_mode", pydicom.config.RAISE)
+@pytest.mark.parametrize(
+    "setting", ["reading_validation_mode", "use_none_as_empty_text_VR_value", "use_DS_numpy", "use_IS_numpy"]
+)
+def test_changed_pydicom_settings_keep_pydicom(setting, monkeypatch):
+    """Where the caller changed how pydicom converts values (strict validation, None for empty
+    text, numpy numbers), pydicom reads every file: its checks, its values, its errors."""
+    data = to_bytes(build(np.arange(64, dtype=np.uint16).reshape(8, 8), ViewPosition=""))
+    if setting == "reading_validation_mode":
+        monkeypatch.setattr(pydicom.config.settings, setting, pydicom.config.RAISE)
+    else:
+        monkeypatch.setattr(pydicom.config, setting, True)
     _, taken = outcome(data, native=True, monkeypatch=monkeypatch)
     assert taken == [False]
 

@@ -258,6 +258,18 @@ def _open(source, name: str) -> Dataset:
         raise DicomInputError(name, "truncated file (ends inside the header)") from exc
 
 
+def _pydicom_defaults() -> bool:
+    """The native reader converts values as pydicom does with its default settings; a caller who
+    changed them (strict validation, None for empty text, numpy DS/IS) keeps pydicom's reading."""
+    config = pydicom.config
+    return (
+        config.settings.reading_validation_mode != config.RAISE
+        and not config.use_none_as_empty_text_VR_value
+        and not config.use_DS_numpy
+        and not config.use_IS_numpy
+    )
+
+
 _HEAD_BYTES = 65536  # enough for the preamble and any real file meta group
 
 
@@ -268,8 +280,8 @@ class _NeedsPydicom(Exception):
 def _read_native(source, name: str, frame: str, max_pixels: int, max_side: int, notes: list) -> DicomImage | None:
     """A plain uncompressed little-endian file read without pydicom (`io.dicom_header`), or None
     for pydicom to read it. Errors in the tags are raised as on the pydicom path."""
-    if isinstance(source, Dataset) or pydicom.config.settings.reading_validation_mode == pydicom.config.RAISE:
-        return None  # the native reader converts values as pydicom's default (WARN) mode does
+    if isinstance(source, Dataset) or not _pydicom_defaults():
+        return None
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     else:

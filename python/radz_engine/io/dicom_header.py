@@ -210,8 +210,13 @@ def _walk(buf: bytes, pos: int, end: int, explicit: bool, depth: int, raw: dict 
             vr = None
             length, start = _U32.unpack_from(buf, pos + 4)[0], pos + 8
         if length == _UNDEFINED:
-            if (explicit and vr != b"SQ") or (depth == 0 and tag in _BY_TAG):
-                raise _Fallback  # UN / encapsulated data, or a wanted tag that is not a value
+            if (
+                (explicit and vr != b"SQ")
+                or (depth == 0 and tag in _BY_TAG)
+                or (not explicit and not _is_sequence(tag))
+            ):
+                raise _Fallback  # UN / encapsulated data, a wanted tag that is not a value, or (implicit
+                # VR) a tag pydicom would not read as a sequence: it reads those up to a delimiter
             pos = _skip_sequence(buf, start, end, explicit, depth + 1)
             continue
         if start + length > end:
@@ -226,6 +231,17 @@ def _walk(buf: bytes, pos: int, end: int, explicit: bool, depth: int, raw: dict 
     if delimited:
         raise _Fallback  # an item without its delimiter
     return pos
+
+
+def _is_sequence(tag: int) -> bool:
+    """Whether pydicom's dictionary says SQ (implicit VR: how pydicom reads an undefined length).
+    Unknown and private tags are not: pydicom guesses there, so the file goes to pydicom."""
+    from pydicom.datadict import dictionary_VR  # only for undefined lengths in implicit VR files
+
+    try:
+        return dictionary_VR(tag) == "SQ"
+    except KeyError:
+        return False
 
 
 def _skip_sequence(buf: bytes, pos: int, end: int, explicit: bool, depth: int) -> int:

@@ -201,7 +201,7 @@ def screen_paths(
         else:
             yield from results
     finally:
-        results.close()  # a caller that stops early stops the model threads now, not at garbage collection
+        results.close()  # a caller that stops early stops new batches now (running ones finish), not at GC
 
 
 def _results(engine, stream: Iterable[Prepared | Result], batch: int, runners: int) -> Iterator[Result]:

@@ -16,11 +16,13 @@ first of all), then the "storage" shifts choose
 how the site stores it (VOI window / function, MONOCHROME1, bits stored and headroom) and the
 intensities are encoded as uint16 stored values with a PixelSpec that displays them.
 
-Every shift draws one uniform number for "does it fire" in a fixed order, whether it fires or
-not, and then its parameters from the same generator: the result depends only on the input and
-the generator's seed. No shift removes or adds a finding: the tone shifts are global and
-monotonic, blur/noise/grid are mild, collimation, markers and letterbox touch only the borders
-(the collimation margins are those of the phantom generator), so labels stay valid.
+Every default shift draws one uniform number for "does it fire" in table order, whether it fires
+or not (an opt-in shift, table probability 0, draws only when enabled), and then the fired shifts
+draw their parameters from the same generator, in the order they apply: the result depends only
+on the input and the generator's seed. No shift removes or adds a finding: the tone shifts are
+global and monotonic, blur/noise/grid are mild, collimation, markers and letterbox touch only the
+borders (the collimation margins are those of the phantom generator), field of view shrinks and
+tilts the whole image by at most 8 degrees, so labels and their sides stay valid.
 """
 
 from __future__ import annotations
