@@ -233,6 +233,9 @@ def write_report(record_dir: Path, doc: Path, schedule: dict, quick: bool = Fals
     ]
     if quick:
         lines += ["**Quick mode (CI): tiny data and a few steps; the numbers below mean nothing.**", ""]
+    discussion = record_dir.parent / "discussion.md"  # hand-written reading of the tables, kept on rebuild
+    if not quick and discussion.exists():
+        lines += [discussion.read_text().strip(), ""]
     if "main" in by_variant:
         lines += main_section(by_variant["main"])
         lines += ablation_section(by_variant, descriptions)
