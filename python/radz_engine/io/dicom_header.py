@@ -265,9 +265,9 @@ def _skip_sequence(buf: bytes, pos: int, end: int, explicit: bool, depth: int) -
 
 
 def _convert(buf: bytes, vr: str, start: int, length: int):
-    value = buf[start : start + length] if vr not in ("OW", "OB") else memoryview(buf)[start : start + length]
     if vr in ("OW", "OB"):
-        return value
+        return memoryview(buf)[start : start + length]  # pixel data: no copy until the frame is cut
+    value = buf[start : start + length]
     if vr in ("US", "SS"):
         if length not in (0, 2):
             raise _Fallback  # every US tag read here has VM 1; pydicom wraps others its own way
