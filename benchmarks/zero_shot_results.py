@@ -59,7 +59,15 @@ VARIANTS = {
         "the table's shifts off; only the opt-in field of view and tilt (p 0.5)",
         {"augment_probabilities": {**{name: 0.0 for name in SHIFT_NAMES}, "field_of_view": 0.5}},
     ),
+    "field_of_view_finetune": (
+        "no_augment's model of the same seed fine-tuned with only field of view and tilt (p 0.5), "
+        "a third of the steps at a quarter of the learning rate",
+        {"augment_probabilities": {**{name: 0.0 for name in SHIFT_NAMES}, "field_of_view": 0.5}},
+    ),
 }
+# Fine-tuning variants: (the variant whose final checkpoint of the same seed they start from,
+# fraction of the schedule's steps, factor on its learning rates). The base is trained first when missing.
+FINETUNE = {"field_of_view_finetune": ("no_augment", 1 / 3, 0.25)}
 ABLATIONS = ["no_augment", "dfat_only", "no_modality_tokens", "final_layer", "uncrossed"]
 
 FULL = {"steps": 1250, "batch": 64, "lr": 2e-3, "n_train": 8000, "n_test": 1000, "n_dicom": 400, "dicom_size": 512}
@@ -149,6 +157,11 @@ def train_config(work: Path, variant: str, seed: int, s: dict, threads: int) -> 
     }
     for key, value in VARIANTS[variant][1].items():
         set_key(config, key, value)
+    if variant in FINETUNE:
+        base, steps, lr = FINETUNE[variant]
+        config["init_from"] = str(work / "runs" / f"{base}-s{seed}" / "final")
+        config["max_steps"] = max(2, round(steps * s["steps"]))
+        config["learning_rates"] = {part: rate * lr for part, rate in config["learning_rates"].items()}
     return config
 
 
@@ -161,6 +174,8 @@ def load_average() -> list[float]:
 
 def train(work: Path, variant: str, seed: int, s: dict, threads: int, log: Path) -> dict:
     """Trains the run unless its final checkpoint exists; returns its timing facts."""
+    if variant in FINETUNE:
+        base_facts = train(work, FINETUNE[variant][0], seed, s, threads, log)
     run_dir = work / "runs" / f"{variant}-s{seed}"
     facts_path = run_dir / "train_facts.json"
     config = train_config(work, variant, seed, s, threads)
@@ -182,6 +197,8 @@ def train(work: Path, variant: str, seed: int, s: dict, threads: int, log: Path)
     rates = [r for r in rates if r]
     if rates:
         facts["samples_per_s_median"] = round(float(np.median(rates)), 1)
+    if variant in FINETUNE:  # the time to this model includes its base's training
+        facts["base_wall_s"] = base_facts.get("wall_s")
     facts_path.write_text(json.dumps(facts, indent=2))
     return facts
 

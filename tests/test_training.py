@@ -88,6 +88,28 @@ def test_checkpoint_resume_is_exact_and_eval_runs(phantom_csv_64, tmp_path):
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["n_images"] == 32
 
 
+def test_fine_tuning_starts_from_a_checkpoint_with_a_fresh_schedule(phantom_csv_64, tmp_path):
+    base = Trainer(config(phantom_csv_64, tmp_path / "base", max_steps=3, limit=32, augment=False)).fit(progress=False)
+    tuned = Trainer(
+        config(phantom_csv_64, tmp_path / "tuned", max_steps=2, limit=32, model_overrides={}, init_from=str(base))
+    )
+    assert tuned.step == 0 and tuned.scheduler.last_epoch == 0
+    start, trained = tuned.model.state_dict(), load_model(base).state_dict()
+    assert start.keys() == trained.keys()
+    for key in start:
+        torch.testing.assert_close(start[key], trained[key], rtol=0, atol=0, msg=key)
+    final = tuned.fit(progress=False)
+    assert json.loads((final / "train_config.json").read_text())["init_from"] == str(base)
+    moved = load_model(final).state_dict()
+    assert any(not torch.equal(moved[k], trained[k]) for k in trained)
+    with pytest.raises(ValueError, match="init_from: the model comes from that checkpoint"):
+        config(phantom_csv_64, tmp_path / "x", init_from=str(base))  # SMALL model_overrides given too
+    (tmp_path / "ft.json").write_text(json.dumps({"train_csv": "x.csv", "out_dir": "o", "init_from": "runs/final"}))
+    assert TrainConfig.load(tmp_path / "ft.json").init_from == str((tmp_path / "runs" / "final").resolve())
+    with pytest.raises(FileNotFoundError, match="missing model.safetensors"):
+        Trainer(config(phantom_csv_64, tmp_path / "y", model_overrides={}, init_from=str(tmp_path)))
+
+
 def test_training_steps_with_augmentation_on_and_off(phantom_csv_64, tmp_path):
     """Augmentation on: every step preprocesses fresh variants (same step + sample -> same variant),
     labels untouched; off: the set preprocessed once at load. Both train."""

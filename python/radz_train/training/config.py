@@ -31,6 +31,9 @@ class TrainConfig:
     checkpoint: str | None = None  # llava-hf folder
     vision_checkpoint: str | None = None  # CLIP / SigLIP folder
     language_checkpoint: str | None = None  # causal LM folder
+    # Fine-tuning: start from this radz checkpoint folder's weights, architecture and tokenizer
+    # (a fresh optimizer and schedule; `model` and `model_overrides` are the checkpoint's).
+    init_from: str | None = None
     classes: list = field(default_factory=lambda: list(DEFAULT_CLASSES))  # DKAM anchor classes
     knowledge: str | None = None  # knowledge JSON; default: the shipped one
     limit: int | None = None  # use only the first N rows of train_csv
@@ -70,6 +73,8 @@ class TrainConfig:
             raise ValueError(f"grad_accum: must divide batch_size ({self.batch_size}), got {self.grad_accum}")
         if not 0.0 <= self.lam <= 1.0:
             raise ValueError(f"lam: must be in [0, 1], got {self.lam}")
+        if self.init_from is not None and (self.model_overrides or self.checkpoint):
+            raise ValueError("init_from: the model comes from that checkpoint; drop model_overrides and checkpoint")
         if self.augment is not None and not isinstance(self.augment, bool):
             raise ValueError(f"augment: must be true, false or null (auto), got {self.augment!r}")
         from radz_train.data.augment import check_probabilities
@@ -105,8 +110,8 @@ class TrainConfig:
             else:
                 data[key] = value
         base = path.parent
-        for key in ("train_csv", "out_dir"):  # relative paths are relative to the config file
-            if key in data and not Path(data[key]).is_absolute():
+        for key in ("train_csv", "out_dir", "init_from"):  # relative paths are relative to the config file
+            if data.get(key) and not Path(data[key]).is_absolute():
                 data[key] = str((base / data[key]).resolve())
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:

@@ -120,6 +120,8 @@ class Trainer:
 
         if self.resume_from:
             self.model = load_model(self.resume_from, device="cpu").train()
+        elif config.init_from:
+            self.model = load_model(config.init_from, device="cpu").train()
         else:
             from radz_train.model.registry import get_model_config
 
