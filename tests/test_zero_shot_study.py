@@ -152,3 +152,15 @@ def test_quick_study_runs_every_step_and_records_the_run(tmp_path):
     # a second invocation finds the record and redoes nothing
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0 and "recorded already" in again.stdout
+
+
+def test_fine_tune_variant_starts_from_its_base_run_at_a_third_of_the_steps(tmp_path):
+    config = study.train_config(tmp_path, "field_of_view_finetune", 2, study.FULL, threads=1)
+    base, fraction, factor = study.FINETUNE["field_of_view_finetune"]
+    assert config["init_from"] == str(tmp_path / "runs" / f"{base}-s2" / "final")
+    assert config["max_steps"] == round(study.FULL["steps"] * fraction) == 417
+    assert set(config["learning_rates"].values()) == {study.FULL["lr"] * factor}
+    assert config["augment_probabilities"]["field_of_view"] == 0.5
+    assert sum(config["augment_probabilities"].values()) == 0.5  # every other shift off
+    plain = study.train_config(tmp_path, "no_augment", 2, study.FULL, threads=1)
+    assert "init_from" not in plain and plain["max_steps"] == study.FULL["steps"]
