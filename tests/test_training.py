@@ -88,7 +88,7 @@ def test_checkpoint_resume_is_exact_and_eval_runs(phantom_csv_64, tmp_path):
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["n_images"] == 32
 
 
-def test_fine_tuning_starts_from_a_checkpoint_with_a_fresh_schedule(phantom_csv_64, tmp_path):
+def test_fine_tuning_starts_from_a_checkpoint_with_a_fresh_schedule(phantom_csv_64, tmp_path, monkeypatch):
     base = Trainer(config(phantom_csv_64, tmp_path / "base", max_steps=3, limit=32, augment=False)).fit(progress=False)
     tuned = Trainer(
         config(phantom_csv_64, tmp_path / "tuned", max_steps=2, limit=32, model_overrides={}, init_from=str(base))
@@ -106,6 +106,12 @@ def test_fine_tuning_starts_from_a_checkpoint_with_a_fresh_schedule(phantom_csv_
         config(phantom_csv_64, tmp_path / "x", init_from=str(base))  # SMALL model_overrides given too
     (tmp_path / "ft.json").write_text(json.dumps({"train_csv": "x.csv", "out_dir": "o", "init_from": "runs/final"}))
     assert TrainConfig.load(tmp_path / "ft.json").init_from == str((tmp_path / "runs" / "final").resolve())
+    # a path given on the command line is relative to the working directory, not to the file
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    loaded = TrainConfig.load(tmp_path / "ft.json", [("init_from", "base/final"), ("out_dir", "tuned")])
+    assert (loaded.init_from, loaded.out_dir) == (str(work / "base" / "final"), str(work / "tuned"))
     with pytest.raises(FileNotFoundError, match="missing model.safetensors"):
         Trainer(config(phantom_csv_64, tmp_path / "y", model_overrides={}, init_from=str(tmp_path)))
 

@@ -93,6 +93,10 @@ class TrainConfig:
             raise FileNotFoundError(f"training config {path}: not found") from None
         except json.JSONDecodeError as error:
             raise ValueError(f"training config {path}: not valid JSON ({error})") from None
+        paths = ("train_csv", "out_dir", "init_from")
+        for key in paths:  # relative paths in the file are relative to the file
+            if data.get(key) and not Path(data[key]).is_absolute():
+                data[key] = str((path.parent / data[key]).resolve())
         for key, value in overrides:
             head, _, rest = key.partition(".")
             if head not in cls.__dataclass_fields__:
@@ -109,10 +113,8 @@ class TrainConfig:
                 apply_override(data, key, value)
             else:
                 data[key] = value
-        base = path.parent
-        for key in ("train_csv", "out_dir", "init_from"):  # relative paths are relative to the config file
-            if data.get(key) and not Path(data[key]).is_absolute():
-                data[key] = str((base / data[key]).resolve())
+            if head in paths and not rest and value:  # on the command line: relative to the working directory
+                data[key] = str(Path(str(value)).resolve())
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"training config {path}: unknown keys {sorted(unknown)}")
