@@ -24,8 +24,25 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from zero_shot_results import FINETUNE, FULL, check_bundle, check_schedule, make_dicom_sets  # noqa: E402
+
 DEFAULT = ROOT / "python" / "radz_engine" / "assets" / "default"
 CHECK = {"n": 300, "seed": 7, "site": "site_a"}
+
+
+def augmentation_text(work: Path, runs: list[str]) -> str:
+    """The model card's words for the augmentation each training of the model used."""
+    parts = []
+    for run in runs:
+        config = json.loads((work / "runs" / run / "train_config.json").read_text())
+        text = "acquisition-shift augmentation (docs/AUGMENTATION.md)" if config.get("augment") else "none"
+        changed = config.get("augment_probabilities") or {}
+        if config.get("augment") and changed:
+            enabled = {name: p for name, p in changed.items() if p > 0}
+            text += f", only {json.dumps(enabled)}" if len(changed) > len(enabled) else f", {json.dumps(changed)}"
+        parts.append(f"{run}: {text}" if len(runs) > 1 else text)
+    return "; then fine-tuned, ".join(parts)
 
 
 def main() -> None:
@@ -45,11 +62,12 @@ def main() -> None:
     old_card = json.loads((DEFAULT / "manifest.json").read_text()).get("card") if DEFAULT.exists() else None
     card = old_card or {}
     training = card.setdefault("training_data", {})
-    run_config = json.loads((final.parent / "train_config.json").read_text())
-    training["training_command"] = f"radz train {args.work / 'configs' / (args.run + '.json')} --no-progress"
-    training["augmentation"] = (
-        "acquisition-shift augmentation (docs/AUGMENTATION.md)" if run_config.get("augment") else "none"
+    # a fine-tuned run's model starts as its base run's: both trainings made it
+    runs = [f"{FINETUNE[variant][0]}-s{seed}", args.run] if variant in FINETUNE else [args.run]
+    training["training_command"] = " && ".join(
+        f"radz train {args.work / 'configs' / (run + '.json')} --no-progress" for run in runs
     )
+    training["augmentation"] = augmentation_text(args.work, runs)
     card_path.write_text(json.dumps(card, indent=2))
     export = [sys.executable, "-m", "radz_engine.cli", "export", str(final), "--out", str(DEFAULT),
               "--card", str(card_path), "--intended-use", "research", "--synthetic-data"]  # fmt: skip
@@ -97,9 +115,6 @@ def main() -> None:
     from radz_train.evaluation.bundle_check import phantom_auc
 
     check = phantom_auc(DEFAULT, CHECK["n"], CHECK["seed"], CHECK["site"])
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from zero_shot_results import FULL, check_bundle, check_schedule, make_dicom_sets
-
     check_schedule(args.work, FULL)
     make_dicom_sets(args.work, FULL, args.work / "log.txt")
     sites = check_bundle(args.work, DEFAULT, args.work / "log.txt")
@@ -110,7 +125,7 @@ def main() -> None:
         as_typed(line)
         for line in log
         if line.startswith("$ ")
-        and (" synth " in line and "/train " in line or " train " in line and f"{args.run}.json" in line)
+        and (" synth " in line and "/train " in line or " train " in line and any(f"{r}.json" in line for r in runs))
     ]
     commands = list(dict.fromkeys(commands))
     manifest_path = DEFAULT / "manifest.json"
