@@ -64,10 +64,14 @@ VARIANTS = {
         "a third of the steps at a quarter of the learning rate",
         {"augment_probabilities": {**{name: 0.0 for name in SHIFT_NAMES}, "field_of_view": 0.5}},
     ),
+    "no_augment_finetune": (
+        "field_of_view_finetune's control: the same fine-tune of no_augment's model without augmentation",
+        {"augment": False},
+    ),
 }
 # Fine-tuning variants: (the variant whose final checkpoint of the same seed they start from,
 # fraction of the schedule's steps, factor on its learning rates). The base is trained first when missing.
-FINETUNE = {"field_of_view_finetune": ("no_augment", 1 / 3, 0.25)}
+FINETUNE = {"field_of_view_finetune": ("no_augment", 1 / 3, 0.25), "no_augment_finetune": ("no_augment", 1 / 3, 0.25)}
 ABLATIONS = ["no_augment", "dfat_only", "no_modality_tokens", "final_layer", "uncrossed"]
 
 FULL = {"steps": 1250, "batch": 64, "lr": 2e-3, "n_train": 8000, "n_test": 1000, "n_dicom": 400, "dicom_size": 512}

@@ -1,12 +1,12 @@
 """Builds python/radz_engine/assets/default/: the shipped default model.
 
-    python scripts/make_default_bundle.py --work /tmp/radz_results --run main-s1
+    python scripts/make_default_bundle.py --work /tmp/radz_results --run field_of_view_finetune-s3
 
 1. takes a run the robustness study trained (benchmarks/zero_shot_results.py: WORK/runs/RUN/final;
    trained here with that script when missing),
-2. exports it with `radz export` (parity-checked, int8 encoder accepted or refused),
+2. exports it with `radz export` (parity-checked),
 3. fits per-class max-F1 thresholds on 600 fresh phantoms of the three sites (seed 11) with
-   `radz eval --bundle ... --calibrate`,
+   `radz eval --bundle ... --calibrate`, then adds the checked int8 image encoder (`radz quantize`),
 4. measures its zero-shot AUC on freshly generated phantoms (seed 7, site_a, 300 images) and,
    through `radz screen`, on the study's 512-px DICOM test sets of site_a, site_b and site_c
    (the issue-17 targets), and records, in the bundle manifest under "provenance", the exact
@@ -48,7 +48,11 @@ def augmentation_text(work: Path, runs: list[str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/radz_results"))
-    parser.add_argument("--run", default="main-s1", help="the study's run to ship: VARIANT-sSEED (default: main-s1)")
+    parser.add_argument(
+        "--run",
+        default="field_of_view_finetune-s3",
+        help="the study's run to ship: VARIANT-sSEED (default: the shipped one)",
+    )
     args = parser.parse_args()
     variant, _, seed = args.run.rpartition("-s")
     if not variant or not seed.isdigit():
@@ -111,6 +115,9 @@ def main() -> None:
     # radz eval --calibrate writes a new bundle (never in place): it becomes the shipped one.
     shutil.rmtree(DEFAULT)
     shutil.copytree(args.work / "calibrated", DEFAULT)
+    # The checked int8 image encoder (`radz screen/serve --int8`); refused, nothing is added.
+    quantize = [sys.executable, "-m", "radz_engine.cli", "quantize", str(DEFAULT)]
+    subprocess.run(quantize, check=True)
 
     from radz_train.evaluation.bundle_check import phantom_auc
 
@@ -133,7 +140,12 @@ def main() -> None:
     manifest["provenance"] = {
         "produced_by": "scripts/make_default_bundle.py",
         "commands": commands
-        + ["radz export " + " ".join(export[4:]), "radz " + " ".join(synth[3:]), "radz " + " ".join(calibrate[3:])],
+        + [
+            "radz export " + " ".join(export[4:]),
+            "radz " + " ".join(synth[3:]),
+            "radz " + " ".join(calibrate[3:]),
+            "radz " + " ".join(quantize[3:]),
+        ],
         "train_config": json.loads((final.parent / "train_config.json").read_text()),
         "check": {**CHECK, "macro_auc": {m: round(r["macro_auc"], 6) for m, r in check.items()}},
         "sites_512px_dicom": {

@@ -162,5 +162,9 @@ def test_fine_tune_variant_starts_from_its_base_run_at_a_third_of_the_steps(tmp_
     assert set(config["learning_rates"].values()) == {study.FULL["lr"] * factor}
     assert config["augment_probabilities"]["field_of_view"] == 0.5
     assert sum(config["augment_probabilities"].values()) == 0.5  # every other shift off
+    control = study.train_config(tmp_path, "no_augment_finetune", 2, study.FULL, threads=1)
+    assert control["augment"] is False and {
+        k: v for k, v in control.items() if k not in ("augment", "out_dir", "augment_probabilities")
+    } == {k: v for k, v in config.items() if k not in ("augment", "out_dir", "augment_probabilities")}
     plain = study.train_config(tmp_path, "no_augment", 2, study.FULL, threads=1)
     assert "init_from" not in plain and plain["max_steps"] == study.FULL["steps"]
