@@ -141,6 +141,44 @@ def ablation_section(by_variant: dict[str, list[dict]], descriptions: dict[str, 
     return lines + [""]
 
 
+def finetune_section(by_variant: dict[str, list[dict]], descriptions: dict[str, str]) -> list[str]:
+    """Fine-tuned runs against the exact model each started from (its record's "base"), per seed."""
+    tuned = {v: [r for r in records if "base" in r] for v, records in by_variant.items()}
+    tuned = {v: records for v, records in tuned.items() if records}
+    if not tuned:
+        return []
+    lines = [
+        "## Fine-tuning, paired with the model it started from",
+        "",
+        "Macro AUC (anchor, 512-px DICOM through `radz screen`) of each fine-tuned run and its change from "
+        "the very model it started from (the same seed's base run, evaluated alongside: the difference is "
+        "paired, so seed-to-seed spread cancels). Change: mean +- sd over seeds; 'better'/'worse' only where "
+        "the mean change exceeds two standard errors.",
+        "",
+        "| variant | seeds | base | site_a | site_b | site_c | change site_a | change site_b | change site_c |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for variant, records in sorted(tuned.items()):
+        cells = [fmt([dicom_macro(r, site) for r in records]) for site in SITES]
+        changes = [paired([dicom_macro(r, site) - dicom_macro(r["base"], site) for r in records]) for site in SITES]
+        bases = ", ".join(sorted({r["base"]["run"] for r in records}))
+        lines.append(
+            f"| {descriptions.get(variant, variant)} | {len(records)} | {bases} | " + " | ".join(cells + changes) + " |"
+        )
+    return lines + [""]
+
+
+def paired(differences: list[float]) -> str:
+    """Mean +- sd of paired differences in AUC points, judged against two standard errors."""
+    mean, sd = mean_sd(differences)
+    if sd != sd:
+        return f"{100 * mean:+.2f} (1 run)"
+    verdict = (
+        "within noise" if abs(mean) <= 2 * sd / math.sqrt(len(differences)) else ("better" if mean > 0 else "worse")
+    )
+    return f"{100 * mean:+.2f} +- {100 * sd:.2f} ({verdict})"
+
+
 def unseen_class_section(records: list[dict]) -> list[str]:
     seen = [c for c in FINDINGS if c != UNSEEN]
     lines = [
@@ -239,6 +277,7 @@ def write_report(record_dir: Path, doc: Path, schedule: dict, quick: bool = Fals
     if "main" in by_variant:
         lines += main_section(by_variant["main"])
         lines += ablation_section(by_variant, descriptions)
+    lines += finetune_section(by_variant, descriptions)
     if "unseen_class" in by_variant:
         lines += unseen_class_section(by_variant["unseen_class"])
     lines += bundle_section(record_dir, schedule)

@@ -312,7 +312,12 @@ def record_run(work: Path, variant: str, seed: int, s: dict, threads: int, facts
     png = {site: eval_png(work, name, site, log) for site in SITES}
     dicom = eval_dicom(work, name, log)
     train_config_path = work / "runs" / name / "train_config.json"
-    return {
+    base = None
+    if variant in FINETUNE:  # the exact model it started from, for a paired comparison
+        base_name = f"{FINETUNE[variant][0]}-s{seed}"
+        base_png = {site: eval_png(work, base_name, site, log) for site in SITES}
+        base = {"run": base_name, "png": base_png, "dicom_screen": eval_dicom(work, base_name, log)}
+    record = {
         "variant": variant,
         "seed": seed,
         "description": VARIANTS[variant][0],
@@ -325,6 +330,9 @@ def record_run(work: Path, variant: str, seed: int, s: dict, threads: int, facts
         "png": png,
         "dicom_screen": dicom,
     }
+    if base:
+        record["base"] = base
+    return record
 
 
 def main() -> None:

@@ -84,6 +84,30 @@ def test_report_gives_mean_sd_and_judges_ablations_by_their_standard_error(tmp_p
     assert "| main-s2 | 10.0 | 40.0 | 1.0 -> 1.5 | 1 |" in text
 
 
+def test_report_pairs_each_fine_tuned_run_with_the_model_it_started_from(tmp_path):
+    records = tmp_path / "runs"
+    for seed, (a, c) in zip((1, 2, 3), ((0.88, 0.80), (0.86, 0.82), (0.90, 0.79))):
+        base = _record("no_augment", seed, {"site_a": a, "site_b": 0.86, "site_c": c})
+        tuned = _record("field_of_view_finetune", seed, {"site_a": a + 0.005, "site_b": 0.86, "site_c": c + 0.05 + seed / 1000})  # fmt: skip
+        tuned["base"] = {"run": f"no_augment-s{seed}", "png": base["png"], "dicom_screen": base["dicom_screen"]}
+        _write(records, tuned)
+    doc = tmp_path / "RESULTS.md"
+    report.write_report(records, doc, SCHEDULE)
+    text = doc.read_text()
+    assert "## Fine-tuning, paired with the model it started from" in text
+    row = next(line for line in text.splitlines() if line.startswith("| no_augment's model of the same seed"))
+    assert "| 3 | no_augment-s1, no_augment-s2, no_augment-s3 |" in row
+    # site_a +0.5 exactly every seed: sd 0 -> judged; site_b unchanged; site_c +5.2 +- 0.1
+    assert row.endswith("| +0.50 +- 0.00 (better) | +0.00 +- 0.00 (within noise) | +5.20 +- 0.10 (better) |")
+    assert "main" not in by_heading(text, "## Fine-tuning")
+
+
+def by_heading(text: str, heading: str) -> str:
+    """The section of a markdown text under `heading`, up to the next heading."""
+    part = text.split(heading, 1)[1]
+    return part.split("\n## ", 1)[0]
+
+
 def test_report_with_no_records_says_so(tmp_path):
     doc = tmp_path / "RESULTS.md"
     report.write_report(tmp_path / "none", doc, SCHEDULE)
