@@ -111,6 +111,7 @@ def main() -> None:
         "--out",
         str(args.work / "calibrated"),
     ]
+    shutil.rmtree(args.work / "calibrated", ignore_errors=True)  # this script's own output of a previous run
     subprocess.run(calibrate, check=True)
     # radz eval --calibrate writes a new bundle (never in place): it becomes the shipped one.
     shutil.rmtree(DEFAULT)
