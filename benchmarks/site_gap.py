@@ -3,8 +3,8 @@ one group of another site's acquisition settings swapped in at a time (paired: s
 findings, placement draws and noise), scored zero-shot by the bundle (C++ preprocessing, ONNX
 Runtime, anchor mode), macro AUC per hybrid.
 
-    python benchmarks/site_gap.py --bundle python/radz_engine/assets/default --site site_c
-    python benchmarks/site_gap.py --bundle B --site site_b --n 800 --out docs/results/site_gap_b.json
+    python benchmarks/site_gap.py --site site_c     # the shipped default bundle
+    python benchmarks/site_gap.py --bundle B --site site_b --n 800 --out docs/results/site_gap/NAME-site_b.json
 
 A group whose swap costs most AUC is what the training should learn to ignore (augmentation) or
 what the preprocessing should normalise. Storage (MONOCHROME1, BitsStored) is not a group: the
@@ -51,8 +51,9 @@ def hybrids(base: acquisition.SiteStyle, other: acquisition.SiteStyle) -> dict[s
     return out
 
 
-def macro_auc(bundle, cases, feats_fn) -> float:
-    feats = feats_fn(phantom_inputs(bundle, cases))
+def macro_auc(bundle, cases) -> float:
+    """The bundle's macro AUC (anchor mode) on phantom cases."""
+    feats = encoder_embeddings(bundle, phantom_inputs(bundle, cases))
     classes = bundle.class_names
     labels = np.array([[c.labels[k] for k in classes] for c in cases], dtype=np.float64)
     scores = class_scores(feats, bundle.embeddings(), "anchor", bundle.tau)
@@ -62,7 +63,7 @@ def macro_auc(bundle, cases, feats_fn) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bundle", type=Path, default=Path("python/radz_engine/assets/default"))
+    parser.add_argument("--bundle", type=Path, default=None, help="a bundle folder (default: the shipped one)")
     parser.add_argument("--site", default="site_c", help="the unseen site whose settings are swapped in")
     parser.add_argument("--base", default="site_a", help="the training site (default site_a)")
     parser.add_argument("--n", type=int, default=600, help="phantoms per hybrid (default 600)")
@@ -80,14 +81,14 @@ def main() -> None:
             # The base site's key keeps the random streams, so every hybrid renders the same patients.
             acquisition.SITES[args.base] = style
             cases = list(generate_cases(args.n, seed=args.seed, sites=(args.base,), size=256))
-            rows[label] = macro_auc(bundle, cases, lambda x: encoder_embeddings(bundle, x))
+            rows[label] = macro_auc(bundle, cases)
             print(f"{label:24s} {rows[label]:.4f}", flush=True)
     finally:
         acquisition.SITES[args.base] = base
     truth = list(generate_cases(args.n, seed=args.seed, sites=(args.site,), size=256))
-    rows[f"{args.site} itself"] = macro_auc(bundle, truth, lambda x: encoder_embeddings(bundle, x))
+    rows[f"{args.site} itself"] = macro_auc(bundle, truth)
     print(f"{args.site + ' itself':24s} {rows[args.site + ' itself']:.4f}")
-    result = {"bundle": str(args.bundle), "base": args.base, "site": args.site, "n": args.n, "seed": args.seed,
+    result = {"bundle": str(args.bundle or "shipped default"), "base": args.base, "site": args.site, "n": args.n, "seed": args.seed,
               "groups": {k: list(v) for k, v in GROUPS.items()}, "macro_auc_anchor": rows}  # fmt: skip
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")

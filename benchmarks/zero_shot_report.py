@@ -113,7 +113,9 @@ def main_section(records: list[dict]) -> list[str]:
     return lines + [""]
 
 
-def ablation_section(by_variant: dict[str, list[dict]], descriptions: dict[str, str]) -> list[str]:
+def ablation_section(
+    by_variant: dict[str, list[dict]], descriptions: dict[str, str], finetunes: set[str] = frozenset()
+) -> list[str]:
     main = by_variant["main"]
     lines = [
         "## Ablations",
@@ -127,7 +129,8 @@ def ablation_section(by_variant: dict[str, list[dict]], descriptions: dict[str, 
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     main_unseen = [unseen_mean(r, lambda r, s: png_macro(r, s, "anchor")) for r in main]
-    for variant in ["main"] + sorted(v for v in by_variant if v not in ("main", "unseen_class")):
+    # fine-tunes change more than one thing (base, steps): their own section pairs them with their base
+    for variant in ["main"] + sorted(v for v in by_variant if v not in ("main", "unseen_class", *finetunes)):
         records = by_variant[variant]
         unseen = [unseen_mean(r, lambda r, s: png_macro(r, s, "anchor")) for r in records]
         cells = [
@@ -153,7 +156,7 @@ def finetune_section(by_variant: dict[str, list[dict]], descriptions: dict[str, 
         "Macro AUC (anchor, 512-px DICOM through `radz screen`) of each fine-tuned run and its change from "
         "the very model it started from (the same seed's base run, evaluated alongside: the difference is "
         "paired, so seed-to-seed spread cancels). Change: mean +- sd over seeds; 'better'/'worse' only where "
-        "the mean change exceeds two standard errors.",
+        "a paired t test says so at 95% (with 2 seeds that needs the change to exceed 9 sd).",
         "",
         "| variant | seeds | base | site_a | site_b | site_c | change site_a | change site_b | change site_c |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|",
@@ -168,14 +171,21 @@ def finetune_section(by_variant: dict[str, list[dict]], descriptions: dict[str, 
     return lines + [""]
 
 
+# Two-sided 95% critical values of Student's t by degrees of freedom (n - 1); 2.0 beyond.
+T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23}
+
+
 def paired(differences: list[float]) -> str:
-    """Mean +- sd of paired differences in AUC points, judged against two standard errors."""
+    """Mean +- sd of paired differences in AUC points, judged by a paired t test (95%, two-sided)."""
+    differences = [d for d in differences if d == d]
+    if not differences:
+        return "n/a"
     mean, sd = mean_sd(differences)
-    if sd != sd:
+    if len(differences) < 2:
         return f"{100 * mean:+.2f} (1 run)"
-    verdict = (
-        "within noise" if abs(mean) <= 2 * sd / math.sqrt(len(differences)) else ("better" if mean > 0 else "worse")
-    )
+    se = sd / math.sqrt(len(differences))
+    significant = abs(mean) > T95.get(len(differences) - 1, 2.0) * se
+    verdict = ("better" if mean > 0 else "worse") if significant else "within noise"
     return f"{100 * mean:+.2f} +- {100 * sd:.2f} ({verdict})"
 
 
@@ -250,7 +260,7 @@ def runs_section(by_variant: dict[str, list[dict]]) -> list[str]:
 
 
 def write_report(record_dir: Path, doc: Path, schedule: dict, quick: bool = False) -> None:
-    from zero_shot_results import VARIANTS  # the driver owns the variant list
+    from zero_shot_results import FINETUNE, VARIANTS  # the driver owns the variant list
 
     by_variant = load_records(record_dir, schedule)
     descriptions = {name: text for name, (text, _) in VARIANTS.items()}
@@ -276,7 +286,7 @@ def write_report(record_dir: Path, doc: Path, schedule: dict, quick: bool = Fals
         lines += [discussion.read_text().strip(), ""]
     if "main" in by_variant:
         lines += main_section(by_variant["main"])
-        lines += ablation_section(by_variant, descriptions)
+        lines += ablation_section(by_variant, descriptions, set(FINETUNE))
     lines += finetune_section(by_variant, descriptions)
     if "unseen_class" in by_variant:
         lines += unseen_class_section(by_variant["unseen_class"])

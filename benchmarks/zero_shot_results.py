@@ -5,7 +5,9 @@ site, one JSON record per run, and the report (mean +- sd) built from all record
     python benchmarks/zero_shot_results.py --work /tmp/radz_results --variants all --seeds 1,2
     python benchmarks/zero_shot_results.py --quick --work /tmp/radz_quick   # CI-sized, minutes
 
-Each run (variant, seed) trains the `tiny` preset on phantoms of site_a with `radz train`,
+Each run (variant, seed) trains the `tiny` preset on phantoms of site_a with `radz train` (a
+fine-tuning variant, FINETUNE, continues the same seed's run of its base variant: trained first
+when missing, evaluated beside it and kept in its record for a paired comparison),
 then is evaluated zero-shot, with the project's commands, on held-out phantoms of site_a (in-site)
 and of the unseen sites site_b and site_c:
 - at the training size (256-px PNG) in the three scoring modes (`radz eval --checkpoint`),
@@ -177,9 +179,8 @@ def load_average() -> list[float]:
 
 
 def train(work: Path, variant: str, seed: int, s: dict, threads: int, log: Path) -> dict:
-    """Trains the run unless its final checkpoint exists; returns its timing facts."""
-    if variant in FINETUNE:
-        base_facts = train(work, FINETUNE[variant][0], seed, s, threads, log)
+    """Trains the run unless its final checkpoint exists (a fine-tune: its base first, when
+    missing); returns its timing facts."""
     run_dir = work / "runs" / f"{variant}-s{seed}"
     facts_path = run_dir / "train_facts.json"
     config = train_config(work, variant, seed, s, threads)
@@ -189,6 +190,7 @@ def train(work: Path, variant: str, seed: int, s: dict, threads: int, log: Path)
         if differ:
             sys.exit(f"{run_dir}: trained with other settings ({', '.join(differ)}); move it away to retrain")
         return json.loads(facts_path.read_text()) if facts_path.exists() else {}
+    base_facts = train(work, FINETUNE[variant][0], seed, s, threads, log) if variant in FINETUNE else None
     path = work / "configs" / f"{variant}-s{seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(config, indent=2))
@@ -201,10 +203,18 @@ def train(work: Path, variant: str, seed: int, s: dict, threads: int, log: Path)
     rates = [r for r in rates if r]
     if rates:
         facts["samples_per_s_median"] = round(float(np.median(rates)), 1)
-    if variant in FINETUNE:  # the time to this model includes its base's training
+    if base_facts is not None:  # the time to this model includes its base's training
         facts["base_wall_s"] = base_facts.get("wall_s")
+        facts["base_sha256"] = weights_digest(Path(config["init_from"]))
     facts_path.write_text(json.dumps(facts, indent=2))
     return facts
+
+
+def weights_digest(checkpoint: Path) -> str:
+    """sha256 of a checkpoint's weights: which exact base model a fine-tune started from."""
+    import hashlib
+
+    return hashlib.sha256((checkpoint / "model.safetensors").read_bytes()).hexdigest()
 
 
 def macro(per_class: dict, classes: list[str]) -> float:
@@ -315,6 +325,11 @@ def record_run(work: Path, variant: str, seed: int, s: dict, threads: int, facts
     base = None
     if variant in FINETUNE:  # the exact model it started from, for a paired comparison
         base_name = f"{FINETUNE[variant][0]}-s{seed}"
+        started = facts.get("base_sha256")
+        if started and started != weights_digest(work / "runs" / base_name / "final"):
+            sys.exit(
+                f"{name}: its base {base_name} was retrained after it; move {work / 'runs' / name} away to redo it"
+            )
         base_png = {site: eval_png(work, base_name, site, log) for site in SITES}
         base = {"run": base_name, "png": base_png, "dicom_screen": eval_dicom(work, base_name, log)}
     record = {
@@ -354,7 +369,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     s = dict(QUICK if args.quick else FULL)
-    args.work = args.work or Path("/tmp/radz_results_quick" if args.quick else "/tmp/radz_results")
+    # absolute: the configs written under WORK name paths that must not resolve against WORK/configs
+    args.work = (args.work or Path("/tmp/radz_results_quick" if args.quick else "/tmp/radz_results")).resolve()
     record_dir = args.record_dir or (args.work / "records" if args.quick else ROOT / "docs" / "results" / "runs")
     doc = args.doc or (args.work / "RESULTS.md" if args.quick else ROOT / "docs" / "RESULTS_ROBUSTNESS.md")
     names = {"all": list(VARIANTS), "ablations": ["main", *ABLATIONS]}

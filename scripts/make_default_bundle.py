@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from zero_shot_results import FINETUNE, FULL, check_bundle, check_schedule, make_dicom_sets  # noqa: E402
 
+from radz_train.data.augment import SHIFTS  # noqa: E402
+
 DEFAULT = ROOT / "python" / "radz_engine" / "assets" / "default"
 CHECK = {"n": 300, "seed": 7, "site": "site_a"}
 
@@ -39,8 +41,8 @@ def augmentation_text(work: Path, runs: list[str]) -> str:
         text = "acquisition-shift augmentation (docs/AUGMENTATION.md)" if config.get("augment") else "none"
         changed = config.get("augment_probabilities") or {}
         if config.get("augment") and changed:
-            enabled = {name: p for name, p in changed.items() if p > 0}
-            text += f", only {json.dumps(enabled)}" if len(changed) > len(enabled) else f", {json.dumps(changed)}"
+            probabilities = {shift.name: changed.get(shift.name, shift.p) for shift in SHIFTS}
+            text += ", shifts with probability > 0: " + json.dumps({k: p for k, p in probabilities.items() if p > 0})
         parts.append(f"{run}: {text}" if len(runs) > 1 else text)
     return "; then fine-tuned, ".join(parts)
 
@@ -118,7 +120,9 @@ def main() -> None:
     shutil.copytree(args.work / "calibrated", DEFAULT)
     # The checked int8 image encoder (`radz screen/serve --int8`); refused, nothing is added.
     quantize = [sys.executable, "-m", "radz_engine.cli", "quantize", str(DEFAULT)]
-    subprocess.run(quantize, check=True)
+    quantized = subprocess.run(quantize).returncode
+    if quantized not in (0, 1):  # 1: the checks refused it and nothing was added
+        raise SystemExit(f"radz quantize failed ({quantized}); the bundle in {DEFAULT} is calibrated but unchecked")
 
     from radz_train.evaluation.bundle_check import phantom_auc
 
@@ -133,7 +137,7 @@ def main() -> None:
         as_typed(line)
         for line in log
         if line.startswith("$ ")
-        and (" synth " in line and "/train " in line or " train " in line and any(f"{r}.json" in line for r in runs))
+        and (" synth " in line and "/train " in line or " train " in line and any(f"/{r}.json" in line for r in runs))
     ]
     commands = list(dict.fromkeys(commands))
     manifest_path = DEFAULT / "manifest.json"
@@ -145,8 +149,8 @@ def main() -> None:
             "radz export " + " ".join(export[4:]),
             "radz " + " ".join(synth[3:]),
             "radz " + " ".join(calibrate[3:]),
-            "radz " + " ".join(quantize[3:]),
-        ],
+        ]
+        + (["radz " + " ".join(quantize[3:])] if quantized == 0 else []),
         "train_config": json.loads((final.parent / "train_config.json").read_text()),
         "check": {**CHECK, "macro_auc": {m: round(r["macro_auc"], 6) for m, r in check.items()}},
         "sites_512px_dicom": {

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -46,7 +48,23 @@ def test_site_gap_runs_on_the_shipped_bundle(tmp_path):
     rows = result["macro_auc_anchor"]
     assert len(rows) == 2 + 2 * len(site_gap.GROUPS) + 1 and "site_b itself" in rows
     assert all(0.0 <= v <= 1.0 for v in rows.values())
-    assert SITES["site_a"].fov_scale == 1.0  # this process's table untouched (the script restores its own)
+
+
+def test_site_gap_restores_the_training_site_when_scoring_fails(monkeypatch):
+    original = SITES["site_a"]
+    seen = []
+
+    def failing(bundle, cases):
+        seen.append(cases[0].acquisition["site"])
+        if len(seen) == 2:  # the first hybrid with another site's settings swapped in
+            raise RuntimeError("scoring failed")
+        return 0.5
+
+    monkeypatch.setattr(site_gap, "macro_auc", failing)
+    monkeypatch.setattr(sys, "argv", ["site_gap.py", "--n", "2"])
+    with pytest.raises(RuntimeError, match="scoring failed"):
+        site_gap.main()
+    assert len(seen) == 2 and SITES["site_a"] is original
 
 
 def test_site_gap_refuses_an_unknown_site(tmp_path):

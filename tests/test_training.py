@@ -99,11 +99,16 @@ def test_fine_tuning_starts_from_a_checkpoint_with_a_fresh_schedule(phantom_csv_
     for key in start:
         torch.testing.assert_close(start[key], trained[key], rtol=0, atol=0, msg=key)
     final = tuned.fit(progress=False)
-    assert json.loads((final / "train_config.json").read_text())["init_from"] == str(base)
+    saved, base_config = (json.loads((p / "train_config.json").read_text()) for p in (final, base))
+    assert saved["init_from"] == str(base)
+    for key in ("checkpoint", "vision_checkpoint", "language_checkpoint"):  # where frozen parts come from
+        assert key in saved and saved[key] == base_config[key]
     moved = load_model(final).state_dict()
     assert any(not torch.equal(moved[k], trained[k]) for k in trained)
     with pytest.raises(ValueError, match="init_from: the model comes from that checkpoint"):
         config(phantom_csv_64, tmp_path / "x", init_from=str(base))  # SMALL model_overrides given too
+    with pytest.raises(ValueError, match="drop model_overrides, checkpoint, vision_checkpoint"):
+        config(phantom_csv_64, tmp_path / "x", model_overrides={}, init_from=str(base), vision_checkpoint="/v")
     (tmp_path / "ft.json").write_text(json.dumps({"train_csv": "x.csv", "out_dir": "o", "init_from": "runs/final"}))
     assert TrainConfig.load(tmp_path / "ft.json").init_from == str((tmp_path / "runs" / "final").resolve())
     # a path given on the command line is relative to the working directory, not to the file

@@ -86,6 +86,8 @@ def test_report_gives_mean_sd_and_judges_ablations_by_their_standard_error(tmp_p
 
 def test_report_pairs_each_fine_tuned_run_with_the_model_it_started_from(tmp_path):
     records = tmp_path / "runs"
+    for seed in (1, 2):
+        _write(records, _record("main", seed, {"site_a": 0.8, "site_b": 0.75, "site_c": 0.7 + seed / 100}))
     for seed, (a, c) in zip((1, 2, 3), ((0.88, 0.80), (0.86, 0.82), (0.90, 0.79))):
         base = _record("no_augment", seed, {"site_a": a, "site_b": 0.86, "site_c": c})
         tuned = _record("field_of_view_finetune", seed, {"site_a": a + 0.005, "site_b": 0.86, "site_c": c + 0.05 + seed / 1000})  # fmt: skip
@@ -99,7 +101,9 @@ def test_report_pairs_each_fine_tuned_run_with_the_model_it_started_from(tmp_pat
     assert "| 3 | no_augment-s1, no_augment-s2, no_augment-s3 |" in row
     # site_a +0.5 exactly every seed: sd 0 -> judged; site_b unchanged; site_c +5.2 +- 0.1
     assert row.endswith("| +0.50 +- 0.00 (better) | +0.00 +- 0.00 (within noise) | +5.20 +- 0.10 (better) |")
-    assert "main" not in by_heading(text, "## Fine-tuning")
+    assert "| main-s" not in by_heading(text, "## Fine-tuning")
+    ablations = by_heading(text, "## Ablations")
+    assert "| DFAT + DKAM" in ablations and "no_augment's model" not in ablations  # fine-tunes: own section
 
 
 def by_heading(text: str, heading: str) -> str:
@@ -176,6 +180,35 @@ def test_quick_study_runs_every_step_and_records_the_run(tmp_path):
     # a second invocation finds the record and redoes nothing
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0 and "recorded already" in again.stdout
+
+
+@pytest.mark.slow
+def test_quick_fine_tune_records_its_base_and_refuses_a_retrained_base(tmp_path):
+    script = ROOT / "benchmarks" / "zero_shot_results.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(script), "--quick", "--work", str(tmp_path), "--variants", "field_of_view_finetune"]
+    cmd += ["--seeds", "1", "--threads", "1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    record = json.loads((tmp_path / "records" / "field_of_view_finetune-s1.json").read_text())
+    assert record["train_config"]["init_from"] == str(tmp_path / "runs" / "no_augment-s1" / "final")
+    assert record["base"]["run"] == "no_augment-s1" and record["train"]["base_wall_s"] > 0
+    for site in report.SITES:
+        assert 0.0 <= record["base"]["dicom_screen"][site]["anchor"]["macro"] <= 1.0
+    assert "## Fine-tuning, paired" in (tmp_path / "RESULTS.md").read_text()
+    # the base replaced after the fine-tune started from it: recording the pair again is refused
+    weights = tmp_path / "runs" / "no_augment-s1" / "final" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes() + b" ")
+    (tmp_path / "records" / "field_of_view_finetune-s1.json").unlink()
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode != 0 and "its base no_augment-s1 was retrained after it" in again.stderr
+
+
+def test_paired_changes_are_judged_by_a_t_test():
+    assert report.paired([0.01, 0.005]) == "+0.75 +- 0.35 (within noise)"  # t = 3: not enough at 1 df
+    assert report.paired([0.050, 0.052, 0.051]) == "+5.10 +- 0.10 (better)"
+    assert report.paired([-0.02, float("nan"), -0.021, -0.019]) == "-2.00 +- 0.10 (worse)"
+    assert report.paired([0.01]) == "+1.00 (1 run)" and report.paired([float("nan")]) == "n/a"
 
 
 def test_fine_tune_variant_starts_from_its_base_run_at_a_third_of_the_steps(tmp_path):

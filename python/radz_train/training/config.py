@@ -73,8 +73,12 @@ class TrainConfig:
             raise ValueError(f"grad_accum: must divide batch_size ({self.batch_size}), got {self.grad_accum}")
         if not 0.0 <= self.lam <= 1.0:
             raise ValueError(f"lam: must be in [0, 1], got {self.lam}")
-        if self.init_from is not None and (self.model_overrides or self.checkpoint):
-            raise ValueError("init_from: the model comes from that checkpoint; drop model_overrides and checkpoint")
+        sources = (self.model_overrides, self.checkpoint, self.vision_checkpoint, self.language_checkpoint)
+        if self.init_from and any(sources):
+            raise ValueError(
+                "init_from: the model comes from that checkpoint; drop model_overrides, checkpoint, "
+                "vision_checkpoint and language_checkpoint"
+            )
         if self.augment is not None and not isinstance(self.augment, bool):
             raise ValueError(f"augment: must be true, false or null (auto), got {self.augment!r}")
         from radz_train.data.augment import check_probabilities

@@ -122,7 +122,14 @@ class Trainer:
             self.model = load_model(self.resume_from, device="cpu").train()
         elif config.init_from:
             self.model = load_model(config.init_from, device="cpu").train()
-        else:
+        if config.init_from:
+            # Frozen pretrained parts are not in model.safetensors: loading this run later rebuilds
+            # them from the sources its base was built from, so its config names them too.
+            source = self.resume_from or Path(config.init_from)
+            built_from = json.loads((source / "train_config.json").read_text())
+            for key in ("checkpoint", "vision_checkpoint", "language_checkpoint"):
+                setattr(config, key, built_from.get(key))
+        if not (self.resume_from or config.init_from):
             from radz_train.model.registry import get_model_config
 
             model_config = get_model_config(config.model, config.model_overrides)
