@@ -250,7 +250,9 @@ def test_results_name_their_model(study_folder, tmp_path, capsys):
     assert sidecar["card"]["hash"] == identity["hash"] and read_output_card(out) == sidecar
     docs = [json.loads(line) for line in out.read_text().splitlines()]
     assert all(d["model"] == identity for d in docs)  # failed rows too
-    assert all(d["thresholds"]["cardiomegaly"] == pytest.approx(0.099329, abs=1e-6) for d in docs)
+    threshold = {c["name"]: c["threshold"] for c in load_bundle().classes}["cardiomegaly"]
+    assert 0.0 < threshold < 1.0  # the shipped bundle is calibrated
+    assert all(d["thresholds"]["cardiomegaly"] == pytest.approx(threshold, abs=1e-6) for d in docs)
     doc = json.loads(summary.read_text())
     assert doc["model"] == identity and set(doc["thresholds"]) == set(doc["positives"])
     assert doc["notice"] == notice and doc["intended_use"] == "research"
@@ -265,7 +267,9 @@ def test_results_name_their_model(study_folder, tmp_path, capsys):
     classes = json.loads((other / "classes.json").read_text())
     classes["classes"][0]["threshold"] = classes["classes"][0]["calibration"]["threshold"] = 0.5
     (other / "classes.json").write_text(json.dumps(classes))
-    write_manifest(other, json.loads((other / "manifest.json").read_text()))
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["name"] = "other_bundle"
+    write_manifest(other, manifest)
     capsys.readouterr()
     assert screen_main([str(study_folder), "--out", str(csv_out), "--bundle", str(other), *common]) == 2
     err = capsys.readouterr().err
