@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 # `radz train --preset NAME --data DIR`: the settings of the project's own runs, no JSON to write.
-# "tiny" is the run behind docs/RESULTS.md and the shipped default bundle (1250 steps of 64 on
-# 8,000 phantoms: about 15 minutes on 2 CPU cores).
+# "tiny" is the run behind docs/RESULTS.md and, with augment=false, the first stage of the shipped
+# default bundle, which was then fine-tuned with the field-of-view shift (docs/AUGMENTATION.md)
+# (1250 steps of 64 on 8,000 phantoms: about 15 minutes on 2 CPU cores).
 PRESETS = {
     "tiny": {
         "model": "tiny",
