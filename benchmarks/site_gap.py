@@ -19,13 +19,9 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from radz_engine.bundle.loader import load_bundle
-from radz_engine.scoring.metrics import binary_auc
-from radz_engine.scoring.scores import class_scores
 from radz_train.data.phantom import acquisition, generate_cases
-from radz_train.evaluation.bundle_check import encoder_embeddings, phantom_inputs
+from radz_train.evaluation.bundle_check import cases_auc
 
 # SiteStyle fields by what they model (docs/PHANTOMS.md).
 GROUPS = {
@@ -53,12 +49,7 @@ def hybrids(base: acquisition.SiteStyle, other: acquisition.SiteStyle) -> dict[s
 
 def macro_auc(bundle, cases) -> float:
     """The bundle's macro AUC (anchor mode) on phantom cases."""
-    feats = encoder_embeddings(bundle, phantom_inputs(bundle, cases))
-    classes = bundle.class_names
-    labels = np.array([[c.labels[k] for k in classes] for c in cases], dtype=np.float64)
-    scores = class_scores(feats, bundle.embeddings(), "anchor", bundle.tau)
-    values = [binary_auc(labels[:, j], scores[:, j]) for j in range(len(classes))]
-    return float(np.nanmean(values))
+    return cases_auc(bundle, cases, modes=("anchor",))["anchor"]["macro_auc"]
 
 
 def main() -> None:

@@ -256,3 +256,26 @@ def test_command_line_overrides_reach_nested_settings(tmp_path):
     assert config.lam == 1.0
     with pytest.raises(ValueError, match="unknown setting"):
         TrainConfig.load(tmp_path / "c.json", [("modle_overrides.x", 1)])
+
+
+def test_a_fine_tune_of_a_model_built_on_pretrained_parts_reloads_with_them(phantom_csv_64, tmp_path):
+    """The base's pretrained sources travel into the fine-tune's config, so `load_model` rebuilds
+    the fine-tune on them (frozen weights are not in model.safetensors)."""
+    from transformers import CLIPVisionModel, LlamaForCausalLM
+
+    from test_model import _tiny_hf_parts  # tiny CLIP + Llama folders, built in place
+
+    tok, vision, text = _tiny_hf_parts(tmp_path)
+    CLIPVisionModel(vision).save_pretrained(tmp_path / "vision")
+    LlamaForCausalLM(text).save_pretrained(tmp_path / "lm")
+    tok.save_pretrained(tmp_path / "lm")
+    sources = {"vision_checkpoint": str(tmp_path / "vision"), "language_checkpoint": str(tmp_path / "lm")}
+    common = dict(max_steps=1, limit=16, augment=False, batch_size=8, model_overrides={})
+    base = Trainer(config(phantom_csv_64, tmp_path / "base", **common, **sources)).fit(progress=False)
+    tuned = Trainer(config(phantom_csv_64, tmp_path / "tuned", **common, init_from=str(base)))
+    final = tuned.fit(progress=False)
+    saved = json.loads((final / "train_config.json").read_text())
+    assert {k: saved[k] for k in sources} == sources and saved["init_from"] == str(base)
+    reloaded, trained = load_model(final).state_dict(), tuned.model.state_dict()
+    for key in trained:
+        torch.testing.assert_close(reloaded[key], trained[key], rtol=0, atol=0, msg=key)

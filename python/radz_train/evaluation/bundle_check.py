@@ -49,7 +49,11 @@ def phantom_auc(
     """Macro and per-class AUC of a bundle on n fresh phantoms (seed, site) at the bundle's input,
     with one of its image encoders (`role`: image_encoder, image_encoder_fp16, image_encoder_int8)."""
     bundle = load_bundle(bundle_path)
-    cases = list(generate_cases(n, seed=seed, sites=(site,), size=256))
+    return cases_auc(bundle, list(generate_cases(n, seed=seed, sites=(site,), size=256)), modes, role)
+
+
+def cases_auc(bundle, cases, modes=("anchor", "softmax", "posneg"), role: str = "image_encoder") -> dict:
+    """Macro and per-class AUC of a loaded bundle on phantom cases, per scoring mode."""
     feats = encoder_embeddings(bundle, phantom_inputs(bundle, cases), role)
     classes = bundle.class_names
     labels = np.array([[c.labels[k] for k in classes] for c in cases], dtype=np.float64)
